@@ -1,0 +1,19 @@
+"""invgray: colour photos to ordinary-looking grayscale PNGs that restore their colour.
+
+The public API (``encode``, ``decode``, ``load_model``) is imported lazily so that
+``invgray --version`` answers without importing torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "encode", "decode", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("encode", "decode", "load_model"):
+        from . import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'invgray_cli' has no attribute {name!r}")
