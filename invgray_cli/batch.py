@@ -1,0 +1,244 @@
+"""Pure helpers behind the batch command line: which files to read, where to write, whether we may.
+
+Nothing here touches an image's pixels or a model, so every rule (input expansion,
+output naming, the overwrite policy, the summary for ``--json``) is tested on its own.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from .errors import InvgrayError
+
+STDIO = "-"
+# Extensions Pillow reads out of the box; files met inside folders or globs with any other are skipped.
+IMAGE_SUFFIXES = frozenset({
+    ".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".jp2", ".j2k", ".jpx", ".pcx", ".sgi", ".qoi",
+})
+GRAY_SUFFIX = ".gray.png"
+COLOR_SUFFIX = ".color.png"
+_NAME_TAGS = (".gray", ".color")  # stripped from a stem before the new suffix, so a.gray.png -> a.color.png
+
+Status = Literal["ok", "skipped", "failed"]
+Action = Literal["write", "skip"]
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One file to process. ``source`` None is stdin; ``rel`` is its place below -o DIR."""
+
+    source: Path | None
+    rel: Path
+    discovered: bool = False  # found inside a folder or glob rather than named by the user
+
+    @property
+    def label(self) -> str:
+        return "<stdin>" if self.source is None else str(self.source)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    items: list[InputItem]
+    notes: list[str]  # files passed over on purpose, one line each
+    missing: list[tuple[str, str]]  # (argument, why nothing came of it)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One line of the ``--json`` summary."""
+
+    input: str
+    output: str | None
+    status: Status
+    error: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    seconds: float | None = None
+    model: str | None = None
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def has_glob_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def glob_base(pattern: str) -> Path:
+    """The leading part of a glob pattern without wildcards: matches are mirrored relative to it."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if has_glob_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _walk_folder(folder: Path) -> list[Path]:
+    """Files below ``folder``, sorted, skipping hidden files and folders (``.git``, ``.DS_Store``)."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+    return found
+
+
+def _within(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
+                  exclude: Path | None = None) -> Expansion:
+    """Turn command-line inputs (files, folders, quoted globs, ``-``) into the files to process.
+
+    Files named by the user are always tried. Files found in folders or globs are kept only
+    when their extension is an image's, are not this command's own output (``own_suffix``,
+    e.g. ``.gray.png`` for encode) and do not lie under ``exclude`` (the output folder).
+    Each file is listed once, in argument order.
+    """
+    items: list[InputItem] = []
+    notes: list[str] = []
+    missing: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path, discovered: bool) -> None:
+        if discovered:
+            if not is_image_name(path):
+                notes.append(f"skipped {path}: not an image file name")
+                return
+            if own_suffix and path.name.lower().endswith(own_suffix):
+                notes.append(f"skipped {path}: already an invgray output ({own_suffix})")
+                return
+            if _within(path, exclude):
+                return  # our own output folder: silently not an input
+        key = path.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        items.append(InputItem(path, rel, discovered))
+
+    def add_folder(folder: Path, base: Path) -> None:
+        for path in _walk_folder(folder):
+            add(path, path.relative_to(base), discovered=True)
+
+    for arg in args:
+        if arg == STDIO:
+            items.append(InputItem(None, Path("stdin")))
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            add_folder(path, path)
+        elif path.exists() or os.path.lexists(path):
+            add(path, Path(path.name), discovered=False)
+        elif has_glob_magic(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            if not matches:
+                missing.append((arg, f"no file matches the pattern {arg!r}"))
+            base = glob_base(arg)
+            for match in map(Path, matches):
+                if match.is_dir():
+                    add_folder(match, base)
+                else:
+                    add(match, match.relative_to(base), discovered=True)
+        else:
+            missing.append((arg, f"{arg}: no such file or folder"))
+    return Expansion(items, notes, missing)
+
+
+def default_output_name(input_name: str, suffix: str) -> str:
+    """``photo.jpg`` -> ``photo.gray.png``; ``photo.gray.png`` -> ``photo.color.png``."""
+    stem = Path(input_name).stem if Path(input_name).suffix else input_name
+    for tag in _NAME_TAGS:
+        if stem.lower().endswith(tag) and len(stem) > len(tag):
+            stem = stem[: -len(tag)]
+            break
+    return stem + suffix
+
+
+def output_path_for(item: InputItem, output_arg: str | None, suffix: str, many: bool) -> Path | None:
+    """Where ``item`` is written; None means stdout.
+
+    No ``-o``: beside the input (stdin goes to stdout). ``-o -``: stdout. Many inputs:
+    ``-o`` is a folder and the input's subfolder path is mirrored below it. One input:
+    ``-o`` is the file, unless it is an existing folder or ends with a slash.
+    """
+    name = default_output_name(item.rel.name, suffix)
+    if output_arg == STDIO:
+        return None
+    if output_arg is None:
+        return None if item.source is None else item.source.parent / name
+    out = Path(output_arg)
+    if many:
+        return out / item.rel.parent / name
+    if out.is_dir() or output_arg.endswith(("/", os.sep)):
+        return out / name
+    return out
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file (links and hard links included)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_overwrite(source: Path | None, output: Path, force: bool, skip_existing: bool) -> Action:
+    """Decide whether ``output`` may be written: never over its input, never silently over a file."""
+    if source is not None and same_file(source, output):
+        raise InvgrayError(f"output {output} would replace its input; choose another output with -o")
+    if output.is_dir():
+        raise InvgrayError(f"output {output} is a folder; give a file name or use -o DIR with several inputs")
+    if output.exists() or output.is_symlink():
+        if skip_existing:
+            return "skip"
+        if not force:
+            raise InvgrayError(f"{output} exists; use --force to overwrite it or --skip-existing to keep it")
+    return "write"
+
+
+def check_parent(output: Path, create: bool) -> None:
+    """The folder of ``output`` must exist; with ``create`` (the -o DIR tree) it is made."""
+    parent = output.parent
+    if parent.is_dir():
+        return
+    if parent.exists():
+        raise InvgrayError(f"cannot write {output}: {parent} is not a folder")
+    if not create:
+        raise InvgrayError(f"folder {parent} does not exist; create it first or choose another -o")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvgrayError(f"cannot create folder {parent}: {e.strerror or e}") from e
+
+
+def find_collision(output: Path, taken: dict[Path, str]) -> str | None:
+    """The input already writing to ``output`` in this run, if any (``taken``: resolved output -> input)."""
+    return taken.get(output.resolve())
+
+
+def summary(command: str, results: Sequence[FileResult], **extra: object) -> dict:
+    """The ``--json`` document: counts and one record per file."""
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
+    return {"command": command, "ok": counts["failed"] == 0, "counts": counts, **extra,
+            "files": [asdict(r) for r in results]}
+
+
+def exit_code(results: Sequence[FileResult]) -> int:
+    """0 when nothing failed, 1 when any file failed."""
+    return 1 if any(r.status == "failed" for r in results) else 0

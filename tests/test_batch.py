@@ -1,0 +1,147 @@
+"""The pure rules of the batch command line: inputs, output names, overwrite policy, summary."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from invgray_cli import batch
+from invgray_cli.batch import FileResult, InputItem
+from invgray_cli.errors import InvgrayError
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    for rel in ["a.jpg", "b.PNG", "notes.txt", "sub/c.webp", "sub/deeper/d.tif", "sub/a.gray.png",
+                ".hidden.jpg", ".git/e.jpg"]:
+        touch(root / rel)
+    return root
+
+
+def test_folder_is_recursive_sorted_and_skips_non_images(tree: Path) -> None:
+    exp = batch.expand_inputs([str(tree)], own_suffix=batch.GRAY_SUFFIX)
+    assert [i.rel.as_posix() for i in exp.items] == ["a.jpg", "b.PNG", "sub/c.webp", "sub/deeper/d.tif"]
+    assert all(i.discovered for i in exp.items)
+    assert any("notes.txt" in n and "not an image" in n for n in exp.notes)
+    assert any("a.gray.png" in n and "invgray output" in n for n in exp.notes)
+    assert exp.missing == []
+
+
+def test_named_file_is_always_tried_and_listed_once(tree: Path) -> None:
+    exp = batch.expand_inputs([str(tree / "notes.txt"), str(tree / "a.jpg"), str(tree)])
+    assert [i.rel.as_posix() for i in exp.items][:2] == ["notes.txt", "a.jpg"]
+    assert not exp.items[0].discovered
+    assert [i.source for i in exp.items].count(tree / "a.jpg") == 1
+
+
+def test_glob_mirrors_relative_to_its_fixed_part(tree: Path) -> None:
+    exp = batch.expand_inputs([str(tree / "**" / "*.*")])
+    rels = {i.rel.as_posix() for i in exp.items}
+    assert {"a.jpg", "sub/c.webp", "sub/deeper/d.tif"} <= rels
+    assert "notes.txt" not in rels
+
+
+def test_missing_path_and_empty_glob_are_reported(tmp_path: Path) -> None:
+    exp = batch.expand_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "*.none")])
+    assert exp.items == []
+    assert len(exp.missing) == 2
+    assert "no such file" in exp.missing[0][1] and "no file matches" in exp.missing[1][1]
+
+
+def test_output_folder_is_not_an_input(tree: Path) -> None:
+    touch(tree / "out" / "x.jpg")
+    exp = batch.expand_inputs([str(tree)], exclude=tree / "out")
+    assert all("out" not in i.rel.parts for i in exp.items)
+
+
+def test_stdin() -> None:
+    exp = batch.expand_inputs(["-"])
+    assert exp.items == [InputItem(None, Path("stdin"))]
+    assert exp.items[0].label == "<stdin>"
+
+
+@pytest.mark.parametrize("name, suffix, expected", [
+    ("photo.jpg", batch.GRAY_SUFFIX, "photo.gray.png"),
+    ("photo.gray.png", batch.COLOR_SUFFIX, "photo.color.png"),
+    ("photo.GRAY.png", batch.COLOR_SUFFIX, "photo.color.png"),
+    ("photo.color.png", batch.GRAY_SUFFIX, "photo.gray.png"),
+    ("my.holiday.jpeg", batch.GRAY_SUFFIX, "my.holiday.gray.png"),
+    (".gray.png", batch.COLOR_SUFFIX, ".gray.color.png"),
+    ("stdin", batch.GRAY_SUFFIX, "stdin.gray.png"),
+])
+def test_default_output_name(name: str, suffix: str, expected: str) -> None:
+    assert batch.default_output_name(name, suffix) == expected
+
+
+def test_output_path_rules(tmp_path: Path) -> None:
+    item = InputItem(tmp_path / "in" / "sub" / "a.jpg", Path("sub/a.jpg"), True)
+    gray = batch.GRAY_SUFFIX
+    assert batch.output_path_for(item, None, gray, many=True) == tmp_path / "in" / "sub" / "a.gray.png"
+    assert batch.output_path_for(item, str(tmp_path / "out"), gray, many=True) == tmp_path / "out/sub/a.gray.png"
+    assert batch.output_path_for(item, str(tmp_path / "g.png"), gray, many=False) == tmp_path / "g.png"
+    assert batch.output_path_for(item, str(tmp_path) + "/new/", gray, many=False) == tmp_path / "new/a.gray.png"
+    assert batch.output_path_for(item, str(tmp_path), gray, many=False) == tmp_path / "a.gray.png"
+    assert batch.output_path_for(item, "-", gray, many=False) is None
+    assert batch.output_path_for(InputItem(None, Path("stdin")), None, gray, many=False) is None
+
+
+def test_check_overwrite_policy(tmp_path: Path) -> None:
+    src = touch(tmp_path / "a.png")
+    out = tmp_path / "a.gray.png"
+    assert batch.check_overwrite(src, out, force=False, skip_existing=False) == "write"
+    touch(out)
+    with pytest.raises(InvgrayError, match="--force"):
+        batch.check_overwrite(src, out, force=False, skip_existing=False)
+    assert batch.check_overwrite(src, out, force=True, skip_existing=False) == "write"
+    assert batch.check_overwrite(src, out, force=False, skip_existing=True) == "skip"
+    with pytest.raises(InvgrayError, match="replace its input"):
+        batch.check_overwrite(src, tmp_path / "." / "a.png", force=True, skip_existing=False)
+    with pytest.raises(InvgrayError, match="is a folder"):
+        batch.check_overwrite(src, tmp_path, force=True, skip_existing=False)
+
+
+def test_output_may_not_replace_input_through_a_link(tmp_path: Path) -> None:
+    src = touch(tmp_path / "a.png")
+    os.symlink(src, tmp_path / "link.png")
+    os.link(src, tmp_path / "hard.png")
+    for alias in ("link.png", "hard.png"):
+        with pytest.raises(InvgrayError, match="replace its input"):
+            batch.check_overwrite(src, tmp_path / alias, force=True, skip_existing=False)
+
+
+def test_check_parent(tmp_path: Path) -> None:
+    batch.check_parent(tmp_path / "x.png", create=False)
+    with pytest.raises(InvgrayError, match="does not exist"):
+        batch.check_parent(tmp_path / "missing" / "x.png", create=False)
+    assert not (tmp_path / "missing").exists()
+    batch.check_parent(tmp_path / "made" / "deep" / "x.png", create=True)
+    assert (tmp_path / "made" / "deep").is_dir()
+    touch(tmp_path / "file")
+    with pytest.raises(InvgrayError, match="not a folder"):
+        batch.check_parent(tmp_path / "file" / "x.png", create=True)
+
+
+def test_find_collision(tmp_path: Path) -> None:
+    taken = {(tmp_path / "a.gray.png").resolve(): "a.jpg"}
+    assert batch.find_collision(tmp_path / "." / "a.gray.png", taken) == "a.jpg"
+    assert batch.find_collision(tmp_path / "b.gray.png", taken) is None
+
+
+def test_summary_and_exit_code() -> None:
+    ok = FileResult("a.jpg", "a.gray.png", "ok", bytes=10, width=2, height=3, seconds=0.1, model="m")
+    skipped = FileResult("b.jpg", "b.gray.png", "skipped")
+    failed = FileResult("c.jpg", None, "failed", error="broken")
+    doc = batch.summary("encode", [ok, skipped, failed], model="m")
+    assert doc["counts"] == {"ok": 1, "skipped": 1, "failed": 1}
+    assert doc["ok"] is False and doc["model"] == "m"
+    assert doc["files"][2] == {**doc["files"][2], "status": "failed", "error": "broken"}
+    assert batch.exit_code([ok, skipped]) == 0
+    assert batch.exit_code([ok, failed]) == 1
