@@ -1,0 +1,388 @@
+"""Encode and decode on arrays, files and in-memory images.
+
+A :class:`Codec` is a loaded model on a device with its dtype and tile size; it holds no
+per-image state, so one instance serves many images (and threads). The gray PNG carries a
+text chunk ``invgray`` = ``{"format", "model", "sha256", "version"}`` so decode can pick the
+model that wrote it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import __version__
+from .devices import dtype_for, resolve_device
+from .errors import InvgrayError
+from .imageio import (
+    DEFAULT_MAX_PIXELS,
+    Source,
+    normalise_color,
+    normalise_gray,
+    png_text,
+    read_color,
+    read_gray,
+    write_color,
+    write_gray_png,
+)
+from .models.net import InvertibleGray
+from .models.registry import ModelInfo, default_model_name, find_entry, resolve_model
+from .tiling import ProgressFn, auto_tile_size, run_tiled
+
+FORMAT_VERSION = 1
+CHUNK_KEY = "invgray"
+SHA_PREFIX_LENGTH = 16
+
+Destination = str | Path | BinaryIO
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    format: int
+    model: str
+    sha256: str  # prefix of the weights file's sha256
+    version: str  # invgray version that wrote the gray
+
+
+def make_chunk(info: ModelInfo) -> dict[str, str]:
+    payload = {"format": FORMAT_VERSION, "model": info.name, "sha256": info.sha256[:SHA_PREFIX_LENGTH], "version": __version__}
+    return {CHUNK_KEY: json.dumps(payload, separators=(",", ":"))}
+
+
+def parse_chunk(text: dict[str, str]) -> ChunkInfo | None:
+    """The invgray chunk in a PNG's text, None when there is none; refuses unknown formats."""
+    raw = text.get(CHUNK_KEY)
+    if raw is None:
+        return None
+    try:
+        payload = json.loads(raw)
+        fmt = payload["format"]
+    except (ValueError, TypeError, KeyError):
+        raise InvgrayError("the invgray chunk of this gray is damaged (not the JSON invgray writes)") from None
+    if fmt != FORMAT_VERSION:
+        raise InvgrayError(
+            f"this gray uses invgray format {fmt}, but invgray {__version__} reads format {FORMAT_VERSION} only; "
+            "upgrade invgray to decode it"
+        )
+    try:
+        return ChunkInfo(int(fmt), str(payload["model"]), str(payload["sha256"]).lower(), str(payload.get("version", "?")))
+    except (KeyError, TypeError):
+        raise InvgrayError("the invgray chunk of this gray is damaged (missing model or sha256)") from None
+
+
+def _quantise(values: torch.Tensor) -> torch.Tensor:
+    """[0,1] float -> uint8 by rounding value * 255 and clamping."""
+    return torch.round(values * 255.0).clamp_(0, 255).to(torch.uint8)
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A zero-copy tensor view; read-only arrays (from Pillow) are fine since nothing writes to it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _check_array(array: np.ndarray, channels: int, what: str) -> None:
+    shape_ok = array.ndim == 2 if channels == 1 else (array.ndim == 3 and array.shape[2] == channels)
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or not shape_ok or 0 in array.shape:
+        wanted = "HxW" if channels == 1 else f"HxWx{channels}"
+        got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+        raise ValueError(f"{what} must be a non-empty uint8 {wanted} array, got {got}")
+
+
+@dataclass(frozen=True, eq=False)
+class Codec:
+    """A loaded model, the device and dtype it runs in, and the tile edge (None = whole image)."""
+
+    model: InvertibleGray
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
+    tile: int | None
+
+    @classmethod
+    def load(
+        cls,
+        model: str | None = None,
+        weights: str | Path | None = None,
+        device: str = "auto",
+        tile: int | None = None,
+    ) -> "Codec":
+        """Shipped ``model`` (default: the first registered) or a ``weights`` file; ``tile``
+        None = automatic for the device, 0 = whole image in one pass."""
+        net, info = resolve_model(model, weights)
+        return cls.from_model(net, info, device=device, tile=tile)
+
+    @classmethod
+    def from_model(cls, net: InvertibleGray, info: ModelInfo, device: str = "auto", tile: int | None = None) -> "Codec":
+        torch_device = resolve_device(device)
+        dtype = dtype_for(torch_device)
+        if tile is not None and tile < 0:
+            raise InvgrayError(f"tile size must be positive (or 0 for the whole image), got {tile}")
+        tile_edge = auto_tile_size(torch_device) if tile is None else (tile or None)
+        net = net.to(device=torch_device, dtype=dtype).eval().requires_grad_(False)
+        return cls(net, info, torch_device, dtype, tile_edge)
+
+    def with_tile(self, tile: int | None) -> "Codec":
+        """The same loaded model with another tile edge (None = whole image)."""
+        return replace(self, tile=tile)
+
+    def chunk_text(self) -> dict[str, str]:
+        return make_chunk(self.info)
+
+    def _run(self, fn, image: torch.Tensor, halo: int, out_channels: int, quantise: bool, on_tile: ProgressFn | None):
+        try:
+            with torch.inference_mode():
+                return run_tiled(
+                    fn, image, divisibility=self.model.divisibility, halo=halo, tile=self.tile, device=self.device,
+                    dtype=self.dtype, out_channels=out_channels, on_tile=on_tile,
+                    postprocess=_quantise if quantise else None, out_dtype=torch.uint8 if quantise else torch.float32,
+                )
+        except torch.cuda.OutOfMemoryError:
+            raise InvgrayError(f"out of GPU memory even with small tiles on {self.device}; use --device cpu") from None
+
+    def _encode(self, rgb: np.ndarray, quantise: bool, on_tile: ProgressFn | None) -> torch.Tensor:
+        _check_array(rgb, 3, "rgb")
+        image = _as_tensor(rgb).permute(2, 0, 1).unsqueeze(0)  # a view, stays uint8
+        model = self.model
+        out = self._run(lambda t: model.encode(t / 255.0), image, model.encoder_receptive_field, 1, quantise, on_tile)
+        return out[0, 0]
+
+    def encode_array(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """uint8 HxWx3 colour -> uint8 HxW gray."""
+        return self._encode(rgb, True, on_tile).numpy()
+
+    def encode_float(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
+        return self._encode(rgb, False, on_tile).numpy()
+
+    def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """uint8 HxW gray -> uint8 HxWx3 colour."""
+        _check_array(gray, 1, "gray")
+        image = _as_tensor(gray)[None, None]
+        model = self.model
+        out = self._run(lambda t: model.decode(t / 255.0).clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
+        return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
+
+
+# ---- choosing the model for a gray -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which weights to load (hashable, so callers can cache one Codec per spec)."""
+
+    name: str | None = None
+    weights: Path | None = None
+
+
+NO_CHUNK_WARNING = "has no invgray chunk (re-saved by another tool, or not made by invgray encode); decoding with {model}"
+
+
+def choose_model(
+    text: dict[str, str] | None, model: str | None = None, weights: str | Path | None = None
+) -> tuple[ModelSpec, str | None]:
+    """The weights to decode a gray with, and a warning for the user (or None).
+
+    Explicit ``weights``/``model`` win; else the model named in the chunk (its sha256 prefix must
+    match the shipped file); else the default model, with a warning. ``text`` None means the input
+    could not carry a chunk (a bare array): no warning then.
+    """
+    chunk = parse_chunk(text) if text is not None else None
+    if weights is not None:
+        spec = ModelSpec(weights=Path(weights))
+    elif model is not None:
+        spec = ModelSpec(name=model)
+    elif chunk is not None:
+        try:
+            entry = find_entry(chunk.model)
+        except InvgrayError:
+            raise InvgrayError(
+                f"the gray was encoded with model '{chunk.model}', which this invgray does not ship; "
+                "pass --weights PATH to its weights file"
+            ) from None
+        if not entry.sha256.startswith(chunk.sha256):
+            raise InvgrayError(
+                f"the gray was encoded with '{chunk.model}' weights {chunk.sha256}, but the shipped ones are "
+                f"{entry.sha256[:SHA_PREFIX_LENGTH]}; pass --weights PATH to the matching file"
+            )
+        return ModelSpec(name=chunk.model), None
+    else:
+        default = default_model_name()
+        if default is None:
+            raise InvgrayError("no shipped weights; pass --weights PATH")
+        spec = ModelSpec(name=default)
+    if text is not None and chunk is None:
+        return spec, NO_CHUNK_WARNING.format(model=spec.name and f"model '{spec.name}'" or f"weights {spec.weights}")
+    return spec, None
+
+
+def chunk_mismatch_warning(text: dict[str, str] | None, info: ModelInfo) -> str | None:
+    """A warning when the gray's chunk names other weights than the ones about to decode it."""
+    chunk = parse_chunk(text) if text is not None else None
+    if chunk is None or info.sha256.startswith(chunk.sha256):
+        return None
+    return (
+        f"was encoded with '{chunk.model}' ({chunk.sha256}) but is decoded with '{info.name}' "
+        f"({info.sha256[:SHA_PREFIX_LENGTH]}); colours may be wrong"
+    )
+
+
+def codec_for_gray(
+    text: dict[str, str] | None,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    tile: int | None = None,
+    model: str | None = None,
+) -> tuple[Codec, str | None]:
+    """Load the codec that should decode a gray with PNG ``text``; returns (codec, warning or None)."""
+    spec, warning = choose_model(text, model=model, weights=weights)
+    codec = Codec.load(spec.name, spec.weights, device=device, tile=tile)
+    return codec, warning or chunk_mismatch_warning(text, codec.info)
+
+
+# ---- files --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileResult:
+    width: int
+    height: int
+    alpha: bool
+    model: str
+    warning: str | None = None
+
+
+def encode_file(
+    source: Source, dest: Destination, codec: Codec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    on_tile: ProgressFn | None = None,
+) -> FileResult:
+    """Read a photo, encode it and write the gray PNG (atomically when ``dest`` is a path)."""
+    colour = read_color(source, max_pixels)
+    gray = codec.encode_array(colour.rgb, on_tile)
+    write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
+    return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name)
+
+
+def decode_file(
+    source: Source, dest: Destination, *, codec: Codec | None = None, format: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, on_tile: ProgressFn | None = None,
+    model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
+) -> FileResult:
+    """Read a gray, decode it and write the colour image (format from ``format`` or the extension).
+
+    Without ``codec`` the model is chosen from the gray's chunk (see :func:`choose_model`);
+    the returned warning is for the user (the CLI prints it on stderr).
+    """
+    gray = read_gray(source, max_pixels)
+    if codec is None:
+        codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model)
+    else:
+        warning = chunk_mismatch_warning(gray.text, codec.info)
+        if warning is None and parse_chunk(gray.text) is None:
+            warning = NO_CHUNK_WARNING.format(model=f"model '{codec.info.name}'")
+    rgb = codec.decode_array(gray.gray, on_tile)
+    write_color(rgb, gray.alpha, dest, format)
+    return FileResult(rgb.shape[1], rgb.shape[0], gray.alpha is not None, codec.info.name, warning)
+
+
+# ---- rembg-style API: same type out as in ------------------------------------------------------
+
+
+def load_model(model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None) -> Codec:
+    """A reusable codec; pass it to :func:`encode`/:func:`decode` to avoid reloading weights."""
+    return Codec.load(model, weights, device=device, tile=tile)
+
+
+def _split_array(array: np.ndarray, colour_channels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if array.ndim == 3 and array.shape[2] == colour_channels + 1:
+        return array[:, :, :colour_channels], array[:, :, colour_channels]
+    return array, None
+
+
+def _join_array(main: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    if alpha is None:
+        return main
+    return np.dstack([main, alpha]) if main.ndim == 3 else np.dstack([main[:, :, None], alpha])
+
+
+def _pil_with_alpha(main: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    image = Image.fromarray(main, mode)
+    if alpha is None:
+        return image
+    return Image.merge(mode + "A", (*image.split(), Image.fromarray(alpha, "L")))
+
+
+def encode(
+    image: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
+    weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image | np.ndarray | bytes:
+    """Colour -> gray, returning the input's type.
+
+    bytes (any image file) -> PNG bytes with the invgray chunk; PIL image -> mode L/LA image (chunk in
+    ``.info``, pass ``pnginfo`` yourself or use the bytes form to keep it); uint8 HxWx3/HxWx4 array ->
+    HxW/HxWx2 array.
+    """
+    codec = codec or Codec.load(model, weights, device=device, tile=tile)
+    if isinstance(image, (bytes, bytearray)):
+        buffer = io.BytesIO()
+        encode_file(bytes(image), buffer, codec, max_pixels=max_pixels)
+        return buffer.getvalue()
+    if isinstance(image, Image.Image):
+        colour = normalise_color(image)
+        out = _pil_with_alpha(codec.encode_array(colour.rgb), colour.alpha, "L")
+        out.info.update(codec.chunk_text())
+        return out
+    if isinstance(image, np.ndarray):
+        rgb, alpha = _split_array(image, 3)
+        if rgb.ndim == 2:  # gray input: same policy as files, R = G = B
+            rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+        return _join_array(codec.encode_array(rgb), alpha)
+    raise TypeError(f"encode expects a PIL image, a numpy array or bytes, got {type(image).__name__}")
+
+
+def decode(
+    gray: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
+    weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str = "PNG",
+) -> Image.Image | np.ndarray | bytes:
+    """Gray -> colour, returning the input's type (bytes -> ``format`` bytes, PNG by default).
+
+    Without ``codec`` the model named in the gray's chunk is used (default model with a warning
+    when a file or PIL image has none).
+    """
+    if isinstance(gray, (bytes, bytearray)):
+        buffer = io.BytesIO()
+        result = decode_file(bytes(gray), buffer, codec=codec, format=format, max_pixels=max_pixels,
+                             model=model, weights=weights, device=device, tile=tile)
+        if result.warning:
+            warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
+        return buffer.getvalue()
+    if isinstance(gray, Image.Image):
+        text = png_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
+        data = normalise_gray(gray, text)
+        main, alpha, text = data.gray, data.alpha, data.text
+    elif isinstance(gray, np.ndarray):
+        main, alpha = _split_array(gray, 1)
+        main = main[:, :, 0] if main.ndim == 3 else main
+        text = None
+    else:
+        raise TypeError(f"decode expects a PIL image, a numpy array or bytes, got {type(gray).__name__}")
+    if codec is None:
+        codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model)
+    else:
+        warning = chunk_mismatch_warning(text, codec.info)
+    if warning:
+        warnings.warn(f"<image> {warning}", stacklevel=2)
+    rgb = codec.decode_array(np.ascontiguousarray(main), None)
+    if isinstance(gray, np.ndarray):
+        return _join_array(rgb, alpha)
+    return _pil_with_alpha(rgb, alpha, "RGB")

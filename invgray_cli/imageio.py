@@ -1,0 +1,282 @@
+"""Reading and writing images by a stated policy, with one-line errors for bad input.
+
+Input policy (encode):
+- any Pillow-readable file; EXIF orientation is applied;
+- alpha (RGBA, LA, PA, palette transparency) is kept as a separate 8-bit channel;
+- palette -> RGB(A); CMYK, YCbCr, LAB, HSV -> RGB by Pillow's conversion (ICC profiles are ignored);
+- gray (L, 1) -> RGB with R = G = B (its gray output stays close to the input's luma);
+- 16-bit (I;16*, I) -> 8-bit by rounding value * 255 / 65535; 32-bit float (F) is refused;
+- images over ``max_pixels`` are refused before decoding (decompression-bomb guard).
+Gray policy (decode): L/LA/1/16-bit gray are read as gray; an RGB(A) file is accepted only
+when its channels agree (a gray saved as RGB by another tool), otherwise it is a colour photo.
+Output policy: PNG for grays (8-bit L or LA + a text chunk); colour in the format of the
+extension; formats without alpha (JPEG, BMP, ...) get the colour flattened onto white.
+Writes to a path are atomic: a temporary file in the same folder, then ``os.replace``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+from .errors import InvgrayError
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (~89.5 MP); 8K (33 MP) passes
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
+JPEG_QUALITY = 95
+# an RGB file counts as gray when at most this share of pixels has channels further apart than the tolerance
+GRAY_CHANNEL_TOLERANCE = 8
+GRAY_OUTLIER_SHARE = 0.001
+
+Source = str | Path | bytes | BinaryIO
+_PILLOW_GUARD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ColorImage:
+    rgb: np.ndarray  # uint8 HxWx3
+    alpha: np.ndarray | None  # uint8 HxW
+
+
+@dataclass(frozen=True)
+class GrayImage:
+    gray: np.ndarray  # uint8 HxW
+    alpha: np.ndarray | None  # uint8 HxW
+    text: dict[str, str] = field(default_factory=dict)
+
+
+def source_name(source: Source) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>"
+    return getattr(source, "name", None) or "<stream>"
+
+
+def _open_source(source: Source) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise InvgrayError("<bytes>: input is empty")
+        return io.BytesIO(source)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise InvgrayError(f"{path}: no such file")
+        if path.is_dir():
+            raise InvgrayError(f"{path}: is a directory, expected an image file")
+        try:
+            if path.stat().st_size == 0:
+                raise InvgrayError(f"{path}: file is empty")
+            return open(path, "rb")
+        except PermissionError:
+            raise InvgrayError(f"{path}: permission denied") from None
+    return source
+
+
+def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str]]:
+    """Open, guard against decompression bombs, decode and apply EXIF orientation (in place).
+
+    Returns the image and its PNG text chunks (read before the orientation is applied)."""
+    name = source_name(source)
+    handle = _open_source(source)
+    owned = handle is not source
+    try:
+        # Pillow's own guard is a process-wide setting; lift it only while we hold the lock and
+        # apply ``max_pixels`` ourselves from the header, before any pixel is decoded.
+        with _PILLOW_GUARD_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(handle)
+                width, height = image.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise InvgrayError(
+                        f"{name}: {width}x{height} ({width * height / 1e6:.0f} MP) is over the "
+                        f"{max_pixels / 1e6:.0f} MP decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
+                    )
+                if ImageFile.LOAD_TRUNCATED_IMAGES:
+                    raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+                image.load()
+                text = png_text(image)
+                ImageOps.exif_transpose(image, in_place=True)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except UnidentifiedImageError:
+        raise InvgrayError(f"{name}: not an image Pillow can read") from None
+    except InvgrayError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvgrayError(f"{name}: truncated or corrupt image ({reason})") from None
+    finally:
+        if owned:
+            handle.close()
+    return image, text
+
+
+def _sixteen_to_eight(image: Image.Image) -> np.ndarray:
+    values = np.asarray(image).astype(np.uint32)
+    values = np.clip(values, 0, 65535) if image.mode == "I" else values
+    return ((values * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _split_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
+    """(image without alpha, alpha or None), palette transparency included."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    elif image.mode in ("RGBa", "La"):  # premultiplied
+        image = image.convert(image.mode[:-1] + "A")
+    if image.mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A"))
+        return image.convert("RGB" if image.mode == "RGBA" else "L"), alpha
+    return image, None
+
+
+def _image_name(image: Image.Image) -> str:
+    return getattr(image, "filename", None) or "<image>"
+
+
+def normalise_color(image: Image.Image) -> ColorImage:
+    """A loaded PIL image as 8-bit RGB plus optional alpha, by the module's input policy."""
+    image, alpha = _split_alpha(image)
+    if image.mode == "F":
+        raise InvgrayError(f"{_image_name(image)}: 32-bit float images are not supported; convert to 8 or 16 bit first")
+    if image.mode.startswith("I"):
+        gray = _sixteen_to_eight(image)
+        rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    else:
+        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    return ColorImage(np.ascontiguousarray(rgb, dtype=np.uint8), alpha)
+
+
+def _is_effectively_gray(rgb: np.ndarray) -> bool:
+    spread = np.max(rgb, axis=2).astype(np.int16) - np.min(rgb, axis=2)
+    return np.count_nonzero(spread > GRAY_CHANNEL_TOLERANCE) <= GRAY_OUTLIER_SHARE * spread.size
+
+
+def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name: str = "<image>") -> GrayImage:
+    """A loaded PIL image as an 8-bit gray plus optional alpha; refuses colour photos."""
+    image, alpha = _split_alpha(image)
+    if image.mode == "F":
+        raise InvgrayError(f"{name}: 32-bit float images are not supported")
+    if image.mode.startswith("I"):
+        gray = _sixteen_to_eight(image)
+    elif image.mode in ("L", "1"):
+        gray = np.asarray(image.convert("L"))
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+        if not _is_effectively_gray(rgb):
+            raise InvgrayError(
+                f"{name}: is a colour image, not an invgray gray; decode expects the grayscale PNG written by `invgray encode`"
+            )
+        gray = np.asarray(image.convert("L"))
+    return GrayImage(np.ascontiguousarray(gray, dtype=np.uint8), alpha, dict(text or {}))
+
+
+def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
+    """Read a photo for encoding: 8-bit RGB (HxWx3) and alpha (HxW) or None."""
+    return normalise_color(_load(source, max_pixels)[0])
+
+
+def png_text(image: Image.Image) -> dict[str, str]:
+    """The tEXt/iTXt/zTXt chunks of a loaded PNG ({} for other formats)."""
+    text = getattr(image, "text", None)
+    return {str(k): str(v) for k, v in text.items()} if isinstance(text, dict) else {}
+
+
+def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> GrayImage:
+    """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the PNG text chunks."""
+    image, text = _load(source, max_pixels)
+    return normalise_gray(image, text, source_name(source))
+
+
+def format_for_path(path: str | Path) -> str:
+    """Pillow format name for an output path's extension, or a one-line error."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise InvgrayError(f"{path}: cannot tell the image format from '{suffix or 'no extension'}'; use .png, .jpg, .webp, .tiff or .bmp")
+    return fmt
+
+
+def format_keeps_alpha(fmt: str) -> bool:
+    return fmt.upper() in ALPHA_FORMATS
+
+
+def atomic_write(dest: str | Path, write_fn: Callable[[BinaryIO], None]) -> None:
+    """Call ``write_fn`` on a temporary file beside ``dest``, then rename it onto ``dest``.
+
+    An error or interrupt leaves ``dest`` untouched and no temporary file behind.
+    """
+    dest = Path(dest)
+    folder = dest.parent
+    if not folder.is_dir():
+        raise InvgrayError(f"{dest}: output folder {folder} does not exist")
+    while True:
+        tmp = folder / f".{dest.name}.{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise InvgrayError(f"{dest}: cannot write into {folder} (permission denied)") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write_fn(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write(image: Image.Image, dest: str | Path | BinaryIO, fmt: str, **params) -> None:
+    if isinstance(dest, (str, Path)):
+        atomic_write(dest, lambda handle: image.save(handle, format=fmt, **params))
+    else:
+        image.save(dest, format=fmt, **params)
+
+
+def _with_alpha(base: Image.Image, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    if alpha is None:
+        return base
+    return Image.merge(mode, (*base.split(), Image.fromarray(alpha, "L")))
+
+
+def write_gray_png(gray: np.ndarray, alpha: np.ndarray | None, text: dict[str, str], dest: str | Path | BinaryIO) -> None:
+    """An 8-bit L (or LA with alpha) PNG carrying ``text`` as tEXt/iTXt chunks."""
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    image = _with_alpha(Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L"), alpha, "LA")
+    _write(image, dest, "PNG", pnginfo=info)
+
+
+def flatten_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.uint16)[:, :, None]
+    return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def write_color(rgb: np.ndarray, alpha: np.ndarray | None, dest: str | Path | BinaryIO, format: str | None = None) -> None:
+    """RGB(A) in ``format`` (default: from the extension of a path, PNG for a stream).
+
+    Formats without alpha get the colour flattened onto white; JPEG is written at quality 95.
+    """
+    fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
+    if alpha is not None and not format_keeps_alpha(fmt):
+        rgb, alpha = flatten_on_white(rgb, alpha), None
+    image = _with_alpha(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), alpha, "RGBA")
+    params = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
+    _write(image, dest, fmt, **params)

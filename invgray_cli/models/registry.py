@@ -1,0 +1,182 @@
+"""Named, checksummed weights: the registry, safe loading and saving.
+
+Names follow timm's ``arch.tag`` convention and the first entry is the default.
+Files are safetensors (no pickle, so loading cannot run code); their metadata holds
+``{"format": "invgray-weights/1", "config": <NetConfig json>}`` so a file rebuilds
+its own network, and the sha256 of the whole file is checked on load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import InvgrayError
+from .net import InvertibleGray, NetConfig
+
+WEIGHTS_FORMAT = "invgray-weights/1"
+WEIGHTS_DIR_ENV = "INVGRAY_WEIGHTS_DIR"  # overrides where shipped weights are looked for
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One shipped weights file and the facts the loader and tiler need about it."""
+
+    name: str  # "arch.tag"
+    file: str  # file name inside weights_dir(); contains the sha256 prefix
+    sha256: str  # full hex digest of the file
+    config: dict  # NetConfig arguments
+    divisibility: int
+    receptive_field: int  # radius in pixels
+    description: str
+    licence: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is: written into the gray's chunk and reported by the CLI."""
+
+    name: str
+    sha256: str
+    divisibility: int
+    receptive_field: int
+    path: Path | None = None
+
+
+# First entry = default. Empty until trained weights are registered.
+REGISTRY: list[WeightsEntry] = []
+
+
+def list_models() -> list[WeightsEntry]:
+    return list(REGISTRY)
+
+
+def default_model_name() -> str | None:
+    return REGISTRY[0].name if REGISTRY else None
+
+
+def find_entry(name: str) -> WeightsEntry:
+    """The registry entry called ``name``, or a one-line error listing the known names."""
+    for entry in REGISTRY:
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in REGISTRY) or "none"
+    raise InvgrayError(f"unknown model '{name}' (shipped: {known}); see `invgray models` or pass --weights PATH")
+
+
+def weights_dir() -> Path:
+    """Folder of the shipped weights, found without network.
+
+    Order: $INVGRAY_WEIGHTS_DIR; ``invgray_cli/weights`` package data (regular install);
+    the repository's top-level ``weights/`` beside the package (source checkout, editable install).
+    """
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    if env:
+        return Path(env)
+    packaged = resources.files("invgray_cli") / "weights"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "weights"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(model: InvertibleGray, path: str | Path, name: str | None = None) -> str:
+    """Write ``model`` as an invgray safetensors file; returns the sha256 hex of the file.
+
+    ``name`` (optional, ``arch.tag``) is recorded in the metadata so ``--weights`` files
+    can report what they are.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True)}
+    if name:
+        metadata["name"] = name
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return file_sha256(path)
+
+
+def _read_weights(path: Path) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file, or a one-line error."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise InvgrayError(f"{path} is not a readable safetensors weights file ({exc})") from None
+    return metadata, tensors
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InvgrayError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise InvgrayError(f"weights path {path} is not a file")
+
+
+def load_weights_with_info(path: str | Path, expected_sha256: str | None = None) -> tuple[InvertibleGray, ModelInfo]:
+    """Load an invgray weights file (checked against ``expected_sha256``, full or prefix)."""
+    path = Path(path)
+    _check_file(path)
+    digest = file_sha256(path)
+    if expected_sha256 and not digest.startswith(expected_sha256.lower()):
+        raise InvgrayError(
+            f"weights file {path} has sha256 {digest[:16]}… but {expected_sha256[:16]}… was expected: "
+            "the file is corrupt or was tampered with; restore it (e.g. `git checkout weights/`)"
+        )
+    metadata, tensors = _read_weights(path)
+    if metadata.get("format") != WEIGHTS_FORMAT:
+        raise InvgrayError(f"{path} is not an invgray weights file (metadata format {metadata.get('format')!r})")
+    try:
+        config = NetConfig(**json.loads(metadata["config"]))
+        model = InvertibleGray(config)
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InvgrayError(f"{path} does not match its own architecture config ({str(exc).splitlines()[0]})") from None
+    model.eval().requires_grad_(False)
+    info = ModelInfo(
+        name=metadata.get("name") or f"file:{path.stem}",
+        sha256=digest,
+        divisibility=model.divisibility,
+        receptive_field=model.receptive_field,
+        path=path,
+    )
+    return model, info
+
+
+def load_weights(path: str | Path, expected_sha256: str | None = None) -> InvertibleGray:
+    return load_weights_with_info(path, expected_sha256)[0]
+
+
+def resolve_model(name: str | None = None, weights_path: str | Path | None = None) -> tuple[InvertibleGray, ModelInfo]:
+    """The model to run: a user's ``weights_path``, else the shipped ``name``, else the default."""
+    if weights_path is not None:
+        return load_weights_with_info(weights_path)
+    if name is None:
+        name = default_model_name()
+        if name is None:
+            raise InvgrayError("no shipped weights; pass --weights PATH")
+    entry = find_entry(name)
+    path = weights_dir() / entry.file
+    if not path.is_file():
+        raise InvgrayError(f"shipped weights for '{name}' are missing: {path}; reinstall invgray or pass --weights PATH")
+    model, info = load_weights_with_info(path, entry.sha256)
+    return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path)

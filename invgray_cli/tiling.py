@@ -1,0 +1,150 @@
+"""Tiled inference that equals whole-image inference.
+
+The image is (virtually) padded once to the network's divisibility by edge replication;
+tiles start at multiples of the tile size, carry a halo of at least the receptive-field
+radius and are clipped at the padded border, so every kept pixel sees exactly what it
+would see in a single whole-image pass. Only tile centres are pasted. The whole image
+stays on the CPU in its own dtype; each tile is converted, moved to the device, run and
+brought back, so memory grows with the tile size, not the image size.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+TileFn = Callable[[Tensor], Tensor]
+ProgressFn = Callable[[int, int], None]  # (tiles done, tiles total)
+
+MIN_TILE = 32  # below this the halo dominates; give up on out-of-memory instead
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def compute_padding(height: int, width: int, divisibility: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(pad, unpad) for ``F.pad`` in (left, right, top, bottom) order, as CompressAI.
+
+    Pads right and bottom up to multiples of ``divisibility``; ``F.pad(x, unpad)`` crops it back.
+    """
+    pad_w = round_up(width, divisibility) - width
+    pad_h = round_up(height, divisibility) - height
+    return (0, pad_w, 0, pad_h), (0, -pad_w, 0, -pad_h)
+
+
+def auto_tile_size(device: torch.device | str) -> int:
+    """Tile edge for ``device``: moderate on CPU (cache-friendly, bounded RAM), larger on big GPUs."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 512
+    total = torch.cuda.get_device_properties(device).total_memory
+    gib = total / 2**30
+    return 2048 if gib >= 16 else 1024 if gib >= 6 else 512
+
+
+def tile_spans(length: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """Per tile along one axis of a padded length: (in_start, in_stop, core_start, core_stop)."""
+    spans = []
+    for core_start in range(0, length, tile):
+        core_stop = min(core_start + tile, length)
+        spans.append((max(0, core_start - halo), min(length, core_stop + halo), core_start, core_stop))
+    return spans
+
+
+def _crop_replicated(image: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+    """image[..., y0:y1, x0:x1] as if the image were edge-padded beyond its size (a copy only at the border)."""
+    height, width = image.shape[-2:]
+    if y1 > height:
+        rows = torch.arange(y0, y1).clamp_(max=height - 1)
+        image = image.index_select(-2, rows)
+        y0, y1 = 0, y1 - y0
+    if x1 > width:
+        cols = torch.arange(x0, x1).clamp_(max=width - 1)
+        image = image[..., y0:y1, :].index_select(-1, cols)
+        return image
+    return image[..., y0:y1, x0:x1]
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _run_grid(
+    fn: TileFn,
+    image: Tensor,
+    out: Tensor,
+    *,
+    divisibility: int,
+    halo: int,
+    tile: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    postprocess: TileFn | None,
+    on_tile: ProgressFn | None,
+) -> None:
+    height, width = image.shape[-2:]
+    padded_h, padded_w = round_up(height, divisibility), round_up(width, divisibility)
+    rows, cols = tile_spans(padded_h, tile, halo), tile_spans(padded_w, tile, halo)
+    total, done = len(rows) * len(cols), 0
+    for in_y0, in_y1, core_y0, core_y1 in rows:
+        for in_x0, in_x1, core_x0, core_x1 in cols:
+            piece = _crop_replicated(image, in_y0, in_y1, in_x0, in_x1)
+            result = fn(piece.to(device=device, dtype=dtype))
+            keep_y1, keep_x1 = min(core_y1, height), min(core_x1, width)
+            result = result[..., core_y0 - in_y0 : keep_y1 - in_y0, core_x0 - in_x0 : keep_x1 - in_x0]
+            result = result.float()
+            if postprocess is not None:
+                result = postprocess(result)
+            out[..., core_y0:keep_y1, core_x0:keep_x1] = result.to("cpu")
+            done += 1
+            if on_tile is not None:
+                on_tile(done, total)
+
+
+def run_tiled(
+    fn: TileFn,
+    image: Tensor,
+    *,
+    divisibility: int,
+    halo: int,
+    tile: int | None,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    out_channels: int,
+    on_tile: ProgressFn | None = None,
+    postprocess: TileFn | None = None,
+    out_dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Apply ``fn`` (a fully convolutional map) to ``image`` [1,C,H,W] tile by tile.
+
+    ``tile`` is the core edge in pixels (rounded down to a multiple of ``divisibility``);
+    ``None`` runs one whole-image tile. ``halo`` is rounded up to a multiple of
+    ``divisibility`` and must be at least the receptive-field radius of ``fn``.
+    ``postprocess`` (e.g. 8-bit quantisation) is applied to each float32 tile result before it is
+    stored into the output of ``out_dtype``. Returns [1,out_channels,H,W] on the CPU, stored
+    channels-last so ``out[0].permute(1, 2, 0)`` is a contiguous HxWxC view.
+    On CUDA out-of-memory the tile is halved and the image restarted.
+    """
+    if image.dim() != 4 or image.shape[0] != 1:
+        raise ValueError(f"run_tiled expects a [1,C,H,W] tensor, got shape {tuple(image.shape)}")
+    device = torch.device(device)
+    height, width = image.shape[-2:]
+    halo = round_up(max(halo, 0), divisibility)
+    out = torch.empty((1, out_channels, height, width), dtype=out_dtype, memory_format=torch.channels_last)
+    padded_longest = max(round_up(height, divisibility), round_up(width, divisibility))
+    current = padded_longest if tile is None else tile
+    while True:
+        current = max(divisibility, current // divisibility * divisibility)
+        try:
+            _run_grid(
+                fn, image, out, divisibility=divisibility, halo=halo, tile=current, device=device,
+                dtype=dtype, postprocess=postprocess, on_tile=on_tile,
+            )
+            return out
+        except RuntimeError as exc:
+            if device.type != "cuda" or not _is_out_of_memory(exc) or current // 2 < MIN_TILE:
+                raise
+            torch.cuda.empty_cache()
+            current = min(current, padded_longest) // 2
