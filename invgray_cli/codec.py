@@ -34,7 +34,7 @@ from .imageio import (
 )
 from .models.net import InvertibleGray
 from .models.registry import ModelInfo, default_model_name, find_entry, resolve_model
-from .tiling import ProgressFn, auto_tile_size, run_tiled
+from .tiling import MIN_TILE, ProgressFn, auto_tile_size, run_tiled
 
 FORMAT_VERSION = 1
 CHUNK_KEY = "invgray"
@@ -145,8 +145,8 @@ class Codec:
                     dtype=self.dtype, out_channels=out_channels, on_tile=on_tile,
                     postprocess=_quantise if quantise else None, out_dtype=torch.uint8 if quantise else torch.float32,
                 )
-        except torch.cuda.OutOfMemoryError:
-            raise InvgrayError(f"out of GPU memory even with small tiles on {self.device}; use --device cpu") from None
+        except torch.OutOfMemoryError:
+            raise InvgrayError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles; use --device cpu") from None
 
     def _encode(self, rgb: np.ndarray, quantise: bool, on_tile: ProgressFn | None) -> torch.Tensor:
         _check_array(rgb, 3, "rgb")

@@ -68,7 +68,8 @@ def _crop_replicated(image: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tenso
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    message = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in message or "can't allocate memory" in message
 
 
 def _run_grid(
@@ -125,7 +126,8 @@ def run_tiled(
     ``postprocess`` (e.g. 8-bit quantisation) is applied to each float32 tile result before it is
     stored into the output of ``out_dtype``. Returns [1,out_channels,H,W] on the CPU, stored
     channels-last so ``out[0].permute(1, 2, 0)`` is a contiguous HxWxC view.
-    On CUDA out-of-memory the tile is halved and the image restarted.
+    On out-of-memory (CUDA, or a failed CPU allocation) the tile is halved and the image restarted,
+    down to ``MIN_TILE``; below that the error propagates.
     """
     if image.dim() != 4 or image.shape[0] != 1:
         raise ValueError(f"run_tiled expects a [1,C,H,W] tensor, got shape {tuple(image.shape)}")
@@ -144,7 +146,8 @@ def run_tiled(
             )
             return out
         except RuntimeError as exc:
-            if device.type != "cuda" or not _is_out_of_memory(exc) or current // 2 < MIN_TILE:
+            if not _is_out_of_memory(exc) or min(current, padded_longest) // 2 < MIN_TILE:
                 raise
-            torch.cuda.empty_cache()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
             current = min(current, padded_longest) // 2
