@@ -1,0 +1,258 @@
+"""``invgray eval``: quality of the real codec path on folders of photos.
+
+Each photo goes the way a user's does: read by the input policy, encoded (tiled), written
+as an 8-bit PNG (in memory), read back, decoded. We report restored-colour PSNR, SSIM
+(mean over R, G, B as the paper's Table 2) and MAE, and how the gray conforms to the
+BT.601 luma of the input: the SSIM structure term (paper Sec. 7.2) and PSNR.
+This module imports torch lazily so the CLI starts fast.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import InvgrayError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .codec import Codec
+
+METRIC_NAMES = ("psnr", "ssim", "mae", "gray_structure", "gray_psnr")
+# Xia et al. 2018 on VOC2012 (abstract, Sec. 7.2); the paper gives no gray PSNR.
+PAPER_FIGURES = {"psnr": 36.02, "ssim": 0.9681, "mae": 3.083, "gray_structure": 0.9799, "gray_psnr": None}
+DIFF_RANGE = 32.0  # difference maps show |error| in [0, 32] over the full range, as the paper's figures
+
+ImageCallback = Callable[[int, int, dict], None]  # (index, total, per-image record)
+
+
+def png_round_trip(gray: np.ndarray) -> np.ndarray:
+    """The gray as decode sees it: written as an 8-bit PNG and read back."""
+    from .imageio import read_gray, write_gray_png
+
+    buffer = io.BytesIO()
+    write_gray_png(gray, None, {}, buffer)
+    return read_gray(buffer.getvalue()).gray
+
+
+def score_image(rgb: np.ndarray, gray: np.ndarray, restored: np.ndarray) -> dict[str, float]:
+    """The five measures for one photo, its gray and its restored colour (all uint8)."""
+    from . import metrics
+
+    luma = metrics.luma_bt601(rgb)
+    return {
+        "psnr": metrics.psnr(restored, rgb),
+        "ssim": metrics.ssim(restored, rgb),
+        "mae": metrics.mae(restored, rgb),
+        "gray_structure": metrics.gray_structure(gray, luma),
+        "gray_psnr": metrics.gray_psnr(gray, luma),
+    }
+
+
+def difference_map(rgb: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """Per-pixel mean |RGB error| with [0, 32] stretched over 0..255, as uint8 HxW."""
+    import numpy as np
+
+    error = np.abs(rgb.astype(np.float32) - restored.astype(np.float32)).mean(axis=2)
+    return np.round(np.clip(error / DIFF_RANGE, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def comparison_strip(rgb: np.ndarray, gray: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """input | gray | restored | difference map, side by side, as one uint8 HxWx3 image."""
+    import numpy as np
+
+    def as_rgb(plane: np.ndarray) -> np.ndarray:
+        return np.repeat(plane[:, :, None], 3, axis=2)
+
+    # edge to edge, so the strip is exactly 4 x the input's width
+    return np.concatenate([rgb, as_rgb(gray), restored, as_rgb(difference_map(rgb, restored))], axis=1)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no inf: a perfect PSNR is reported as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import PIL
+    import torch
+
+    from . import __version__
+
+    return {
+        "invgray": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _strip_path(save_dir: Path, rel: Path) -> Path:
+    return save_dir / rel.with_name(rel.stem + ".eval.png")
+
+
+def evaluate_folder(
+    paths: Sequence[str | Path],
+    codec: Codec,
+    save_dir: str | Path | None = None,
+    on_image: ImageCallback | None = None,
+    limit: int | None = None,
+) -> dict:
+    """Run every image under ``paths`` (files or folders, recursive, sorted) through ``codec``.
+
+    Returns the ``invgray eval --json`` document. Unreadable files are listed under
+    ``results.failed`` and do not stop the rest; non-image names met in folders under
+    ``results.skipped``. ``on_image(index, total, record)`` is
+    called after each image (for progress). ``save_dir`` gets one comparison strip per image,
+    its subfolder tree mirroring the inputs'.
+    """
+    from .batch import expand_inputs
+    from .imageio import read_color, write_color
+
+    save_dir = Path(save_dir) if save_dir is not None else None
+    expansion = expand_inputs([str(p) for p in paths], exclude=save_dir)
+    if expansion.missing:
+        raise InvgrayError(expansion.missing[0][1])
+    items = [item for item in expansion.items if item.source is not None]
+    if len(items) != len(expansion.items):
+        raise InvgrayError("eval reads files and folders, not stdin ('-')")
+    items = items[:limit] if limit is not None else items
+    if not items:
+        raise InvgrayError(f"no images found in {', '.join(map(str, paths))}")
+
+    per_image: list[dict] = []
+    failed: list[dict] = []
+    for index, item in enumerate(items):
+        try:
+            rgb = read_color(item.source).rgb
+            gray = png_round_trip(codec.encode_array(rgb))
+            restored = codec.decode_array(gray)
+        except InvgrayError as exc:
+            failed.append({"file": str(item.source), "error": str(exc)})
+            if on_image is not None:
+                on_image(index, len(items), failed[-1])
+            continue
+        scores = score_image(rgb, gray, restored)
+        record = {"file": str(item.source), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **scores}
+        per_image.append(record)
+        if save_dir is not None:
+            target = _strip_path(save_dir, item.rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_color(comparison_strip(rgb, gray, restored), None, target)
+        if on_image is not None:
+            on_image(index, len(items), record)
+
+    mean = {name: _mean([r[name] for r in per_image]) for name in METRIC_NAMES}
+    for record in per_image:
+        record["psnr"], record["gray_psnr"] = _finite(record["psnr"]), _finite(record["gray_psnr"])
+    info = codec.info
+    return {
+        "name": "invgray-eval",
+        "description": "restored colour (PSNR, SSIM mean over RGB, MAE on 0-255) and gray conformity "
+        "(SSIM structure term and PSNR vs BT.601 luma) through the real 8-bit PNG codec path",
+        "model": info.name,
+        "sha256": info.sha256,
+        "versions": _versions(),
+        "device": str(codec.device),
+        "tile": codec.tile,
+        "paper": dict(PAPER_FIGURES),
+        "results": {
+            "per_image": per_image,
+            "mean": {name: _finite(value) for name, value in mean.items()},
+            "count": len(per_image),
+            "failed": failed,
+            "skipped": expansion.notes,
+        },
+    }
+
+
+def _fmt(name: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if name in ("psnr", "gray_psnr") else f"{value:.3f}" if name == "mae" else f"{value:.4f}"
+
+
+def render_table(report: dict, per_image: bool = True) -> Any:
+    """A rich table: one row per image (optional), our mean, and the paper's figures."""
+    from rich.table import Table
+
+    results = report["results"]
+    table = Table(title=f"invgray eval — {report['model']} on {report['device']}")
+    table.add_column("image", overflow="fold")
+    headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB")
+    for header in headers:
+        table.add_column(header, justify="right")
+    if per_image:
+        for record in results["per_image"]:
+            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in METRIC_NAMES))
+        table.add_section()
+    table.add_row(f"[bold]mean of {results['count']}", *(f"[bold]{_fmt(n, results['mean'][n])}" for n in METRIC_NAMES))
+    table.add_row("[dim]paper (VOC2012)", *(f"[dim]{_fmt(n, report['paper'][n])}" for n in METRIC_NAMES))
+    return table
+
+
+@click.command("eval")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option("--save-dir", type=click.Path(file_okay=False), help="Write input | gray | restored | difference per image here.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="A weights file of your own instead of a shipped model.")
+@click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tile", type=click.IntRange(min=1), help="Tile edge in pixels (default: chosen from the device).")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
+def eval_command(
+    paths: tuple[str, ...],
+    as_json: bool,
+    save_dir: str | None,
+    weights: str | None,
+    model_name: str | None,
+    device: str,
+    tile: int | None,
+    limit: int | None,
+    quiet: bool,
+) -> None:
+    """Measure restored-colour and gray quality on PATHS (images or folders, recursive)."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .codec import Codec
+
+    console = Console(stderr=True, quiet=quiet)
+    codec = Codec.load(model=model_name, weights=weights, device=device, tile=tile)
+    progress = Progress(
+        TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
+        console=console, transient=True, disable=quiet or not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("", total=None)
+
+        def on_image(index: int, total: int, record: dict) -> None:
+            progress.update(task, completed=index + 1, total=total, description=Path(record["file"]).name)
+
+        report = evaluate_folder(paths, codec, save_dir=save_dir, on_image=on_image, limit=limit)
+    results = report["results"]
+    console.print(render_table(report, per_image=results["count"] <= 100))
+    for note in results["skipped"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    for failure in results["failed"]:  # shown even with -q
+        click.echo(f"invgray: error: {failure['error']}", err=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
+    if results["failed"]:
+        click.get_current_context().exit(1)

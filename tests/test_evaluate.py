@@ -1,0 +1,183 @@
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from invgray_cli import metrics
+from invgray_cli.cli import cli
+from invgray_cli.codec import Codec
+from invgray_cli.evaluate import METRIC_NAMES, PAPER_FIGURES, comparison_strip, difference_map, evaluate_folder
+from invgray_cli.models.registry import ModelInfo, save_weights
+
+
+def _photo(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(_photo(20, 30, 0)).save(folder / "a.png")
+    Image.fromarray(_photo(17, 13, 1)).save(folder / "sub" / "b.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def weights(tmp_path: Path, tiny_model) -> Path:
+    path = tmp_path / "tiny.safetensors"
+    save_weights(tiny_model, path, name="tiny.test")
+    return path
+
+
+def _codec(model) -> Codec:
+    return Codec.from_model(model, ModelInfo("tiny.test", "0" * 64, model.divisibility, model.receptive_field), device="cpu")
+
+
+def test_eval_json_shape_and_save_dir(photos, weights, tmp_path):
+    save_dir = tmp_path / "strips"
+    result = CliRunner().invoke(
+        cli, ["eval", str(photos), "--weights", str(weights), "--device", "cpu", "--json", "--save-dir", str(save_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["name"] == "invgray-eval" and report["description"]
+    assert report["model"] == "tiny.test" and len(report["sha256"]) == 64
+    assert set(report["versions"]) >= {"invgray", "torch", "numpy", "pillow", "python"}
+    assert report["device"] == "cpu"
+    assert report["paper"]["psnr"] == 36.02 and report["paper"]["gray_structure"] == 0.9799
+    per_image = report["results"]["per_image"]
+    assert [Path(r["file"]).name for r in per_image] == ["a.png", "b.png"]  # sorted, recursive
+    assert (per_image[0]["width"], per_image[0]["height"]) == (30, 20)
+    for record in per_image:
+        assert set(record) == {"file", "width", "height", *METRIC_NAMES}
+    mean = report["results"]["mean"]
+    assert set(mean) == set(METRIC_NAMES)
+    assert mean["ssim"] == pytest.approx(np.mean([r["ssim"] for r in per_image]))
+    assert any("notes.txt" in note for note in report["results"]["skipped"])
+    # one strip per image, 4 panels edge to edge, subfolders mirrored
+    strip = Image.open(save_dir / "a.eval.png")
+    assert strip.size == (4 * 30, 20) and strip.mode == "RGB"
+    assert Image.open(save_dir / "sub" / "b.eval.png").size == (4 * 13, 17)
+    assert "paper" in result.stderr and "mean of 2" in result.stderr
+
+
+def test_evaluate_folder_goes_through_the_8bit_png_path(photos, tiny_model):
+    codec = _codec(tiny_model)
+    seen = []
+    report = evaluate_folder([photos / "a.png"], codec, on_image=lambda i, n, r: seen.append((i, n)))
+    assert seen == [(0, 1)]
+    rgb = np.asarray(Image.open(photos / "a.png"))
+    gray = codec.encode_array(rgb)
+    restored = codec.decode_array(gray)
+    record = report["results"]["per_image"][0]
+    assert record["psnr"] == pytest.approx(metrics.psnr(restored, rgb))
+    assert record["ssim"] == pytest.approx(metrics.ssim(restored, rgb))
+    assert record["mae"] == pytest.approx(metrics.mae(restored, rgb))
+    assert record["gray_structure"] == pytest.approx(metrics.gray_structure(gray, metrics.luma_bt601(rgb)))
+    assert record["gray_psnr"] == pytest.approx(metrics.gray_psnr(gray, metrics.luma_bt601(rgb)))
+
+
+def test_odd_tiny_and_thin_images(tmp_path, tiny_model):
+    for name, shape in (("one.png", (1, 1, 3)), ("thin.png", (1, 300, 3)), ("odd.png", (9, 7, 3))):
+        Image.fromarray(_photo(*shape[:2], seed=3)).save(tmp_path / name)
+    report = evaluate_folder([tmp_path], _codec(tiny_model))
+    assert report["results"]["count"] == 3
+    assert all(0 <= r["ssim"] <= 1 for r in report["results"]["per_image"])
+
+
+@dataclass(frozen=True)
+class _LosslessGrayCodec:
+    """Restores a gray-world photo exactly: PSNR is infinite, which JSON must carry as null."""
+
+    info: ModelInfo = ModelInfo("identity.test", "f" * 64, 1, 0)
+    device: torch.device = torch.device("cpu")
+    tile: int | None = None
+
+    def encode_array(self, rgb: np.ndarray) -> np.ndarray:
+        return rgb[:, :, 0].copy()
+
+    def decode_array(self, gray: np.ndarray) -> np.ndarray:
+        return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def test_perfect_restoration_gives_null_psnr_not_infinity(tmp_path):
+    plane = _photo(12, 12, 4)[:, :, 0]
+    Image.fromarray(np.repeat(plane[:, :, None], 3, axis=2)).save(tmp_path / "g.png")
+    report = evaluate_folder([tmp_path / "g.png"], _LosslessGrayCodec())
+    json.dumps(report, allow_nan=False)
+    assert report["results"]["per_image"][0]["psnr"] is None
+    assert report["results"]["mean"]["psnr"] is None
+    assert report["results"]["mean"]["ssim"] == pytest.approx(1.0)
+
+
+def test_limit_takes_the_first_images(photos, tiny_model):
+    report = evaluate_folder([photos], _codec(tiny_model), limit=1)
+    assert [Path(r["file"]).name for r in report["results"]["per_image"]] == ["a.png"]
+
+
+def test_difference_map_scale_and_strip_layout():
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    restored = np.zeros_like(rgb)
+    restored[0, 0] = 16  # error 16 of 32 -> half scale
+    restored[0, 1] = (100, 0, 0)  # mean error 33.3 -> clipped to full scale
+    diff = difference_map(rgb, restored)
+    assert diff[0, 0] == 128 and diff[0, 1] == 255 and diff[1, 1] == 0
+    gray = np.full((2, 3), 7, np.uint8)
+    strip = comparison_strip(rgb, gray, restored)
+    assert strip.shape == (2, 12, 3)
+    assert (strip[:, 3:6] == 7).all()
+
+
+def test_paper_figures_are_the_papers():
+    assert PAPER_FIGURES == {"psnr": 36.02, "ssim": 0.9681, "mae": 3.083, "gray_structure": 0.9799, "gray_psnr": None}
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, ["eval", *args, "--device", "cpu"])
+
+
+def test_unreadable_file_fails_but_the_rest_is_measured(photos, weights):
+    (photos / "broken.png").write_text("this is text, not a PNG")
+    result = _invoke(str(photos), "--weights", str(weights), "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["results"]["count"] == 2
+    assert [Path(f["file"]).name for f in report["results"]["failed"]] == ["broken.png"]
+    assert "broken.png" in result.stderr and "Traceback" not in result.output
+
+
+def test_missing_path(tmp_path, weights):
+    result = _invoke(str(tmp_path / "nope"), "--weights", str(weights))
+    assert result.exit_code == 1
+    assert "no such file or folder" in result.stderr and "Traceback" not in result.output
+
+
+def test_folder_without_images(tmp_path, weights):
+    (tmp_path / "empty").mkdir()
+    result = _invoke(str(tmp_path / "empty"), "--weights", str(weights))
+    assert result.exit_code == 1 and "no images found" in result.stderr
+
+
+def test_stdin_is_refused(weights):
+    result = _invoke("-", "--weights", str(weights))
+    assert result.exit_code == 1 and "not stdin" in result.stderr
+
+
+def test_missing_weights_file(photos, tmp_path):
+    result = _invoke(str(photos), "--weights", str(tmp_path / "missing.safetensors"))
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_no_paths_is_a_usage_error():
+    assert CliRunner().invoke(cli, ["eval"]).exit_code == 2
