@@ -211,7 +211,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @click.option("--weights", type=click.Path(dir_okay=False), help="A weights file of your own instead of a shipped model.")
 @click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--tile", type=click.IntRange(min=1), help="Tile edge in pixels (default: chosen from the device).")
+@click.option("--tile", type=click.IntRange(min=0), help="Tile edge in pixels, 0 = whole image (default: from the device).")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def eval_command(
