@@ -4,6 +4,7 @@ Each photo goes the way a user's does: read by the input policy, encoded (tiled)
 as an 8-bit PNG (in memory), read back, decoded. We report restored-colour PSNR, SSIM
 (mean over R, G, B as the paper's Table 2) and MAE, and how the gray conforms to the
 BT.601 luma of the input: the SSIM structure term (paper Sec. 7.2) and PSNR.
+An input's alpha channel, if any, is left out: only colour is measured.
 This module imports torch lazily so the CLI starts fast.
 """
 from __future__ import annotations
