@@ -313,7 +313,7 @@ def test_version_does_not_import_torch() -> None:
             "import invgray_cli.cli as c\n"
             "try:\n    c.cli.main(['--version'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "c.cli.main(['--help'], standalone_mode=False)\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "invgray 0." in done.stdout and "encode" in done.stdout
