@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from . import __version__
 from .devices import dtype_for, resolve_device
@@ -337,6 +337,7 @@ def encode(
         encode_file(bytes(image), buffer, codec, max_pixels=max_pixels)
         return buffer.getvalue()
     if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)  # as for files; returns a copy
         colour = normalise_color(image)
         out = _pil_with_alpha(codec.encode_array(colour.rgb), colour.alpha, "L")
         out.info.update(codec.chunk_text())

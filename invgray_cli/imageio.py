@@ -1,7 +1,8 @@
 """Reading and writing images by a stated policy, with one-line errors for bad input.
 
 Input policy (encode):
-- any Pillow-readable file; EXIF orientation is applied;
+- any Pillow-readable file (the first frame of an animation or a multi-page file); EXIF orientation
+  is applied (a damaged EXIF block is ignored);
 - alpha (RGBA, LA, PA, palette transparency) is kept as a separate 8-bit channel;
 - palette -> RGB(A); CMYK, YCbCr, LAB, HSV -> RGB by Pillow's conversion (ICC profiles are ignored);
 - gray (L, 1) -> RGB with R = G = B (its gray output stays close to the input's luma);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,7 +108,7 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
                     raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
                 image.load()
                 text = png_text(image)
-                ImageOps.exif_transpose(image, in_place=True)
+                apply_orientation(image)
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
@@ -120,6 +122,14 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
         if owned:
             handle.close()
     return image, text
+
+
+def apply_orientation(image: Image.Image) -> None:
+    """Apply the EXIF orientation in place; a damaged EXIF block leaves the image as stored."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except (ValueError, TypeError, KeyError, OSError, SyntaxError, struct.error):
+        pass
 
 
 def _sixteen_to_eight(image: Image.Image) -> np.ndarray:
@@ -142,20 +152,25 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
     return image, None
 
 
-def _image_name(image: Image.Image) -> str:
-    return getattr(image, "filename", None) or "<image>"
+def _convert(image: Image.Image, mode: str, name: str) -> Image.Image:
+    if image.mode == mode:
+        return image
+    try:
+        return image.convert(mode)
+    except (ValueError, OSError):
+        raise InvgrayError(f"{name}: images in colour mode {image.mode} are not supported; convert to RGB first") from None
 
 
-def normalise_color(image: Image.Image) -> ColorImage:
+def normalise_color(image: Image.Image, name: str = "<image>") -> ColorImage:
     """A loaded PIL image as 8-bit RGB plus optional alpha, by the module's input policy."""
     image, alpha = _split_alpha(image)
     if image.mode == "F":
-        raise InvgrayError(f"{_image_name(image)}: 32-bit float images are not supported; convert to 8 or 16 bit first")
+        raise InvgrayError(f"{name}: 32-bit float images are not supported; convert to 8 or 16 bit first")
     if image.mode.startswith("I"):
         gray = _sixteen_to_eight(image)
         rgb = np.repeat(gray[:, :, None], 3, axis=2)
     else:
-        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        rgb = np.asarray(_convert(image, "RGB", name))
     return ColorImage(np.ascontiguousarray(rgb, dtype=np.uint8), alpha)
 
 
@@ -172,9 +187,9 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
     if image.mode.startswith("I"):
         gray = _sixteen_to_eight(image)
     elif image.mode in ("L", "1"):
-        gray = np.asarray(image.convert("L"))
+        gray = np.asarray(_convert(image, "L", name))
     else:
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = np.asarray(_convert(image, "RGB", name))
         if not _is_effectively_gray(rgb):
             raise InvgrayError(
                 f"{name}: is a colour image, not an invgray gray; decode expects the grayscale PNG written by `invgray encode`"
@@ -185,7 +200,7 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
 
 def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
     """Read a photo for encoding: 8-bit RGB (HxWx3) and alpha (HxW) or None."""
-    return normalise_color(_load(source, max_pixels)[0])
+    return normalise_color(_load(source, max_pixels)[0], source_name(source))
 
 
 def png_text(image: Image.Image) -> dict[str, str]:

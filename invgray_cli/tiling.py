@@ -35,10 +35,11 @@ def compute_padding(height: int, width: int, divisibility: int) -> tuple[tuple[i
 
 
 def auto_tile_size(device: torch.device | str) -> int:
-    """Tile edge for ``device``: moderate on CPU (cache-friendly, bounded RAM), larger on big GPUs."""
+    """Tile edge for ``device``: 1024 on CPU (a 1024² image runs in one pass; ~0.3 GB of activations
+    for the default net), larger on big GPUs."""
     device = torch.device(device)
     if device.type != "cuda":
-        return 512
+        return 1024
     total = torch.cuda.get_device_properties(device).total_memory
     gib = total / 2**30
     return 2048 if gib >= 16 else 1024 if gib >= 6 else 512

@@ -310,3 +310,10 @@ def test_api_rejects_other_types(tiny_codec):
     with pytest.raises(TypeError, match="PIL image, a numpy array or bytes"):
         encode("photo.jpg", tiny_codec)
     assert codec_module.decode is decode
+
+
+def test_api_applies_exif_orientation_to_pil_images(tiny_codec, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_rgb(4, 8)).save(tmp_path / "r.jpg", exif=exif)
+    assert encode(Image.open(tmp_path / "r.jpg"), tiny_codec).size == (4, 8)  # PIL size is (width, height)

@@ -266,3 +266,21 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
 def test_atomic_write_missing_folder(tmp_path):
     with pytest.raises(InvgrayError, match="output folder .*missing.* does not exist"):
         write_gray_png(np.zeros((2, 2), np.uint8), None, {}, tmp_path / "missing" / "g.png")
+
+
+def test_animation_gives_first_frame(tmp_path):
+    frames = [Image.new("RGB", (6, 4), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    image = read_color(tmp_path / "a.gif")
+    assert image.rgb.shape == (4, 6, 3) and image.rgb[0, 0, 0] > 200 and image.rgb[0, 0, 2] < 50
+
+
+def test_unconvertible_mode_refused(tmp_path, monkeypatch):
+    path = _save(Image.new("CMYK", (4, 4)), tmp_path / "c.tiff")
+
+    def refuse(self, mode=None, *args, **kwargs):
+        raise ValueError(f"conversion from {self.mode} to {mode} not supported")
+
+    monkeypatch.setattr(Image.Image, "convert", refuse)
+    with pytest.raises(InvgrayError, match=r"c\.tiff: images in colour mode CMYK are not supported"):
+        read_color(path)

@@ -147,7 +147,7 @@ def test_registered_file_tampered_or_missing(registered):
 
 def test_weights_dir_is_the_repo_folder(monkeypatch):
     monkeypatch.delenv(registry.WEIGHTS_DIR_ENV, raising=False)
-    assert weights_dir() == Path(__file__).resolve().parents[1] / "weights"
+    assert weights_dir().resolve() == Path(__file__).resolve().parents[1] / "weights"
 
 
 @pytest.mark.parametrize("entry", registry.REGISTRY, ids=lambda e: e.name)
