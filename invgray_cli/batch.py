@@ -34,6 +34,7 @@ class InputItem:
     source: Path | None
     rel: Path
     discovered: bool = False  # found inside a folder or glob rather than named by the user
+    problem: str | None = None  # why this argument gave no file (missing path, empty glob)
 
     @property
     def label(self) -> str:
@@ -42,9 +43,22 @@ class InputItem:
 
 @dataclass(frozen=True)
 class Expansion:
-    items: list[InputItem]
+    items: list[InputItem]  # in argument order; arguments that gave nothing carry a ``problem``
     notes: list[str]  # files passed over on purpose, one line each
-    missing: list[tuple[str, str]]  # (argument, why nothing came of it)
+
+
+class UsageProblem(InvgrayError):
+    """The options contradict each other or the inputs (the CLI exits 2, as for click's usage errors)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where it goes (None = stdout); ``skip`` and ``error`` are decided before any model loads."""
+
+    item: InputItem
+    output: Path | None
+    skip: bool = False
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class FileResult:
     height: int | None = None
     seconds: float | None = None
     model: str | None = None
+    warning: str | None = None  # e.g. decoded with the default model because the gray had no chunk
 
 
 def is_image_name(path: Path) -> bool:
@@ -111,7 +126,6 @@ def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
     """
     items: list[InputItem] = []
     notes: list[str] = []
-    missing: list[tuple[str, str]] = []
     seen: set[Path] = set()
 
     def add(path: Path, rel: Path, discovered: bool) -> None:
@@ -146,7 +160,7 @@ def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
         elif has_glob_magic(arg):
             matches = sorted(glob.glob(arg, recursive=True))
             if not matches:
-                missing.append((arg, f"no file matches the pattern {arg!r}"))
+                items.append(InputItem(path, path, problem=f"no file matches the pattern {arg!r}"))
             base = glob_base(arg)
             for match in map(Path, matches):
                 if match.is_dir():
@@ -154,8 +168,8 @@ def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
                 else:
                     add(match, match.relative_to(base), discovered=True)
         else:
-            missing.append((arg, f"{arg}: no such file or folder"))
-    return Expansion(items, notes, missing)
+            items.append(InputItem(path, path, problem=f"{arg}: no such file or folder"))
+    return Expansion(items, notes)
 
 
 def default_output_name(input_name: str, suffix: str) -> str:
@@ -230,6 +244,60 @@ def check_parent(output: Path, create: bool) -> None:
 def find_collision(output: Path, taken: dict[Path, str]) -> str | None:
     """The input already writing to ``output`` in this run, if any (``taken``: resolved output -> input)."""
     return taken.get(output.resolve())
+
+
+def plan_jobs(inputs: Sequence[str], output_arg: str | None, suffix: str, *, force: bool = False,
+              skip_existing: bool = False, stdout_refusal: str | None = None) -> tuple[list[Job], list[str], bool]:
+    """Expand ``inputs`` and decide where each file goes and whether it may be written there.
+
+    Returns (jobs in input order, notes, many): ``many`` is true for several inputs or a folder,
+    when ``-o`` names a folder. Contradictory options raise :class:`UsageProblem`; a problem
+    with one file (exists, would replace its input, same output as another) becomes that job's
+    ``error`` so the rest still run. Output folders are created here only for ``-o DIR``.
+    ``stdout_refusal``, when stdout cannot take an image (--json, a terminal), is the message.
+    """
+    if force and skip_existing:
+        raise UsageProblem("--force and --skip-existing contradict each other; choose one")
+    if STDIO in inputs and len(inputs) > 1:
+        raise UsageProblem("'-' (stdin) must be the only input")
+    out_folder = Path(output_arg) if output_arg not in (None, STDIO) else None
+    expansion = expand_inputs(inputs, own_suffix=suffix, exclude=out_folder)
+    many = len(inputs) > 1 or any(item.discovered for item in expansion.items)
+    if many and output_arg == STDIO:
+        raise UsageProblem("-o - (stdout) takes a single input")
+    if many and out_folder is not None and out_folder.exists() and not out_folder.is_dir():
+        raise UsageProblem(f"-o {out_folder} is a file; with several inputs -o must be a folder")
+    if not expansion.items:
+        raise InvgrayError(f"no images found in {' '.join(inputs)}")
+    creates_folder = out_folder is not None and (many or str(output_arg).endswith(("/", os.sep)))
+    jobs: list[Job] = []
+    taken: dict[Path, str] = {}
+    for item in expansion.items:
+        output = None if item.problem else output_path_for(item, output_arg, suffix, many)
+        if item.problem:
+            jobs.append(Job(item, None, error=item.problem))
+        elif output is None:
+            if stdout_refusal:
+                raise UsageProblem(stdout_refusal)
+            jobs.append(Job(item, None))
+        else:
+            jobs.append(_plan_output(item, output, force, skip_existing, creates_folder, taken))
+    return jobs, expansion.notes, many
+
+
+def _plan_output(item: InputItem, output: Path, force: bool, skip_existing: bool, creates_folder: bool,
+                 taken: dict[Path, str]) -> Job:
+    try:
+        other = find_collision(output, taken)
+        if other is not None:
+            raise InvgrayError(f"{item.label}: its output {output} is also the output of {other}; rename one input")
+        action = check_overwrite(item.source, output, force, skip_existing)
+        if action == "write":
+            check_parent(output, create=creates_folder)
+    except InvgrayError as e:
+        return Job(item, output, error=str(e))
+    taken[output.resolve()] = item.label
+    return Job(item, output, skip=action == "skip")
 
 
 def summary(command: str, results: Sequence[FileResult], **extra: object) -> dict:

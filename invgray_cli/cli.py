@@ -9,24 +9,30 @@ import importlib
 import importlib.util
 import io
 import json
-import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from . import __version__, batch
-from .batch import FileResult, InputItem
+from .batch import FileResult, InputItem, Job
 from .errors import InvgrayError
+from .runner import (
+    PROG,
+    OnTile,
+    RunOptions,
+    debug_enabled,
+    finish,
+    internal_error_line,
+    read_source,
+    run_jobs,
+    say,
+    write_output,
+)
 
-PROG = "invgray"
-DEBUG_ENV = "INVGRAY_DEBUG"
 # Commands owned by other modules, imported only when asked for (and listed only if present).
 LAZY_COMMANDS = {
     "eval": ("invgray_cli.evaluate", "eval_command"),
@@ -34,17 +40,11 @@ LAZY_COMMANDS = {
     "train": ("invgray_cli.train.cli", "train_command"),
 }
 
-OnTile = Callable[[int, int], None]
 CHUNK_LABELS = {"model": "model", "sha256": "weights sha256", "format": "invgray format", "version": "written by invgray"}
 GRAY_MODES = frozenset({"L", "LA", "La", "1", "I", "I;16", "I;16B", "I;16L"})
 
 
-# ---------------------------------------------------------------- messages
-
-
-def say(kind: str, message: str) -> None:
-    """One line on stderr: ``invgray: error: ...``; newlines in ``message`` are folded."""
-    click.echo(f"{PROG}: {kind}: {' '.join(str(message).split())}", err=True)
+# ---------------------------------------------------------------- the group
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -56,24 +56,6 @@ def _usage_line(error: click.UsageError) -> str:
     message = error.format_message()
     command = error.ctx.command_path if error.ctx is not None else PROG
     return f"{message.rstrip('.')}; see '{command} --help'"
-
-
-def debug_enabled(argv: list[str] | None = None) -> bool:
-    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
-        return True
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        return bool(ctx.find_root().params.get("debug"))
-    return "--debug" in (argv or [])
-
-
-def internal_error_line(exc: BaseException) -> str:
-    detail = str(exc).splitlines()[0] if str(exc) else ""
-    return (f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} "
-            f"(this is a bug in invgray; rerun with --debug for the traceback and report it)")
-
-
-# ---------------------------------------------------------------- the group
 
 
 class InvgrayGroup(click.Group):
@@ -147,29 +129,6 @@ def main() -> None:
 # ---------------------------------------------------------------- encode / decode
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    output: str | None
-    force: bool
-    skip_existing: bool
-    device: str
-    tile: int | None
-    weights: Path | None
-    max_pixels: int | None
-    quiet: bool
-    as_json: bool
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input with where it goes: ``output`` None is stdout; ``skip``/``error`` are decided up front."""
-
-    item: InputItem
-    output: Path | None
-    skip: bool = False
-    error: str | None = None
-
-
 def _codec_options(command: Callable) -> Callable:
     """The options encode and decode share."""
     options = [
@@ -196,8 +155,6 @@ def _codec_options(command: Callable) -> Callable:
 
 def _run_options(output: str | None, force: bool, skip_existing: bool, device: str, tile: int | None,
                  weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool) -> RunOptions:
-    if force and skip_existing:
-        raise click.UsageError("--force and --skip-existing contradict each other; choose one")
     if max_pixels is None:
         from .imageio import DEFAULT_MAX_PIXELS
 
@@ -205,176 +162,25 @@ def _run_options(output: str | None, force: bool, skip_existing: bool, device: s
     return RunOptions(output, force, skip_existing, device, tile, weights, max_pixels or None, quiet, as_json)
 
 
-def plan_jobs(inputs: tuple[str, ...], opts: RunOptions, suffix: str,
-              check_output: Callable[[Path], None]) -> tuple[list[Job], list[str], bool]:
-    """Expand the inputs and decide, before any model is loaded, where each goes and whether it may.
-
-    Returns (jobs in input order, notes, many). ``check_output`` validates a single named output file.
-    """
-    if batch.STDIO in inputs and len(inputs) > 1:
-        raise click.UsageError("'-' (stdin) must be the only input")
-    out_folder = Path(opts.output) if opts.output not in (None, batch.STDIO) else None
-    expansion = batch.expand_inputs(inputs, own_suffix=suffix, exclude=out_folder)
-    many = len(inputs) > 1 or any(item.discovered for item in expansion.items)
-    if many and opts.output == batch.STDIO:
-        raise click.UsageError("-o - (stdout) takes a single input")
-    if many and out_folder is not None and out_folder.exists() and not out_folder.is_dir():
-        raise click.UsageError(f"-o {out_folder} is a file; with several inputs -o must be a folder")
-    if not expansion.items and not expansion.missing:
-        raise InvgrayError(f"no images found in {' '.join(inputs)}")
-
-    jobs = [Job(InputItem(Path(arg), Path(arg)), None, error=why) for arg, why in expansion.missing]
-    creates_folder = out_folder is not None and (many or (opts.output or "").endswith(("/", os.sep)))
-    taken: dict[Path, str] = {}
-    for item in expansion.items:
-        output = batch.output_path_for(item, opts.output, suffix, many)
-        if output is None:
-            if opts.as_json:
-                raise click.UsageError("--json prints on stdout, so the image cannot go there; use -o FILE")
-            if sys.stdout.isatty():
-                raise click.UsageError("refusing to write an image to the terminal; pipe it or use -o FILE")
-            jobs.append(Job(item, None))
-            continue
-        if not many and not output.is_dir() and not creates_folder:
-            check_output(output)
-        jobs.append(_plan_output(item, output, opts, creates_folder, taken))
-    return jobs, expansion.notes, many
-
-
-def _plan_output(item: InputItem, output: Path, opts: RunOptions, creates_folder: bool,
-                 taken: dict[Path, str]) -> Job:
-    try:
-        other = batch.find_collision(output, taken)
-        if other is not None:
-            raise InvgrayError(f"{item.label}: its output {output} is also the output of {other}; rename one input")
-        action = batch.check_overwrite(item.source, output, opts.force, opts.skip_existing)
-        if action == "write":
-            batch.check_parent(output, create=creates_folder)
-    except InvgrayError as e:
-        return Job(item, output, error=str(e))
-    taken[output.resolve()] = item.label
-    return Job(item, output, skip=action == "skip")
-
-
-def read_source(item: InputItem) -> Path | io.BytesIO:
-    """The input as imageio reads it: a path, or stdin's bytes."""
-    if item.source is not None:
-        return item.source
-    data = click.get_binary_stream("stdin").read()
-    if not data:
-        raise InvgrayError("<stdin>: input is empty; pipe an image into it")
-    stream = io.BytesIO(data)
-    stream.name = "<stdin>"
-    return stream
-
-
-def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], None]) -> int:
-    """Write via ``write`` to a path (atomically, by imageio) or to stdout; returns the byte count."""
-    if output is not None:
-        write(output)
-        return output.stat().st_size
-    buffer = io.BytesIO()
-    write(buffer)
-    stdout = click.get_binary_stream("stdout")
-    stdout.write(buffer.getvalue())
-    stdout.flush()
-    return buffer.tell()
-
-
-@contextmanager
-def progress_bars(enabled: bool) -> Iterator[Any]:
-    """A rich Progress on stderr, or None when hidden (-q, or stderr is not a terminal)."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
-    with progress:
-        yield progress
-
-
-def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[], None]]:
-    """(on_tile for the codec, cleanup). A tile bar appears only when an image needs several tiles."""
-    if progress is None:
-        return None, lambda: None
-    task: list[int] = []
-
-    def on_tile(done: int, total: int) -> None:
-        if total <= 1:
-            return
-        if not task:
-            task.append(progress.add_task(f"  tiles of {label}", total=total))
-        progress.update(task[0], completed=done, total=total)
-
-    def cleanup() -> None:
-        if task:
-            progress.remove_task(task[0])
-
-    return on_tile, cleanup
-
-
-Process = Callable[[Job, OnTile | None], FileResult]
-
-
-def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) -> list[FileResult]:
-    """Process every job, reporting per file; a failure is recorded and the rest still run."""
-    results: list[FileResult] = []
-    reported: set[str] = set()
-    show = not opts.quiet and sys.stderr.isatty()
-    with progress_bars(show) as progress:
-        files_task = progress.add_task(command, total=len(jobs)) if progress is not None else None
-        for job in jobs:
-            output = None if job.output is None else str(job.output)
-            if job.error is not None:
-                result = FileResult(job.item.label, output, "failed", error=job.error)
-            elif job.skip:
-                result = FileResult(job.item.label, output, "skipped", error="output exists (--skip-existing)")
-            else:
-                on_tile, cleanup = _tile_callback(progress, job.item.rel.name)
-                try:
-                    result = process(job, on_tile)
-                except InvgrayError as e:
-                    result = FileResult(job.item.label, output, "failed", error=str(e))
-                except MemoryError:
-                    result = FileResult(job.item.label, output, "failed",
-                                        error=f"{job.item.label}: out of memory; try a smaller --tile")
-                except Exception as e:
-                    if debug_enabled():
-                        traceback.print_exc()
-                    result = FileResult(job.item.label, output, "failed", error=internal_error_line(e))
-                finally:
-                    cleanup()
-            if result.status == "failed" and result.error not in reported:
-                reported.add(result.error or "")
-                say("error", result.error or "failed")
-            elif result.status == "skipped" and not opts.quiet:
-                say("note", f"skipped {job.item.label}: {output} exists")
-            results.append(result)
-            if progress is not None:
-                progress.advance(files_task)
-    return results
-
-
-def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float,
-           **extra: object) -> None:
-    """Summary line on stderr, JSON on stdout, and the exit code."""
+def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str,
+         check_output: Callable[[Path], None]) -> list[Job]:
+    """The jobs of this run (see batch.plan_jobs); notes go to stderr, a single named output is checked."""
+    refusal = None
     if opts.as_json:
-        click.echo(json.dumps(batch.summary(command, results, version=__version__, **extra), indent=2))
-    counts = batch.summary(command, results)["counts"]
+        refusal = "--json prints on stdout, so the image cannot go there; use -o FILE"
+    elif sys.stdout.isatty():
+        refusal = "refusing to write an image to the terminal; pipe it or use -o FILE"
+    try:
+        jobs, notes, many = batch.plan_jobs(inputs, opts.output, suffix, force=opts.force,
+                                            skip_existing=opts.skip_existing, stdout_refusal=refusal)
+    except batch.UsageProblem as e:
+        raise click.UsageError(str(e)) from None
+    if not many and jobs[0].output is not None and jobs[0].item.problem is None:
+        check_output(jobs[0].output)
     if not opts.quiet:
-        tail = "".join(f", {counts[k]} {k}" for k in ("skipped", "failed") if counts[k])
-        plural = "" if counts["ok"] == 1 else "s"
-        say("done", f"{verb} {counts['ok']} file{plural}{tail} in {time.perf_counter() - started:.1f} s")
-    click.get_current_context().exit(batch.exit_code(results))
-
-
-def _notes(notes: list[str], quiet: bool) -> None:
-    if not quiet:
         for note in notes:
             say("note", note)
+    return jobs
 
 
 def _check_gray_output(path: Path) -> None:
@@ -407,8 +213,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
     if model_name and weights:
         raise click.UsageError("--model and --weights both name the model; give one")
-    jobs, notes, _ = plan_jobs(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
-    _notes(notes, quiet)
+    jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
 
     from . import imageio
     from .codec import Codec
@@ -444,8 +249,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
-    jobs, notes, _ = plan_jobs(inputs, opts, batch.COLOR_SUFFIX, _check_color_output)
-    _notes(notes, quiet)
+    jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output)
 
     from . import imageio
     from .codec import Codec, chunk_mismatch_warning, choose_model
@@ -463,12 +267,10 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         t0 = time.perf_counter()
         image = imageio.read_gray(read_source(job.item), max_pixels=opts.max_pixels)
         model, warning = codec_for(image.text)
-        if warning:
-            say("warning", f"{job.item.label}: {warning}")
         rgb = model.decode_array(image.gray, on_tile=on_tile)
         fmt = "PNG" if job.output is None else None
         size = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))
-        return _ok(job, size, rgb.shape, t0, model.info.name)
+        return _ok(job, size, rgb.shape, t0, model.info.name, warning)
 
     results = run_jobs("decode", jobs, process, opts)
     finish("decode", "decoded", results, opts, started)
@@ -492,10 +294,10 @@ def _load_once(load: Callable[[], Any]) -> Callable[[], Any]:
     return get
 
 
-def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str) -> FileResult:
+def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str, warning: str | None = None) -> FileResult:
     output = None if job.output is None else str(job.output)
     return FileResult(job.item.label, output, "ok", bytes=size, width=int(shape[1]), height=int(shape[0]),
-                      seconds=round(time.perf_counter() - t0, 4), model=model)
+                      seconds=round(time.perf_counter() - t0, 4), model=model, warning=warning)
 
 
 # ---------------------------------------------------------------- info / models

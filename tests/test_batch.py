@@ -32,7 +32,7 @@ def test_folder_is_recursive_sorted_and_skips_non_images(tree: Path) -> None:
     assert all(i.discovered for i in exp.items)
     assert any("notes.txt" in n and "not an image" in n for n in exp.notes)
     assert any("a.gray.png" in n and "invgray output" in n for n in exp.notes)
-    assert exp.missing == []
+    assert all(i.problem is None for i in exp.items)
 
 
 def test_named_file_is_always_tried_and_listed_once(tree: Path) -> None:
@@ -49,11 +49,12 @@ def test_glob_mirrors_relative_to_its_fixed_part(tree: Path) -> None:
     assert "notes.txt" not in rels
 
 
-def test_missing_path_and_empty_glob_are_reported(tmp_path: Path) -> None:
-    exp = batch.expand_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "*.none")])
-    assert exp.items == []
-    assert len(exp.missing) == 2
-    assert "no such file" in exp.missing[0][1] and "no file matches" in exp.missing[1][1]
+def test_missing_path_and_empty_glob_keep_their_place(tmp_path: Path) -> None:
+    touch(tmp_path / "a.jpg")
+    exp = batch.expand_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "a.jpg"), str(tmp_path / "*.none")])
+    problems = [i.problem for i in exp.items]
+    assert problems[1] is None
+    assert "no such file" in problems[0] and "no file matches" in problems[2]
 
 
 def test_output_folder_is_not_an_input(tree: Path) -> None:
@@ -145,3 +146,46 @@ def test_summary_and_exit_code() -> None:
     assert doc["files"][2] == {**doc["files"][2], "status": "failed", "error": "broken"}
     assert batch.exit_code([ok, skipped]) == 0
     assert batch.exit_code([ok, failed]) == 1
+
+
+def test_plan_jobs_decides_every_file_up_front(tmp_path: Path) -> None:
+    touch(tmp_path / "in" / "a.jpg")
+    touch(tmp_path / "in" / "sub" / "b.jpg")
+    touch(tmp_path / "out" / "a.gray.png")  # exists already
+    jobs, notes, many = batch.plan_jobs([str(tmp_path / "in"), str(tmp_path / "gone.jpg")], str(tmp_path / "out"),
+                                        batch.GRAY_SUFFIX)
+    assert many and notes == []
+    assert [j.error is None for j in jobs] == [False, True, False]
+    assert "--force" in jobs[0].error and "no such file" in jobs[2].error
+    assert jobs[1].output == tmp_path / "out" / "sub" / "b.gray.png" and (tmp_path / "out" / "sub").is_dir()
+    jobs, _, _ = batch.plan_jobs([str(tmp_path / "in")], str(tmp_path / "out"), batch.GRAY_SUFFIX, skip_existing=True)
+    assert [j.skip for j in jobs] == [True, False]
+
+
+def test_plan_jobs_refuses_two_inputs_with_one_output(tmp_path: Path) -> None:
+    touch(tmp_path / "x" / "a.jpg")
+    touch(tmp_path / "y" / "a.png")
+    jobs, _, _ = batch.plan_jobs([str(tmp_path / "x"), str(tmp_path / "y")], str(tmp_path / "out"), batch.GRAY_SUFFIX)
+    assert jobs[0].error is None and "also the output of" in jobs[1].error
+
+
+@pytest.mark.parametrize("inputs, output, options, needle", [
+    (["a.jpg"], None, {"force": True, "skip_existing": True}, "contradict"),
+    (["-", "a.jpg"], None, {}, "only input"),
+    (["a.jpg", "b.jpg"], "-", {}, "single input"),
+    (["a.jpg", "b.jpg"], "a.jpg", {}, "must be a folder"),
+    (["-"], None, {"stdout_refusal": "no stdout here"}, "no stdout here"),
+])
+def test_plan_jobs_usage_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: list[str],
+                                  output: str | None, options: dict, needle: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "a.jpg")
+    touch(tmp_path / "b.jpg")
+    with pytest.raises(batch.UsageProblem, match=needle):
+        batch.plan_jobs(inputs, output, batch.GRAY_SUFFIX, **options)
+
+
+def test_plan_jobs_with_nothing_to_do(tmp_path: Path) -> None:
+    touch(tmp_path / "notes.txt")
+    with pytest.raises(InvgrayError, match="no images found"):
+        batch.plan_jobs([str(tmp_path)], None, batch.GRAY_SUFFIX)

@@ -21,6 +21,7 @@ from cli_helpers import (  # noqa: F401 - fixtures
     weights,
 )
 from invgray_cli import cli as cli_module
+from invgray_cli import runner
 from invgray_cli.codec import CHUNK_KEY, Codec
 
 
@@ -208,6 +209,8 @@ def test_decode_of_gray_without_chunk_warns(tmp_path: Path, weights: Path) -> No
     warnings = [line for line in result.stderr.splitlines() if line.startswith("invgray: warning:")]
     assert len(warnings) == 1 and "plain.png" in warnings[0] and "no invgray chunk" in warnings[0]
     assert open_png(tmp_path / "plain.color.png").mode == "RGB"
+    result, doc = run_json("decode", tmp_path / "plain.png", "--force", "--weights", weights)
+    assert result.exit_code == 0 and "no invgray chunk" in doc["files"][0]["warning"]
 
 
 def test_tiled_run_through_the_cli(tmp_path: Path, weights: Path) -> None:
@@ -224,14 +227,14 @@ def test_tile_progress_bar_comes_and_goes() -> None:
     from rich.progress import Progress
 
     progress = Progress(console=Console(file=io.StringIO()))
-    on_tile, cleanup = cli_module._tile_callback(progress, "a.png")
+    on_tile, cleanup = runner._tile_callback(progress, "a.png")
     on_tile(0, 1)
     assert not progress.tasks  # a single tile shows no bar
     on_tile(1, 4)
     assert progress.tasks[0].completed == 1 and progress.tasks[0].total == 4
     cleanup()
     assert not progress.tasks
-    assert cli_module._tile_callback(None, "a.png")[0] is None
+    assert runner._tile_callback(None, "a.png")[0] is None
 
 
 def test_quiet_prints_nothing_but_errors(tmp_path: Path, weights: Path) -> None:

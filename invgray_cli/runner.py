@@ -1,0 +1,201 @@
+"""Running a batch of encode/decode jobs: progress on stderr, one line per failure, the summary.
+
+The click commands in ``cli`` decide what to run; this module runs it the same way for both,
+so every file is attempted, failures are recorded, and the exit code says whether any failed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, batch
+from .batch import FileResult, InputItem, Job
+from .errors import InvgrayError
+
+PROG = "invgray"
+DEBUG_ENV = "INVGRAY_DEBUG"
+
+OnTile = Callable[[int, int], None]
+
+
+def say(kind: str, message: str) -> None:
+    """One line on stderr: ``invgray: error: ...``; newlines in ``message`` are folded (but a traceback's)."""
+    text = message if kind == "debug" else f"{PROG}: {kind}: {' '.join(str(message).split())}"
+    click.echo(text, err=True, nl=not text.endswith("\n"))
+
+
+def debug_enabled(argv: list[str] | None = None) -> bool:
+    """``invgray --debug`` (or INVGRAY_DEBUG=1): show tracebacks of unexpected errors."""
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        return True
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        return bool(ctx.find_root().params.get("debug"))
+    return "--debug" in (argv or [])
+
+
+def internal_error_line(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} "
+            f"(a bug in invgray: rerun as `invgray --debug ...` for the traceback and report it)")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What encode and decode share, besides the model choice."""
+
+    output: str | None
+    force: bool
+    skip_existing: bool
+    device: str
+    tile: int | None
+    weights: Path | None
+    max_pixels: int | None  # None = no limit
+    quiet: bool
+    as_json: bool
+
+
+def read_source(item: InputItem) -> Path | io.BytesIO:
+    """The input as imageio reads it: a path, or stdin's bytes."""
+    if item.source is not None:
+        return item.source
+    data = click.get_binary_stream("stdin").read()
+    if not data:
+        raise InvgrayError("<stdin>: input is empty; pipe an image into it")
+    stream = io.BytesIO(data)
+    stream.name = "<stdin>"
+    return stream
+
+
+def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], None]) -> int:
+    """Write via ``write`` to a path (atomically, by imageio) or to stdout; returns the byte count."""
+    if output is not None:
+        write(output)
+        return output.stat().st_size
+    buffer = io.BytesIO()
+    write(buffer)
+    stdout = click.get_binary_stream("stdout")
+    stdout.write(buffer.getvalue())
+    stdout.flush()
+    return buffer.tell()
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[Any]:
+    """A rich Progress on stderr, or None when hidden (-q, or stderr is not a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    with progress:
+        yield progress
+
+
+def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[], None]]:
+    """(on_tile for the codec, cleanup). A tile bar appears only when an image needs several tiles."""
+    if progress is None:
+        return None, lambda: None
+    task: list[int] = []
+
+    def on_tile(done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if not task:
+            task.append(progress.add_task(f"  tiles of {label}", total=total))
+        progress.update(task[0], completed=done, total=total)
+
+    def cleanup() -> None:
+        if task:
+            progress.remove_task(task[0])
+
+    return on_tile, cleanup
+
+
+Process = Callable[[Job, OnTile | None], FileResult]
+Emit = Callable[[str, str], None]
+
+
+def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> FileResult:
+    """One job's result; every exception becomes a failed record (a traceback only with --debug)."""
+    output = None if job.output is None else str(job.output)
+    if job.error is not None:
+        return FileResult(job.item.label, output, "failed", error=job.error)
+    if job.skip:
+        return FileResult(job.item.label, output, "skipped")
+    try:
+        return process(job, on_tile)
+    except InvgrayError as e:
+        return FileResult(job.item.label, output, "failed", error=str(e))
+    except MemoryError:
+        return FileResult(job.item.label, output, "failed", error=f"{job.item.label}: out of memory; try a smaller --tile")
+    except Exception as e:
+        if debug_enabled():
+            emit("debug", traceback.format_exc())
+        return FileResult(job.item.label, output, "failed", error=internal_error_line(e))
+
+
+def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) -> list[FileResult]:
+    """Process every job, reporting per file on stderr; a failure is recorded and the rest still run.
+
+    An error message is said once per run (a broken weights file fails every job alike).
+    """
+    results: list[FileResult] = []
+    reported: set[str] = set()
+    with progress_bars(not opts.quiet and sys.stderr.isatty()) as progress:
+        emit = say if progress is None else _console_say(progress.console)
+        files_task = progress.add_task(command, total=len(jobs)) if progress is not None else None
+        for job in jobs:
+            on_tile, cleanup = _tile_callback(progress, job.item.rel.name)
+            try:
+                result = run_one(job, process, on_tile, emit)
+            finally:
+                cleanup()
+            if result.status == "failed" and result.error not in reported:
+                reported.add(result.error or "")
+                emit("error", result.error or "failed")
+            elif result.status == "skipped" and not opts.quiet:
+                emit("note", f"skipped {result.input}: {result.output} exists")
+            if result.warning:
+                emit("warning", f"{result.input}: {result.warning}")
+            results.append(result)
+            if progress is not None:
+                progress.advance(files_task)
+    return results
+
+
+def _console_say(console: Any) -> Emit:
+    """``say`` through a live rich console, so lines print above the progress bars."""
+
+    def emit(kind: str, message: str) -> None:
+        text = message if kind == "debug" else f"{PROG}: {kind}: {' '.join(message.split())}"
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    return emit
+
+
+def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float,
+           **extra: object) -> None:
+    """Summary line on stderr, JSON on stdout, and the exit code."""
+    if opts.as_json:
+        click.echo(json.dumps(batch.summary(command, results, version=__version__, **extra), indent=2))
+    counts = batch.summary(command, results)["counts"]
+    if not opts.quiet:
+        tail = "".join(f", {counts[k]} {k}" for k in ("skipped", "failed") if counts[k])
+        plural = "" if counts["ok"] == 1 else "s"
+        say("done", f"{verb} {counts['ok']} file{plural}{tail} in {time.perf_counter() - started:.1f} s")
+    click.get_current_context().exit(batch.exit_code(results))
