@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import InvgrayError
@@ -84,6 +84,10 @@ def _open_source(source: Source) -> BinaryIO:
     return source
 
 
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.0f} MP" if count >= 10**7 else f"{count / 1e6:.1f} MP" if count >= 10**5 else f"{count} pixels"
+
+
 def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str]]:
     """Open, guard against decompression bombs, decode and apply EXIF orientation (in place).
 
@@ -101,11 +105,9 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
                 width, height = image.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise InvgrayError(
-                        f"{name}: {width}x{height} ({width * height / 1e6:.0f} MP) is over the "
-                        f"{max_pixels / 1e6:.0f} MP decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
+                        f"{name}: {width}x{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} "
+                        f"decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
                     )
-                if ImageFile.LOAD_TRUNCATED_IMAGES:
-                    raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
                 image.load()
                 text = png_text(image)
                 apply_orientation(image)
@@ -133,8 +135,7 @@ def apply_orientation(image: Image.Image) -> None:
 
 
 def _sixteen_to_eight(image: Image.Image) -> np.ndarray:
-    values = np.asarray(image).astype(np.uint32)
-    values = np.clip(values, 0, 65535) if image.mode == "I" else values
+    values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)  # mode I is signed 32-bit
     return ((values * 255 + 32767) // 65535).astype(np.uint8)
 
 

@@ -284,3 +284,15 @@ def test_unconvertible_mode_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "convert", refuse)
     with pytest.raises(InvgrayError, match=r"c\.tiff: images in colour mode CMYK are not supported"):
         read_color(path)
+
+
+def test_thirty_two_bit_integer_clipped_to_sixteen(tmp_path):
+    values = np.array([[-5, 0, 65535, 70000]], np.int32)
+    image = read_color(_save(Image.fromarray(values, "I"), tmp_path / "i.tiff"))
+    assert image.rgb[:, :, 0].tolist() == [[0, 0, 255, 255]]
+
+
+def test_limit_message_for_small_limits(tmp_path):
+    path = _save(Image.fromarray(_rgb(10, 10)), tmp_path / "a.png")
+    with pytest.raises(InvgrayError, match=r"10x10 \(100 pixels\) is over the 50 pixels decompression-bomb limit"):
+        read_color(path, max_pixels=50)

@@ -159,3 +159,15 @@ def test_shipped_entries_are_consistent(entry, monkeypatch):
     assert info.sha256 == entry.sha256 and model.config == NetConfig(**entry.config)
     assert entry.divisibility == model.divisibility and entry.receptive_field == model.receptive_field
     assert entry.description and entry.licence
+
+
+def test_make_entry_for_shipping(weights_file):
+    from invgray_cli.models.registry import make_entry, shipped_file_name
+
+    path, sha = weights_file
+    entry = make_entry(path, "igray.tiny", "a tiny test net", "MIT")
+    assert entry.file == f"igray_tiny-{sha[:8]}.safetensors" == shipped_file_name("igray.tiny", sha)
+    assert entry.sha256 == sha and NetConfig(**entry.config).width == 8
+    assert (entry.divisibility, entry.receptive_field) == (2, 10)
+    with pytest.raises(InvgrayError, match="arch.tag"):
+        make_entry(path, "Tiny Net", "x", "MIT")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -164,6 +165,22 @@ def load_weights_with_info(path: str | Path, expected_sha256: str | None = None)
 
 def load_weights(path: str | Path, expected_sha256: str | None = None) -> InvertibleGray:
     return load_weights_with_info(path, expected_sha256)[0]
+
+
+def shipped_file_name(name: str, sha256: str) -> str:
+    """``igray.s2w48`` + sha -> ``igray_s2w48-1a2b3c4d.safetensors`` (the sha prefix is checked on load)."""
+    return f"{name.replace('.', '_')}-{sha256[:8]}.safetensors"
+
+
+def make_entry(path: str | Path, name: str, description: str, licence: str) -> WeightsEntry:
+    """The registry entry for a weights file (to paste into REGISTRY when shipping it)."""
+    if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", name):
+        raise InvgrayError(f"model name '{name}' must look like arch.tag (lower case letters, digits, _)")
+    model, info = load_weights_with_info(path)
+    return WeightsEntry(
+        name=name, file=shipped_file_name(name, info.sha256), sha256=info.sha256, config=model.config.to_dict(),
+        divisibility=info.divisibility, receptive_field=info.receptive_field, description=description, licence=licence,
+    )
 
 
 def resolve_model(name: str | None = None, weights_path: str | Path | None = None) -> tuple[InvertibleGray, ModelInfo]:
