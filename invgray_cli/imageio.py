@@ -21,7 +21,9 @@ import os
 import secrets
 import struct
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -88,42 +90,66 @@ def _pixels(count: int) -> str:
     return f"{count / 1e6:.0f} MP" if count >= 10**7 else f"{count / 1e6:.1f} MP" if count >= 10**5 else f"{count} pixels"
 
 
-def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str]]:
-    """Open, guard against decompression bombs, decode and apply EXIF orientation (in place).
-
-    Returns the image and its PNG text chunks (read before the orientation is applied)."""
+@contextmanager
+def _reading(source: Source) -> Iterator[tuple[str, BinaryIO]]:
+    """(name, open handle) with Pillow's process-wide bomb guard lifted under a lock, Pillow's
+    errors turned into one-line InvgrayErrors, and the handle closed if we opened it."""
     name = source_name(source)
     handle = _open_source(source)
-    owned = handle is not source
     try:
-        # Pillow's own guard is a process-wide setting; lift it only while we hold the lock and
-        # apply ``max_pixels`` ourselves from the header, before any pixel is decoded.
-        with _PILLOW_GUARD_LOCK:
+        with _PILLOW_GUARD_LOCK, warnings.catch_warnings():  # callers apply their own limit from the header
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # damaged-tag chatter
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                image = Image.open(handle)
-                width, height = image.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise InvgrayError(
-                        f"{name}: {width}x{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} "
-                        f"decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
-                    )
-                image.load()
-                text = png_text(image)
-                apply_orientation(image)
+                yield name, handle
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
         raise InvgrayError(f"{name}: not an image Pillow can read") from None
-    except InvgrayError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvgrayError(f"{name}: truncated or corrupt image ({reason})") from None
     finally:
-        if owned:
+        if handle is not source:
             handle.close()
+
+
+def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str]]:
+    """Open, guard against decompression bombs, decode and apply EXIF orientation (in place).
+
+    Returns the image and its PNG text chunks (read before the orientation is applied)."""
+    with _reading(source) as (name, handle):
+        image = Image.open(handle)
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise InvgrayError(
+                f"{name}: {width}x{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} "
+                f"decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
+            )
+        image.load()
+        text = png_text(image)
+        apply_orientation(image)
     return image, text
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    mode: str
+    format: str
+    text: dict[str, str]  # text chunks before the pixel data (where invgray writes its own)
+
+
+def read_header(source: Source) -> ImageHeader:
+    """Size, mode, format and text chunks from the header; the file's structure is verified
+    but no pixel is decoded, so there is no decompression bomb to fear."""
+    with _reading(source) as (_, handle):
+        with Image.open(handle) as image:
+            text = {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+            header = ImageHeader(image.width, image.height, image.mode, str(image.format), text)
+            image.verify()
+    return header
 
 
 def apply_orientation(image: Image.Image) -> None:

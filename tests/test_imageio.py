@@ -296,3 +296,42 @@ def test_limit_message_for_small_limits(tmp_path):
     path = _save(Image.fromarray(_rgb(10, 10)), tmp_path / "a.png")
     with pytest.raises(InvgrayError, match=r"10x10 \(100 pixels\) is over the 50 pixels decompression-bomb limit"):
         read_color(path, max_pixels=50)
+
+
+def test_read_header(tmp_path):
+    from invgray_cli.imageio import read_header
+
+    write_gray_png(np.zeros((3, 5), np.uint8), None, {"invgray": "{}"}, tmp_path / "g.png")
+    header = read_header(tmp_path / "g.png")
+    assert (header.width, header.height, header.mode, header.format) == (5, 3, "L", "PNG")
+    assert header.text == {"invgray": "{}"}
+    (tmp_path / "bomb.png").write_bytes(forged_png(30000, 30000))
+    with pytest.raises(InvgrayError, match="truncated or corrupt"):  # no limit applies; it has no pixel data
+        read_header(tmp_path / "bomb.png")
+    (tmp_path / "t.png").write_text("text")
+    with pytest.raises(InvgrayError, match="not an image"):
+        read_header(tmp_path / "t.png")
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(64, 64)).save(buffer, "PNG")
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:-30])
+    with pytest.raises(InvgrayError, match="truncated or corrupt"):
+        read_header(tmp_path / "cut.png")
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF", "GIF"])
+def test_damaged_files_give_invgray_errors_only(fmt):
+    """Random truncations and byte flips: either a readable image or a one-line InvgrayError."""
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(24, 24)).save(buffer, fmt)
+    data = buffer.getvalue()
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        damaged = bytearray(data[: rng.integers(1, len(data))] if trial % 2 else data)
+        for position in rng.integers(0, len(damaged), size=3):
+            damaged[position] = rng.integers(0, 256)
+        for reader in (read_color, read_gray):
+            try:
+                reader(bytes(damaged))
+            except InvgrayError as exc:
+                assert "\n" not in str(exc)
