@@ -9,7 +9,7 @@ import glob
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from .errors import InvgrayError
 
@@ -21,9 +21,13 @@ IMAGE_SUFFIXES = frozenset({
 })
 GRAY_SUFFIX = ".gray.png"
 COLOR_SUFFIX = ".color.png"
+# invgray outputs that a folder or glob does not feed back in: encode takes neither its grays nor
+# decode's restorations (re-encoding one would collide with its original's gray); decode skips its own.
+FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX,)}
 _NAME_TAGS = (".gray", ".color")  # stripped from a stem before the new suffix, so a.gray.png -> a.color.png
 
 Status = Literal["ok", "skipped", "failed"]
+Refuse = Callable[[Path], "str | None"]  # why a file found in a folder is not for this command
 Action = Literal["write", "skip"]
 
 
@@ -75,6 +79,7 @@ class FileResult:
     seconds: float | None = None
     model: str | None = None
     warning: str | None = None  # e.g. decoded with the default model because the gray had no chunk
+    note: str | None = None  # why a file was skipped
 
 
 def is_image_name(path: Path) -> bool:
@@ -115,13 +120,14 @@ def _within(path: Path, folder: Path | None) -> bool:
     return True
 
 
-def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
-                  exclude: Path | None = None) -> Expansion:
+def expand_inputs(args: Sequence[str], skip_suffixes: Sequence[str] = (), exclude: Path | None = None,
+                  refuse: Refuse | None = None) -> Expansion:
     """Turn command-line inputs (files, folders, quoted globs, ``-``) into the files to process.
 
     Files named by the user are always tried. Files found in folders or globs are kept only
-    when their extension is an image's, are not this command's own output (``own_suffix``,
-    e.g. ``.gray.png`` for encode) and do not lie under ``exclude`` (the output folder).
+    when their extension is an image's, are not invgray outputs this command should not
+    take (``skip_suffixes``, e.g. ``.gray.png`` and ``.color.png`` for encode), are not
+    refused by ``refuse`` (a reason, e.g. decode's "a colour image") and do not lie under ``exclude`` (the output folder).
     Each file is listed once, in argument order.
     """
     items: list[InputItem] = []
@@ -133,11 +139,16 @@ def expand_inputs(args: Sequence[str], own_suffix: str | None = None,
             if not is_image_name(path):
                 notes.append(f"skipped {path}: not an image file name")
                 return
-            if own_suffix and path.name.lower().endswith(own_suffix):
-                notes.append(f"skipped {path}: already an invgray output ({own_suffix})")
+            own = next((x for x in skip_suffixes if path.name.lower().endswith(x)), None)
+            if own:
+                notes.append(f"skipped {path}: an invgray output ({own})")
                 return
             if _within(path, exclude):
                 return  # our own output folder: silently not an input
+            reason = refuse(path) if refuse is not None else None
+            if reason:
+                notes.append(f"skipped {path}: {reason}")
+                return
         key = path.resolve()
         if key in seen:
             return
@@ -247,21 +258,23 @@ def find_collision(output: Path, taken: dict[Path, str]) -> str | None:
 
 
 def plan_jobs(inputs: Sequence[str], output_arg: str | None, suffix: str, *, force: bool = False,
-              skip_existing: bool = False, stdout_refusal: str | None = None) -> tuple[list[Job], list[str], bool]:
+              skip_existing: bool = False, stdout_refusal: str | None = None,
+              refuse: Refuse | None = None) -> tuple[list[Job], list[str], bool]:
     """Expand ``inputs`` and decide where each file goes and whether it may be written there.
 
     Returns (jobs in input order, notes, many): ``many`` is true for several inputs or a folder,
     when ``-o`` names a folder. Contradictory options raise :class:`UsageProblem`; a problem
     with one file (exists, would replace its input, same output as another) becomes that job's
     ``error`` so the rest still run. Output folders are created here only for ``-o DIR``.
-    ``stdout_refusal``, when stdout cannot take an image (--json, a terminal), is the message.
+    ``stdout_refusal``, when stdout cannot take an image (--json, a terminal), is the message;
+    ``refuse`` passes over files found in folders (see :func:`expand_inputs`).
     """
     if force and skip_existing:
         raise UsageProblem("--force and --skip-existing contradict each other; choose one")
     if STDIO in inputs and len(inputs) > 1:
         raise UsageProblem("'-' (stdin) must be the only input")
     out_folder = Path(output_arg) if output_arg not in (None, STDIO) else None
-    expansion = expand_inputs(inputs, own_suffix=suffix, exclude=out_folder)
+    expansion = expand_inputs(inputs, skip_suffixes=FOLDER_SKIPS[suffix], exclude=out_folder, refuse=refuse)
     many = len(inputs) > 1 or any(item.discovered for item in expansion.items)
     if many and output_arg == STDIO:
         raise UsageProblem("-o - (stdout) takes a single input")

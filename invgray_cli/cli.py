@@ -162,8 +162,8 @@ def _run_options(output: str | None, force: bool, skip_existing: bool, device: s
     return RunOptions(output, force, skip_existing, device, tile, weights, max_pixels or None, quiet, as_json)
 
 
-def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str,
-         check_output: Callable[[Path], None]) -> list[Job]:
+def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: Callable[[Path], None],
+         refuse: batch.Refuse | None = None) -> list[Job]:
     """The jobs of this run (see batch.plan_jobs); notes go to stderr, a single named output is checked."""
     refusal = None
     if opts.as_json:
@@ -172,7 +172,8 @@ def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str,
         refusal = "refusing to write an image to the terminal; pipe it or use -o FILE"
     try:
         jobs, notes, many = batch.plan_jobs(inputs, opts.output, suffix, force=opts.force,
-                                            skip_existing=opts.skip_existing, stdout_refusal=refusal)
+                                            skip_existing=opts.skip_existing, stdout_refusal=refusal,
+                                            refuse=refuse)
     except batch.UsageProblem as e:
         raise click.UsageError(str(e)) from None
     if not many and jobs[0].output is not None and jobs[0].item.problem is None:
@@ -181,6 +182,15 @@ def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str,
         for note in notes:
             say("note", note)
     return jobs
+
+
+def _colour_in_folder(path: Path) -> str | None:
+    """Decode passes over colour photos found in folders (encode's inputs beside its grays)."""
+    try:
+        mode = read_header(path)[1]
+    except InvgrayError:
+        return None  # unreadable: decoding it will report why
+    return None if mode in GRAY_MODES else "a colour image, not an invgray gray"
 
 
 def _check_gray_output(path: Path) -> None:
@@ -245,11 +255,11 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     """Restore colour photos from invgray gray PNGs.
 
     The model is the one named in each gray's chunk (or --weights). Output is PNG unless
-    -o names another extension (e.g. -o photo.jpg).
+    -o names another extension (e.g. -o photo.jpg). Colour images met in folders are skipped.
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
-    jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output)
+    jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output, refuse=_colour_in_folder)
 
     from . import imageio
     from .codec import Codec, chunk_mismatch_warning, choose_model

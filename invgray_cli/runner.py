@@ -136,7 +136,7 @@ def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> F
     if job.error is not None:
         return FileResult(job.item.label, output, "failed", error=job.error)
     if job.skip:
-        return FileResult(job.item.label, output, "skipped")
+        return FileResult(job.item.label, output, "skipped", note=f"{output} exists")
     try:
         return process(job, on_tile)
     except InvgrayError as e:
@@ -169,7 +169,7 @@ def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) 
                 reported.add(result.error or "")
                 emit("error", result.error or "failed")
             elif result.status == "skipped" and not opts.quiet:
-                emit("note", f"skipped {result.input}: {result.output} exists")
+                emit("note", f"skipped {result.input}: {result.note}")
             if result.warning:
                 emit("warning", f"{result.input}: {result.warning}")
             results.append(result)

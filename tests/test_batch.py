@@ -27,11 +27,11 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_folder_is_recursive_sorted_and_skips_non_images(tree: Path) -> None:
-    exp = batch.expand_inputs([str(tree)], own_suffix=batch.GRAY_SUFFIX)
+    exp = batch.expand_inputs([str(tree)], skip_suffixes=(batch.GRAY_SUFFIX,))
     assert [i.rel.as_posix() for i in exp.items] == ["a.jpg", "b.PNG", "sub/c.webp", "sub/deeper/d.tif"]
     assert all(i.discovered for i in exp.items)
     assert any("notes.txt" in n and "not an image" in n for n in exp.notes)
-    assert any("a.gray.png" in n and "invgray output" in n for n in exp.notes)
+    assert any("a.gray.png" in n and "an invgray output" in n for n in exp.notes)
     assert all(i.problem is None for i in exp.items)
 
 
@@ -189,3 +189,9 @@ def test_plan_jobs_with_nothing_to_do(tmp_path: Path) -> None:
     touch(tmp_path / "notes.txt")
     with pytest.raises(InvgrayError, match="no images found"):
         batch.plan_jobs([str(tmp_path)], None, batch.GRAY_SUFFIX)
+
+
+def test_refused_files_are_noted(tree: Path) -> None:
+    exp = batch.expand_inputs([str(tree), str(tree / "a.jpg")], refuse=lambda p: "colour" if p.suffix == ".jpg" else None)
+    assert [i.rel.as_posix() for i in exp.items] == ["b.PNG", "sub/a.gray.png", "sub/c.webp", "sub/deeper/d.tif", "a.jpg"]
+    assert any("a.jpg: colour" in n for n in exp.notes)

@@ -337,3 +337,20 @@ def test_unexpected_error_is_one_line_unless_debug(tmp_path: Path, weights: Path
     result = run("--debug", "encode", tmp_path / "a.jpg", "--weights", weights)
     assert result.exit_code == 1 and "Traceback" in result.stderr
     assert files_in(tmp_path) == {"a.jpg", "w/tiny.safetensors"}
+
+
+def test_encode_then_decode_the_same_folder(tmp_path: Path, weights: Path) -> None:
+    """Outputs beside the inputs: decode takes only the grays, a second encode takes only the photos."""
+    photo(tmp_path / "in" / "a.jpg")
+    photo(tmp_path / "in" / "sub" / "b.png")
+    assert run("encode", tmp_path / "in", "--weights", weights).exit_code == 0
+    result, doc = run_json("decode", tmp_path / "in", "--weights", weights)
+    assert result.exit_code == 0, result.stderr
+    assert doc["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
+    assert result.stderr.count("a colour image, not an invgray gray") == 2
+    assert files_in(tmp_path / "in") == {"a.jpg", "a.gray.png", "a.color.png",
+                                         "sub/b.png", "sub/b.gray.png", "sub/b.color.png"}
+    result, doc = run_json("encode", tmp_path / "in", "--skip-existing", "--weights", weights)
+    assert result.exit_code == 0 and [f["input"] for f in doc["files"]] == [
+        str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "sub" / "b.png")]
+    assert "an invgray output" in result.stderr
