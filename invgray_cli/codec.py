@@ -34,7 +34,7 @@ from .imageio import (
 )
 from .models.net import InvertibleGray
 from .models.registry import ModelInfo, default_model_name, find_entry, resolve_model
-from .tiling import MIN_TILE, ProgressFn, auto_tile_size, run_tiled
+from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
 FORMAT_VERSION = 1
 CHUNK_KEY = "invgray"
@@ -122,6 +122,7 @@ class Codec:
 
     @classmethod
     def from_model(cls, net: InvertibleGray, info: ModelInfo, device: str = "auto", tile: int | None = None) -> "Codec":
+        """Wrap an in-memory net (moved to the device in place), e.g. a random one for benchmarks."""
         torch_device = resolve_device(device)
         dtype = dtype_for(torch_device)
         if tile is not None and tile < 0:
@@ -145,8 +146,11 @@ class Codec:
                     dtype=self.dtype, out_channels=out_channels, on_tile=on_tile,
                     postprocess=_quantise if quantise else None, out_dtype=torch.uint8 if quantise else torch.float32,
                 )
-        except torch.OutOfMemoryError:
-            raise InvgrayError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles; use --device cpu") from None
+        except RuntimeError as exc:  # torch.OutOfMemoryError included
+            if not is_out_of_memory(exc):
+                raise
+            advice = "use --device cpu" if self.device.type == "cuda" else "free some memory"
+            raise InvgrayError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles; {advice}") from None
 
     def _encode(self, rgb: np.ndarray, quantise: bool, on_tile: ProgressFn | None) -> torch.Tensor:
         _check_array(rgb, 3, "rgb")

@@ -68,7 +68,7 @@ def _crop_replicated(image: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tenso
     return image[..., y0:y1, x0:x1]
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     message = str(exc).lower()
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in message or "can't allocate memory" in message
 
@@ -147,7 +147,7 @@ def run_tiled(
             )
             return out
         except RuntimeError as exc:
-            if not _is_out_of_memory(exc) or min(current, padded_longest) // 2 < MIN_TILE:
+            if not is_out_of_memory(exc) or min(current, padded_longest) // 2 < MIN_TILE:
                 raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()

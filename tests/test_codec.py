@@ -317,3 +317,12 @@ def test_api_applies_exif_orientation_to_pil_images(tiny_codec, tmp_path):
     exif[0x0112] = 6
     Image.fromarray(_rgb(4, 8)).save(tmp_path / "r.jpg", exif=exif)
     assert encode(Image.open(tmp_path / "r.jpg"), tiny_codec).size == (4, 8)  # PIL size is (width, height)
+
+
+def test_out_of_memory_becomes_a_one_line_error(tiny_codec, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99 GB")
+
+    monkeypatch.setattr(codec_module, "run_tiled", exhausted)
+    with pytest.raises(InvgrayError, match="out of memory on cpu"):
+        tiny_codec.encode_array(_rgb())
