@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import io
 import json
 import sys
 import time
@@ -129,6 +128,14 @@ def main() -> None:
 # ---------------------------------------------------------------- encode / decode
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    spec = value.strip().lower()
+    head, _, index = spec.partition(":")
+    if spec in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+        return spec
+    raise click.BadParameter(f"'{value}' is not a device; use auto, cpu, cuda or cuda:N")
+
+
 def _codec_options(command: Callable) -> Callable:
     """The options encode and decode share."""
     options = [
@@ -138,7 +145,8 @@ def _codec_options(command: Callable) -> Callable:
                           "Default: beside each input (stdin goes to stdout)."),
         click.option("--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (resume a batch)."),
-        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]"),
+        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+                     callback=_check_device, help="Where the network runs."),
         click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
                      help="Tile edge in pixels (default: chosen from the device; 0 = whole image at once)."),
         click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="PATH",
@@ -186,8 +194,10 @@ def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: C
 
 def _colour_in_folder(path: Path) -> str | None:
     """Decode passes over colour photos found in folders (encode's inputs beside its grays)."""
+    from .imageio import read_header
+
     try:
-        mode = read_header(path)[1]
+        mode = read_header(path).mode
     except InvgrayError:
         return None  # unreadable: decoding it will report why
     return None if mode in GRAY_MODES else "a colour image, not an invgray gray"
@@ -319,53 +329,24 @@ def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str, warn
 def info_command(file: str, as_json: bool) -> None:
     """What the invgray chunk of a gray PNG says (model, weights, format), or that it has none."""
     from .codec import parse_chunk
+    from .imageio import read_header
 
-    size, mode, fmt, text = read_header(read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file))))
-    chunk = parse_chunk(text)
-    facts: dict[str, Any] = {"file": file, "width": size[0], "height": size[1], "mode": mode, "format": fmt,
-                             "invgray": None if chunk is None else _chunk_facts(chunk)}
+    header = read_header(read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file))))
+    chunk = parse_chunk(header.text)
+    facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
+                             "format": header.format, "invgray": None if chunk is None else _chunk_facts(chunk)}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
-    click.echo(f"{file}: {size[0]}x{size[1]} {fmt} {mode}")
+    click.echo(f"{file}: {header.width}x{header.height} {header.format} {header.mode}")
     if chunk is not None:
         for key, label in CHUNK_LABELS.items():
             click.echo(f"  {label}: {facts['invgray'].get(key)}")
-    elif mode in GRAY_MODES:
+    elif header.mode in GRAY_MODES:
         click.echo("no invgray chunk: not written by `invgray encode`, or re-saved by another tool "
                    "(decode would warn and use the default model)")
     else:
         click.echo("no invgray chunk: a colour image, not an invgray gray (encode it to make one)")
-
-
-def read_header(source: Path | io.BytesIO) -> tuple[tuple[int, int], str, str, dict[str, str]]:
-    """(size, mode, format, text chunks) from an image's header, checking its chunks but decoding no pixel.
-
-    Text chunks are those before the pixel data, where invgray writes its own.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    name = str(getattr(source, "name", source))
-    if isinstance(source, Path):
-        if not source.exists():
-            raise InvgrayError(f"{source}: no such file")
-        if source.is_dir():
-            raise InvgrayError(f"{source}: is a directory, expected an image file")
-        if source.stat().st_size == 0:
-            raise InvgrayError(f"{source}: file is empty")
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # no pixel is decoded: no bomb to fear
-    try:
-        with Image.open(source) as image:
-            facts = image.size, image.mode, str(image.format), {
-                str(k): v for k, v in image.info.items() if isinstance(v, str)}
-            image.verify()
-    except UnidentifiedImageError:
-        raise InvgrayError(f"{name}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise InvgrayError(f"{name}: truncated or corrupt image ({str(e).splitlines()[0] or type(e).__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-    return facts
 
 
 def _chunk_facts(chunk: Any) -> dict[str, Any]:

@@ -256,6 +256,7 @@ def test_quiet_prints_nothing_but_errors(tmp_path: Path, weights: Path) -> None:
     (["decode", "a.jpg", "-o", "c.xyz"], "cannot tell the image format"),
     (["encode", "a.jpg", "--model", "x.y", "--weights", "w.safetensors"], "give one"),
     (["encode", "a.jpg", "--tile", "-3"], "--tile"),
+    (["encode", "a.jpg", "--device", "gpu0"], "not a device"),
     (["encode", "a.jpg", "b.jpg", "-o", "file.txt"], "must be a folder"),
 ])
 def test_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str) -> None:
@@ -354,3 +355,14 @@ def test_encode_then_decode_the_same_folder(tmp_path: Path, weights: Path) -> No
     assert result.exit_code == 0 and [f["input"] for f in doc["files"]] == [
         str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "sub" / "b.png")]
     assert "an invgray output" in result.stderr
+
+
+def test_cuda_without_a_gpu(tmp_path: Path, weights: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    photo(tmp_path / "a.jpg")
+    assert_one_line_error(run("encode", tmp_path / "a.jpg", "--device", "cuda", "--weights", weights), 1,
+                          "no CUDA", "--device cpu")
+    assert files_in(tmp_path) == {"a.jpg", "w/tiny.safetensors"}
