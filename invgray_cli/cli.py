@@ -238,12 +238,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     from . import imageio
     from .codec import Codec
 
-    loaded: list[Any] = []  # the one Codec of this run, loaded when the first file needs it
-
-    def codec() -> Any:
-        if not loaded:
-            loaded.append(_load_once(lambda: Codec.load(model=model_name, weights=weights, device=device, tile=tile)))
-        return loaded[0]()
+    # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
+    codec = _load_once(lambda: Codec.load(model=model_name, weights=weights, device=device, tile=tile))
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
@@ -328,13 +324,15 @@ def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str, warn
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON on stdout.")
 def info_command(file: str, as_json: bool) -> None:
     """What the invgray chunk of a gray PNG says (model, weights, format), or that it has none."""
+    from dataclasses import asdict
+
     from .codec import parse_chunk
     from .imageio import read_header
 
     header = read_header(read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file))))
     chunk = parse_chunk(header.text)
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
-                             "format": header.format, "invgray": None if chunk is None else _chunk_facts(chunk)}
+                             "format": header.format, "invgray": None if chunk is None else asdict(chunk)}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -347,13 +345,6 @@ def info_command(file: str, as_json: bool) -> None:
                    "(decode would warn and use the default model)")
     else:
         click.echo("no invgray chunk: a colour image, not an invgray gray (encode it to make one)")
-
-
-def _chunk_facts(chunk: Any) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
-    facts = asdict(chunk) if is_dataclass(chunk) else dict(vars(chunk))
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in facts.items()}
 
 
 @cli.command("models")
