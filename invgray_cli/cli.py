@@ -81,6 +81,9 @@ class InvgrayGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         try:
             rv = super().main(argv, prog_name or PROG, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as e:  # bare `invgray`: the help, as click < 8.2 did
+            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+            rv = 0
         except click.UsageError as e:
             _fail(_usage_line(e), 2)
         except click.ClickException as e:
@@ -99,6 +102,9 @@ class InvgrayGroup(click.Group):
         return code
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
 def _module_exists(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -106,7 +112,7 @@ def _module_exists(module: str) -> bool:
         return False
 
 
-@click.group(cls=InvgrayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(PROG, cls=InvgrayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name=PROG, message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 def cli(debug: bool) -> None:

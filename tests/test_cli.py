@@ -299,9 +299,10 @@ def test_models_empty_and_registered(monkeypatch: pytest.MonkeyPatch, registered
     assert run_json("models")[1]["models"] == []
 
 
-def test_help_lists_every_command() -> None:
-    result = run("--help")
-    assert result.exit_code == 0
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []])
+def test_help_lists_every_command(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: invgray")
     for name in ("encode", "decode", "info", "models", "eval", "bench", "train"):
         assert name in result.stdout
 
