@@ -15,6 +15,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+CB_WEIGHTS = (-0.168736, -0.331264, 0.5)
+CR_WEIGHTS = (0.5, -0.418688, -0.081312)
+# chroma -> RGB offsets of BT.601 YCbCr: rows R, G, B; columns Cb, Cr
+CHROMA_TO_RGB = ((0.0, 1.402), (-0.344136, -0.714136), (1.772, 0.0))
+# 2x2 carriers in pixel-unshuffle order (0,0), (0,1), (1,0), (1,1): Cb rides the diagonal (HH)
+# detail, Cr the row (LH) detail; the luma's own detail in those two bands is cancelled.
+CARRIERS = ((1.0, -1.0, -1.0, 1.0), (1.0, 1.0, -1.0, -1.0))
 
 
 def rgb_to_luma(rgb: Tensor) -> Tensor:
@@ -32,6 +39,7 @@ class NetConfig:
     encoder_blocks: int = 4  # residual blocks in the encoder
     decoder_blocks: int = 4  # residual blocks in the decoder
     max_residual: float = 0.25  # bound on |gray - luma| in [0, 1] units (< the 70/255 lightness hinge)
+    carrier_gain: float = 0.15  # initial gray amplitude per unit of chroma on the linear carrier path
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,14 +57,41 @@ class ResidualBlock(nn.Module):
 
 def _trunk(in_channels: int, out_channels: int, width: int, blocks: int) -> nn.Sequential:
     tail = nn.Conv2d(width, out_channels, 3, padding=1)
-    nn.init.zeros_(tail.weight)  # start as the identity mapping (gray = luma, colour = gray)
-    nn.init.zeros_(tail.bias)
+    with torch.no_grad():  # the nets start as small corrections to the linear carrier paths
+        tail.weight.mul_(0.1)
+        tail.bias.zero_()
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1),
         nn.ReLU(inplace=True),
         *[ResidualBlock(width) for _ in range(blocks)],
         tail,
     )
+
+
+def _carrier_weights(gain: float) -> tuple[Tensor, Tensor]:
+    """Initial 1x1 weights of the linear paths, for pixel-unshuffle by 2.
+
+    Encoder (12 -> 4): replace the luma's HH/LH detail of each 2x2 block by gain * (Cb, Cr).
+    Decoder (4 -> 12): read the two detail coefficients back as chroma and remove them from the
+    luma. This is a de Queiroz-style embedding that the nets then improve on; it gives the joint
+    training a working code from the first step instead of having to discover one.
+    """
+    carriers = torch.tensor(CARRIERS)  # (2 bands, 4 positions)
+    luma, cb, cr = (torch.tensor(w) for w in (LUMA_WEIGHTS, CB_WEIGHTS, CR_WEIGHTS))
+    chroma_weights = torch.stack([cb, cr])  # (2 bands, 3 colours)
+    # encoder: out[k] = sum_b p_b[k] * (gain * mean_j chroma_b(rgb_j) - mean_j p_b[j] * luma(rgb_j))
+    encoder = torch.zeros(4, 3, 4)  # (out position, colour, in position)
+    for b in range(2):
+        encoder += carriers[b][:, None, None] * (
+            gain * chroma_weights[b][None, :, None] / 4 - carriers[b][None, None, :] * luma[None, :, None] / 4
+        )
+    # decoder: coefficient_b = mean_j p_b[j] gray_j; rgb_c[k] - gray[k] = -sum_b coef_b p_b[k] + chroma_c
+    to_rgb = torch.tensor(CHROMA_TO_RGB)  # (3 colours, 2 bands)
+    decoder = torch.zeros(3, 4, 4)  # (colour, out position, in position)
+    for b in range(2):
+        coefficient = carriers[b] / 4  # weights over input positions
+        decoder += (-carriers[b][None, :, None] + to_rgb[:, b, None, None] / gain) * coefficient[None, None, :]
+    return encoder.reshape(4, 12, 1, 1), decoder.reshape(12, 4, 1, 1)
 
 
 def _trunk_convs(blocks: int) -> int:
@@ -72,6 +107,16 @@ class InvertibleGray(nn.Module):
         s = config.scale
         self.encoder = _trunk(3 * s * s, s * s, config.width, config.encoder_blocks)
         self.decoder = _trunk(s * s, 3 * s * s, config.width, config.decoder_blocks)
+        # linear (1x1) paths beside the trunks; with scale 2 they start as an analytic carrier code
+        self.encoder_linear = nn.Conv2d(3 * s * s, s * s, 1)
+        self.decoder_linear = nn.Conv2d(s * s, 3 * s * s, 1)
+        with torch.no_grad():
+            self.encoder_linear.bias.zero_()
+            self.decoder_linear.bias.zero_()
+            if s == 2:
+                encoder_init, decoder_init = _carrier_weights(config.carrier_gain)
+                self.encoder_linear.weight.copy_(encoder_init)
+                self.decoder_linear.weight.copy_(decoder_init)
 
     @property
     def divisibility(self) -> int:
@@ -99,14 +144,16 @@ class InvertibleGray(nn.Module):
     def encode(self, rgb: Tensor) -> Tensor:
         """(B,3,H,W) colour in [0,1] -> (B,1,H,W) gray in [0,1], before 8-bit quantisation."""
         s = self.config.scale
-        residual = self.encoder(F.pixel_unshuffle(rgb - 0.5, s))
-        residual = torch.tanh(residual) * self.config.max_residual
+        blocks = F.pixel_unshuffle(rgb - 0.5, s)
+        bound = self.config.max_residual
+        residual = torch.tanh((self.encoder(blocks) + self.encoder_linear(blocks)) / bound) * bound
         return (rgb_to_luma(rgb) + F.pixel_shuffle(residual, s)).clamp(0.0, 1.0)
 
     def decode(self, gray: Tensor) -> Tensor:
         """(B,1,H,W) gray in [0,1] -> (B,3,H,W) colour, unclamped (clamp for output)."""
         s = self.config.scale
-        delta = self.decoder(F.pixel_unshuffle(gray - 0.5, s))
+        blocks = F.pixel_unshuffle(gray - 0.5, s)
+        delta = self.decoder(blocks) + self.decoder_linear(blocks)
         return gray + F.pixel_shuffle(delta, s)
 
     def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,82 @@
+"""`invgray train`: the click front of the training loop."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint file; an existing one is resumed.")
+@click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Validation photos (whole images, 8-bit rounding), repeatable.")
+@click.option("--steps", default=5000, show_default=True, help="Total optimiser steps of the run.")
+@click.option("--batch", default=16, show_default=True)
+@click.option("--crop", default=128, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--width", default=48, show_default=True, help="Feature channels of both nets.")
+@click.option("--blocks", default=4, show_default=True, help="Residual blocks of each net.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-every", default=500, show_default=True)
+@click.option("--vgg19", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local VGG-19 state dict (torchvision layout) for the paper's conv4_4 contrast term.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="When the run ends, write shippable .safetensors weights here.")
+@click.option("--log-every", default=50, show_default=True, help="Log line interval when stderr is no terminal.")
+def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
+                  crop: int, lr: float, width: int, blocks: int, seed: int, val_every: int, vgg19: str | None,
+                  threads: int | None, export_path: Path | None, log_every: int) -> None:
+    """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
+    import torch
+
+    from ..models.net import NetConfig
+    from .loop import StepReport, TrainConfig, config_json, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    net = NetConfig(width=width, encoder_blocks=blocks, decoder_blocks=blocks).to_dict()
+    cfg = TrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps, batch=batch,
+                      crop=crop, lr=lr, seed=seed, val_every=val_every, net=net, vgg19=vgg19)
+    interactive = sys.stderr.isatty()
+    click.echo(config_json(cfg), err=True)
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    if interactive:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[terms]}"))
+        task = progress.add_task("train", total=steps, terms="")
+        progress.start()
+    last_val = ""
+
+    def on_report(report: StepReport) -> None:
+        nonlocal last_val
+        if report.validation:
+            last_val = f"val psnr {report.validation['psnr']:.2f} struct {report.validation['gray_structure']:.4f}"
+            log(f"step {report.step}: {last_val}")
+        t = report.terms
+        terms = (f"stage {report.stage} mse {t['mse']:.2e} struct {t['struct']:.4f} locvar {t['locvar']:.2e} "
+                 f"contrast {t['contrast']:.2e} quant {t['quant']:.2e} lr {report.lr:.1e} "
+                 f"{report.images_per_second:.1f} img/s {last_val}")
+        if interactive:
+            progress.update(task, completed=report.step, terms=terms)
+        elif report.step % log_every == 0:
+            log(f"step {report.step}/{report.total_steps} {terms}")
+
+    try:
+        model = train(cfg, out, on_report=on_report, log=log)
+    finally:
+        if interactive:
+            progress.stop()
+    if export_path is not None:
+        from ..models.registry import save_weights
+
+        digest = save_weights(model, export_path)
+        log(f"wrote {export_path} (sha256 {digest})")

@@ -1,0 +1,184 @@
+"""The training loop: two stages as the paper's Table 1, Adam with linear decay, checkpoints."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
+from . import losses
+from .data import augment_colour, find_images, load_all, sample_crops
+
+
+@dataclass
+class TrainConfig:
+    data: list[str]
+    val: list[str] = field(default_factory=list)
+    steps: int = 5000
+    batch: int = 16
+    crop: int = 128
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    stage2_fraction: float = 0.25  # last part of the run: rounding in the loop + quantisation loss
+    stage1_quantiser: str = "noise"
+    seed: int = 0
+    val_every: int = 500
+    checkpoint_every: int = 100
+    colour_augment: float = 0.5
+    net: dict = field(default_factory=lambda: NetConfig().to_dict())
+    weights: dict = field(default_factory=lambda: asdict(losses.LossWeights()))
+    vgg19: str | None = None
+
+
+@dataclass
+class StepReport:
+    step: int
+    total_steps: int
+    terms: dict[str, float]
+    images_per_second: float
+    lr: float
+    stage: int
+    validation: dict[str, float] | None = None
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear decay from lr to lr * final_lr_fraction over the run (paper Sec. 6.2)."""
+    progress = min(step / max(cfg.steps, 1), 1.0)
+    return cfg.lr * (1.0 - progress * (1.0 - cfg.final_lr_fraction))
+
+
+def stage_weights(step: int, cfg: TrainConfig) -> tuple[int, losses.LossWeights, str]:
+    base = losses.LossWeights(**cfg.weights)
+    if step < cfg.steps * (1.0 - cfg.stage2_fraction):
+        return 1, base, cfg.stage1_quantiser
+    # Table 1, stage II: omega_1 0.5, omega_2 10 (relative to stage I's 1.0 / 0.0)
+    stage2 = losses.LossWeights(**{**asdict(base), "conformity": 0.5 * base.conformity, "quantisation": 10.0})
+    return 2, stage2, "round"
+
+
+def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeights, quantiser: str,
+                   vgg: torch.nn.Module | None = None) -> tuple[Tensor, dict[str, float]]:
+    gray = model.encode(rgb)
+    restored = model.decode(losses.quantise(gray, quantiser))
+    luma = rgb_to_luma(rgb)
+    invertibility = torch.mean((restored - rgb) ** 2)
+    lightness = losses.lightness_loss(gray, luma)
+    contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
+    local_structure = losses.local_structure_loss(gray, luma)
+    structure = losses.structure_term(gray, luma)
+    structure_hinge = torch.relu(weights.structure_target - structure).mean()
+    quantisation = losses.quantisation_loss(gray)
+    conformity = (lightness + weights.contrast * contrast + weights.local_structure * local_structure
+                  + weights.structure_hinge * structure_hinge)
+    total = weights.invertibility * invertibility + weights.conformity * conformity + weights.quantisation * quantisation
+    terms = {"total": total, "mse": invertibility, "light": lightness, "contrast": contrast,
+             "locvar": local_structure, "struct": structure.mean(), "quant": quantisation}
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+@torch.inference_mode()
+def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float]:
+    """Whole-image encode -> 8-bit round -> decode; mean PSNR and gray structure on 0-255 values."""
+    model.eval()
+    psnrs, structures = [], []
+    for image in images:
+        h, w = (s - s % model.divisibility for s in image.shape[:2])
+        rgb = torch.from_numpy(image[:h, :w]).permute(2, 0, 1)[None].float() / 255.0
+        gray = torch.round(model.encode(rgb) * 255.0) / 255.0
+        restored = torch.round(model.decode(gray).clamp(0, 1) * 255.0)
+        mse = torch.mean((restored - rgb * 255.0) ** 2).clamp_min(1e-10)
+        psnrs.append(float(10 * torch.log10(255.0**2 / mse)))
+        structures.append(float(losses.structure_term(gray, rgb_to_luma(rgb))))
+    model.train()
+    return {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures))}
+
+
+def save_checkpoint(path: Path, model: InvertibleGray, optimizer: torch.optim.Optimizer, step: int,
+                    cfg: TrainConfig, rng: np.random.Generator, generator: torch.Generator,
+                    history: list[dict]) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "config": asdict(cfg), "numpy_rng": rng.bit_generator.state,
+             "torch_rng": generator.get_state(), "torch_global_rng": torch.get_rng_state(),
+             "history": history}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds RNG states
+
+
+def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] = lambda r: None,
+          log: Callable[[str], None] = print) -> InvertibleGray:
+    """Train (or resume from `out` if it exists) and return the model; `out` holds the checkpoint."""
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    model = InvertibleGray(NetConfig(**cfg.net)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start, history = 0, []
+    if out.exists():
+        state = load_checkpoint(out)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["step"], state.get("history", [])
+        rng.bit_generator.state = state["numpy_rng"]
+        generator.set_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_global_rng"])
+        log(f"resumed from {out} at step {start}")
+
+    t0 = time.perf_counter()
+    train_images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop)
+    val_images = load_all(find_images([Path(p) for p in cfg.val]), model.divisibility) if cfg.val else []
+    log(f"{len(train_images)} training and {len(val_images)} validation photos loaded "
+        f"in {time.perf_counter() - t0:.0f} s")
+    vgg = None
+    if cfg.vgg19:
+        from .vgg import VGGContrast
+
+        vgg = VGGContrast(Path(cfg.vgg19)).to(device)
+
+    use_amp = device.type == "cuda"
+    model.train()
+    tick = time.perf_counter()
+    for step in range(start, cfg.steps):
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        stage, weights, quantiser = stage_weights(step, cfg)
+        rgb = sample_crops(train_images, cfg.batch, cfg.crop, rng)
+        rgb = augment_colour(rgb, generator, probability=cfg.colour_augment).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        done = step + 1
+        validation = None
+        if val_images and (done % cfg.val_every == 0 or done == cfg.steps):
+            validation = validate(model, val_images)
+            history.append({"step": done, **validation})
+        now = time.perf_counter()
+        report = StepReport(done, cfg.steps, terms, cfg.batch / max(now - tick, 1e-9), lr, stage, validation)
+        tick = now
+        on_report(report)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save_checkpoint(out, model, optimizer, done, cfg, rng, generator, history)
+    return model.cpu().eval()
+
+
+def config_json(cfg: TrainConfig) -> str:
+    return json.dumps(asdict(cfg), indent=2)

@@ -1,0 +1,102 @@
+"""Loss terms after the paper's Sec. 5, all on images in [0, 1].
+
+invertibility  MSE(restored, input)                                  (Eq. 4)
+lightness      hinge at theta = 70/255 around BT.601 luma             (Eq. 5)
+contrast       multi-scale luma-contrast preservation (no download) or, given a local
+               file, the paper's VGG-19 conv4_4 feature distance         (Eq. 6)
+structure      |local variance(gray) - local variance(luma)|           (Eq. 7)
+               plus a hinge on the SSIM structure term the evaluation measures
+quantisation   distance of 255*gray to the nearest integer              (Eq. 9)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+LIGHTNESS_THETA = 70.0 / 255.0
+
+
+def lightness_loss(gray: Tensor, luma: Tensor, theta: float = LIGHTNESS_THETA) -> Tensor:
+    return F.relu((gray - luma).abs() - theta).mean()
+
+
+def _neighbour_differences(image: Tensor) -> tuple[Tensor, Tensor]:
+    return image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
+
+
+def contrast_loss(gray: Tensor, luma: Tensor, levels: int = 4) -> Tensor:
+    """L1 between neighbour differences of gray and luma on a 2x,4x,8x,16x average pyramid.
+
+    Coarse-scale contrast must follow the luma, so the hidden pattern stays a fine,
+    locally zero-mean texture and the gray keeps the photo's regional contrast.
+    """
+    total = gray.new_zeros(())
+    for level in range(1, levels + 1):
+        factor = 2**level
+        if min(gray.shape[-2:]) < 2 * factor:
+            break
+        pooled_gray, pooled_luma = F.avg_pool2d(gray, factor), F.avg_pool2d(luma, factor)
+        for dg, dl in zip(_neighbour_differences(pooled_gray), _neighbour_differences(pooled_luma)):
+            total = total + (dg - dl).abs().mean()
+    return total
+
+
+def local_variance(image: Tensor, window: int = 5) -> Tensor:
+    mean = F.avg_pool2d(image, window, stride=1, padding=window // 2, count_include_pad=False)
+    mean_sq = F.avg_pool2d(image * image, window, stride=1, padding=window // 2, count_include_pad=False)
+    return (mean_sq - mean * mean).clamp_min(0.0)
+
+
+def local_structure_loss(gray: Tensor, luma: Tensor) -> Tensor:
+    return (local_variance(gray) - local_variance(luma)).abs().mean()
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+def structure_term(gray: Tensor, luma: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image mean of SSIM's structure term s = (sxy + C3) / (sx sy + C3), Gaussian 11x11."""
+    window = _gaussian_window().to(gray)
+    c3 = (0.03 * data_range) ** 2 / 2
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, window)
+
+    mu_x, mu_y = blur(gray), blur(luma)
+    var_x = (blur(gray * gray) - mu_x**2).clamp_min(0.0)
+    var_y = (blur(luma * luma) - mu_y**2).clamp_min(0.0)
+    cov = blur(gray * luma) - mu_x * mu_y
+    s = (cov + c3) / (torch.sqrt(var_x * var_y + 1e-12) + c3)
+    return s.mean(dim=(1, 2, 3))
+
+
+def quantisation_loss(gray: Tensor) -> Tensor:
+    scaled = gray * 255.0
+    return (scaled - torch.round(scaled)).abs().mean() / 255.0
+
+
+def quantise(gray: Tensor, mode: str) -> Tensor:
+    """What the decoder sees in training: 8-bit rounding (straight-through), uniform noise, or nothing."""
+    if mode == "round":
+        return gray + (torch.round(gray * 255.0) / 255.0 - gray).detach()
+    if mode == "noise":
+        return gray + (torch.rand_like(gray) - 0.5) / 255.0
+    return gray
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    invertibility: float = 10.0  # colour MSE on [0,1] values is tiny next to the L1 terms; lift it
+    conformity: float = 1.0  # omega_1 in the paper's Eq. 3 (Table 1)
+    quantisation: float = 0.0  # omega_2
+    contrast: float = 0.5  # alpha (our download-free term works in pixel units)
+    local_structure: float = 0.5  # beta, as the paper
+    structure_hinge: float = 10.0  # keeps the measured gray structure above target, a soft constraint
+    structure_target: float = 0.978
