@@ -50,6 +50,11 @@ class Expansion:
     items: list[InputItem]  # in argument order; arguments that gave nothing carry a ``problem``
     notes: list[str]  # files passed over on purpose, one line each
 
+    @property
+    def missing(self) -> list[tuple[str, str]]:
+        """(argument, why it gave no file) for missing paths and empty globs."""
+        return [(str(i.source), i.problem) for i in self.items if i.problem is not None]
+
 
 class UsageProblem(InvgrayError):
     """The options contradict each other or the inputs (the CLI exits 2, as for click's usage errors)."""

@@ -55,6 +55,7 @@ def test_missing_path_and_empty_glob_keep_their_place(tmp_path: Path) -> None:
     problems = [i.problem for i in exp.items]
     assert problems[1] is None
     assert "no such file" in problems[0] and "no file matches" in problems[2]
+    assert [arg for arg, _ in exp.missing] == [str(tmp_path / "nope.jpg"), str(tmp_path / "*.none")]
 
 
 def test_output_folder_is_not_an_input(tree: Path) -> None:
