@@ -29,10 +29,14 @@ DEBUG_ENV = "INVGRAY_DEBUG"
 OnTile = Callable[[int, int], None]
 
 
+def message_line(kind: str, message: str) -> str:
+    """``invgray: error: ...`` on one line (newlines folded); a ``debug`` traceback stays as it is."""
+    return message.rstrip("\n") if kind == "debug" else f"{PROG}: {kind}: {' '.join(str(message).split())}"
+
+
 def say(kind: str, message: str) -> None:
-    """One line on stderr: ``invgray: error: ...``; newlines in ``message`` are folded (but a traceback's)."""
-    text = message if kind == "debug" else f"{PROG}: {kind}: {' '.join(str(message).split())}"
-    click.echo(text, err=True, nl=not text.endswith("\n"))
+    """One message line on stderr."""
+    click.echo(message_line(kind, message), err=True)
 
 
 def debug_enabled(argv: list[str] | None = None) -> bool:
@@ -160,6 +164,8 @@ def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) 
         emit = say if progress is None else _console_say(progress.console)
         files_task = progress.add_task(command, total=len(jobs)) if progress is not None else None
         for job in jobs:
+            if progress is not None:
+                progress.update(files_task, description=f"{command} {job.item.rel.name}")
             on_tile, cleanup = _tile_callback(progress, job.item.rel.name)
             try:
                 result = run_one(job, process, on_tile, emit)
@@ -182,8 +188,7 @@ def _console_say(console: Any) -> Emit:
     """``say`` through a live rich console, so lines print above the progress bars."""
 
     def emit(kind: str, message: str) -> None:
-        text = message if kind == "debug" else f"{PROG}: {kind}: {' '.join(message.split())}"
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        console.print(message_line(kind, message), markup=False, highlight=False, soft_wrap=True)
 
     return emit
 
