@@ -83,12 +83,15 @@ def ssim_torch(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     return ssim_map.mean(dim=(1, 2, 3))
 
 
-def gray_structure_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0) -> Tensor:
-    """Mean SSIM structure term between gray and luma batches (B,1,H,W) -> (B,)."""
+def gray_structure_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0, eps: float = 0.0) -> Tensor:
+    """Mean SSIM structure term between gray and luma batches (B,1,H,W) -> (B,).
+
+    Training passes a tiny ``eps`` so the square root keeps a finite gradient in flat regions.
+    """
     _, _, var_g, var_l, cov = _local_moments(*_float_pair(gray, luma))
     c3 = (SSIM_K2 * data_range) ** 2 / 2
     # clamp: E[x^2] - E[x]^2 can dip a hair below zero in flat regions
-    sd_product = torch.sqrt(var_g.clamp_min(0) * var_l.clamp_min(0))
+    sd_product = torch.sqrt(var_g.clamp_min(0) * var_l.clamp_min(0) + eps)
     return ((cov + c3) / (sd_product + c3)).mean(dim=(1, 2, 3))
 
 

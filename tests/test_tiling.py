@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from invgray_cli.models import InvertibleGray, NetConfig
 from invgray_cli.tiling import _crop_replicated, compute_padding, round_up, run_tiled, tile_spans
 
 
@@ -35,12 +36,25 @@ def _tiled(fn, image, *, div, halo, tile, out_channels, **kw):
                      out_channels=out_channels, **kw)
 
 
+@pytest.fixture(params=[2, 4], ids=["scale2", "scale4"])
+def tiny_model_any_scale(request, tiny_model):
+    """The tiny net at the shipped architecture's unshuffle factor (4) and at 2."""
+    if request.param == tiny_model.config.scale:
+        return tiny_model
+    torch.manual_seed(1)
+    model = InvertibleGray(NetConfig(scale=request.param, width=8, encoder_blocks=1, decoder_blocks=1))
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
 @pytest.mark.parametrize("height,width", [(1, 1), (17, 31), (1000, 3), (3, 257), (153, 97)])
 @pytest.mark.parametrize("tile", [2, 16, 64])
-def test_tiled_encode_equals_untiled(tiny_model, height, width, tile):
+def test_tiled_encode_equals_untiled(tiny_model_any_scale, height, width, tile):
     torch.manual_seed(height * 1000 + width)
     image = torch.randint(0, 256, (1, 3, height, width), dtype=torch.uint8)
-    model = tiny_model
+    model = tiny_model_any_scale
     fn = lambda t: model.encode(t / 255.0)  # noqa: E731
     kw = dict(div=model.divisibility, halo=model.encoder_receptive_field, out_channels=1)
     with torch.inference_mode():

@@ -17,8 +17,9 @@ import click
 @click.option("--batch", default=16, show_default=True)
 @click.option("--crop", default=128, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True)
-@click.option("--width", default=48, show_default=True, help="Feature channels of both nets.")
+@click.option("--width", default=96, show_default=True, help="Feature channels of both nets.")
 @click.option("--blocks", default=4, show_default=True, help="Residual blocks of each net.")
+@click.option("--scale", default=4, show_default=True, help="Pixel-unshuffle factor the nets work at.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val-every", default=500, show_default=True)
 @click.option("--vgg19", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -28,7 +29,7 @@ import click
               help="When the run ends, write shippable .safetensors weights here.")
 @click.option("--log-every", default=50, show_default=True, help="Log line interval when stderr is no terminal.")
 def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
-                  crop: int, lr: float, width: int, blocks: int, seed: int, val_every: int, vgg19: str | None,
+                  crop: int, lr: float, width: int, blocks: int, scale: int, seed: int, val_every: int, vgg19: str | None,
                   threads: int | None, export_path: Path | None, log_every: int) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
@@ -38,7 +39,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
 
     if threads:
         torch.set_num_threads(threads)
-    net = NetConfig(width=width, encoder_blocks=blocks, decoder_blocks=blocks).to_dict()
+    net = NetConfig(scale=scale, width=width, encoder_blocks=blocks, decoder_blocks=blocks).to_dict()
     cfg = TrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps, batch=batch,
                       crop=crop, lr=lr, seed=seed, val_every=val_every, net=net, vgg19=vgg19)
     interactive = sys.stderr.isatty()

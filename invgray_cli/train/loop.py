@@ -26,6 +26,7 @@ class TrainConfig:
     crop: int = 128
     lr: float = 1e-3
     final_lr_fraction: float = 0.01
+    linear_lr_scale: float = 0.01
     stage2_fraction: float = 0.25  # last part of the run: rounding in the loop + quantisation loss
     stage1_quantiser: str = "noise"
     seed: int = 0
@@ -52,6 +53,14 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear decay from lr to lr * final_lr_fraction over the run (paper Sec. 6.2)."""
     progress = min(step / max(cfg.steps, 1), 1.0)
     return cfg.lr * (1.0 - progress * (1.0 - cfg.final_lr_fraction))
+
+
+def parameter_groups(model: InvertibleGray, cfg: TrainConfig) -> list[dict]:
+    """The linear carrier paths have weights of ~1e-2; Adam's ~lr-sized steps would wipe their
+    analytic code out in a few steps, so they learn at a fraction of the trunks' rate."""
+    linear = [p for name, p in model.named_parameters() if "_linear" in name]
+    trunks = [p for name, p in model.named_parameters() if "_linear" not in name]
+    return [{"params": trunks, "lr_scale": 1.0}, {"params": linear, "lr_scale": cfg.linear_lr_scale}]
 
 
 def stage_weights(step: int, cfg: TrainConfig) -> tuple[int, losses.LossWeights, str]:
@@ -127,7 +136,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     model = InvertibleGray(NetConfig(**cfg.net)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.lr)
     start, history = 0, []
     if out.exists():
         state = load_checkpoint(out)
@@ -156,7 +165,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     for step in range(start, cfg.steps):
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         stage, weights, quantiser = stage_weights(step, cfg)
         rgb = sample_crops(train_images, cfg.batch, cfg.crop, rng)
         rgb = augment_colour(rgb, generator, probability=cfg.colour_augment).to(device)

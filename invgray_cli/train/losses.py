@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from ..metrics import gray_structure_torch
+
 LIGHTNESS_THETA = 70.0 / 255.0
 
 
@@ -54,27 +56,9 @@ def local_structure_loss(gray: Tensor, luma: Tensor) -> Tensor:
     return (local_variance(gray) - local_variance(luma)).abs().mean()
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
-
-
-def structure_term(gray: Tensor, luma: Tensor, data_range: float = 1.0) -> Tensor:
-    """Per-image mean of SSIM's structure term s = (sxy + C3) / (sx sy + C3), Gaussian 11x11."""
-    window = _gaussian_window().to(gray)
-    c3 = (0.03 * data_range) ** 2 / 2
-
-    def blur(t: Tensor) -> Tensor:
-        return F.conv2d(t, window)
-
-    mu_x, mu_y = blur(gray), blur(luma)
-    var_x = (blur(gray * gray) - mu_x**2).clamp_min(0.0)
-    var_y = (blur(luma * luma) - mu_y**2).clamp_min(0.0)
-    cov = blur(gray * luma) - mu_x * mu_y
-    s = (cov + c3) / (torch.sqrt(var_x * var_y + 1e-12) + c3)
-    return s.mean(dim=(1, 2, 3))
+def structure_term(gray: Tensor, luma: Tensor) -> Tensor:
+    """Per-image SSIM structure term, exactly as `invgray eval` measures it (differentiable)."""
+    return gray_structure_torch(gray, luma, data_range=1.0, eps=1e-12)
 
 
 def quantisation_loss(gray: Tensor) -> Tensor:
