@@ -471,7 +471,6 @@ def _one_user_error(result) -> str:
 TINY_ARGS = ("--steps", 2, "--batch", 2, "--width", 8, "--blocks", 1, "--log-every", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bad training input ends in an internal error, not a one-line message")
 @pytest.mark.parametrize("case", ["empty folder", "photos smaller than the crop", "crop not a multiple of the scale",
                                   "resume with another architecture"])
 def test_train_command_bad_input_is_a_one_line_user_error(photos, tmp_path, case):
@@ -491,7 +490,6 @@ def test_train_command_bad_input_is_a_one_line_user_error(photos, tmp_path, case
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --out in a missing folder fails only at the first checkpoint")
 def test_train_command_out_in_a_new_folder(photos, tmp_path):
     out = tmp_path / "new" / "run.ckpt"
     result = _invoke("train", photos, "--out", out, "--crop", 32, *TINY_ARGS)

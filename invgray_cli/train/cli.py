@@ -13,10 +13,10 @@ import click
               help="Checkpoint file; an existing one is resumed.")
 @click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Validation photos (whole images, 8-bit rounding), repeatable.")
-@click.option("--steps", default=5000, show_default=True, help="Total optimiser steps of the run.")
-@click.option("--batch", default=16, show_default=True)
-@click.option("--crop", default=128, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--steps", default=7000, type=click.IntRange(min=1), show_default=True, help="Total optimiser steps of the run.")
+@click.option("--batch", default=16, type=click.IntRange(min=1), show_default=True)
+@click.option("--crop", default=128, type=click.IntRange(min=1), show_default=True)
+@click.option("--lr", default=5e-4, show_default=True)
 @click.option("--width", default=96, show_default=True, help="Feature channels of both nets.")
 @click.option("--blocks", default=4, show_default=True, help="Residual blocks of each net.")
 @click.option("--scale", default=4, show_default=True, help="Pixel-unshuffle factor the nets work at.")
@@ -37,6 +37,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
     from ..models.net import NetConfig
     from .loop import StepReport, TrainConfig, config_json, train
 
+    if crop % scale:
+        raise click.BadParameter(f"{crop} is not a multiple of --scale {scale}", param_hint="--crop")
     if threads:
         torch.set_num_threads(threads)
     net = NetConfig(scale=scale, width=width, encoder_blocks=blocks, decoder_blocks=blocks).to_dict()
@@ -78,6 +80,13 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
             progress.stop()
     if export_path is not None:
         from ..models.registry import save_weights
+        from .loop import best_path
+
+        best = best_path(out)
+        if best.exists():  # the best validated weights, not merely the last ones
+            state = torch.load(best, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            log(f"exporting the best validated weights: step {state['step']}, {state['validation']}")
 
         digest = save_weights(model, export_path)
         log(f"wrote {export_path} (sha256 {digest})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from . import losses
 from .data import augment_colour, find_images, load_all, sample_crops
@@ -21,10 +23,10 @@ from .data import augment_colour, find_images, load_all, sample_crops
 class TrainConfig:
     data: list[str]
     val: list[str] = field(default_factory=list)
-    steps: int = 5000
+    steps: int = 7000
     batch: int = 16
     crop: int = 128
-    lr: float = 1e-3
+    lr: float = 5e-4
     final_lr_fraction: float = 0.01
     linear_lr_scale: float = 0.01
     stage2_fraction: float = 0.25  # last part of the run: rounding in the loop + quantisation loss
@@ -32,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 500
     checkpoint_every: int = 100
+    max_grad_norm: float = 1.0  # clipping: one run at lr 1e-3 without it blew up after 2000 steps
     colour_augment: float = 0.5
     net: dict = field(default_factory=lambda: NetConfig().to_dict())
     weights: dict = field(default_factory=lambda: asdict(losses.LossWeights()))
@@ -65,7 +68,7 @@ def parameter_groups(model: InvertibleGray, cfg: TrainConfig) -> list[dict]:
 
 def stage_weights(step: int, cfg: TrainConfig) -> tuple[int, losses.LossWeights, str]:
     base = losses.LossWeights(**cfg.weights)
-    if step < cfg.steps * (1.0 - cfg.stage2_fraction):
+    if step < cfg.steps - math.floor(cfg.steps * cfg.stage2_fraction + 1e-9):
         return 1, base, cfg.stage1_quantiser
     # Table 1, stage II: omega_1 0.5, omega_2 10 (relative to stage I's 1.0 / 0.0)
     stage2 = losses.LossWeights(**{**asdict(base), "conformity": 0.5 * base.conformity, "quantisation": 10.0})
@@ -99,7 +102,8 @@ def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float
     psnrs, structures = [], []
     for image in images:
         h, w = (s - s % model.divisibility for s in image.shape[:2])
-        rgb = torch.from_numpy(image[:h, :w]).permute(2, 0, 1)[None].float() / 255.0
+        rgb = torch.from_numpy(np.array(image[:h, :w])).permute(2, 0, 1)[None].float() / 255.0
+        rgb = rgb.to(next(model.parameters()).device)
         gray = torch.round(model.encode(rgb) * 255.0) / 255.0
         restored = torch.round(model.decode(gray).clamp(0, 1) * 255.0)
         mse = torch.mean((restored - rgb * 255.0) ** 2).clamp_min(1e-10)
@@ -107,6 +111,28 @@ def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float
         structures.append(float(losses.structure_term(gray, rgb_to_luma(rgb))))
     model.train()
     return {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures))}
+
+
+GRAY_STRUCTURE_FLOOR = 0.97  # the paper-level bar a kept model must clear
+
+
+def is_best(validation: dict[str, float], earlier: list[dict]) -> bool:
+    """Highest validation PSNR so far among results whose gray structure clears the floor."""
+    if validation["gray_structure"] < GRAY_STRUCTURE_FLOOR:
+        return False
+    eligible = [h["psnr"] for h in earlier if h["gray_structure"] >= GRAY_STRUCTURE_FLOOR]
+    return not eligible or validation["psnr"] > max(eligible)
+
+
+def best_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".best" + out.suffix)
+
+
+def save_best(path: Path, model: InvertibleGray, step: int, validation: dict[str, float]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"model": model.state_dict(), "net": model.config.to_dict(), "step": step,
+                "validation": validation}, tmp)
+    tmp.replace(path)
 
 
 def save_checkpoint(path: Path, model: InvertibleGray, optimizer: torch.optim.Optimizer, step: int,
@@ -138,8 +164,12 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     model = InvertibleGray(NetConfig(**cfg.net)).to(device)
     optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.lr)
     start, history = 0, []
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         state = load_checkpoint(out)
+        if state["config"]["net"] != cfg.net:
+            raise InvgrayError(f"checkpoint {out} was trained with net {state['config']['net']}; "
+                               "pass the same --scale/--width/--blocks or a new --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["step"], state.get("history", [])
@@ -150,6 +180,8 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
 
     t0 = time.perf_counter()
     train_images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop)
+    if not train_images:
+        raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
     val_images = load_all(find_images([Path(p) for p in cfg.val]), model.divisibility) if cfg.val else []
     log(f"{len(train_images)} training and {len(val_images)} validation photos loaded "
         f"in {time.perf_counter() - t0:.0f} s")
@@ -173,13 +205,17 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        if torch.isfinite(grad_norm):  # a non-finite batch is skipped rather than poisoning Adam
+            optimizer.step()
 
         done = step + 1
         validation = None
         if val_images and (done % cfg.val_every == 0 or done == cfg.steps):
             validation = validate(model, val_images)
             history.append({"step": done, **validation})
+            if is_best(validation, history[:-1]):
+                save_best(best_path(out), model, done, validation)
         now = time.perf_counter()
         report = StepReport(done, cfg.steps, terms, cfg.batch / max(now - tick, 1e-9), lr, stage, validation)
         tick = now
