@@ -16,7 +16,7 @@ import click
 @click.option("--steps", default=7000, type=click.IntRange(min=1), show_default=True, help="Total optimiser steps of the run.")
 @click.option("--batch", default=16, type=click.IntRange(min=1), show_default=True)
 @click.option("--crop", default=128, type=click.IntRange(min=1), show_default=True)
-@click.option("--lr", default=5e-4, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True)
 @click.option("--width", default=96, show_default=True, help="Feature channels of both nets.")
 @click.option("--blocks", default=4, show_default=True, help="Residual blocks of each net.")
 @click.option("--scale", default=4, show_default=True, help="Pixel-unshuffle factor the nets work at.")

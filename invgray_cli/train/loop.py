@@ -26,7 +26,7 @@ class TrainConfig:
     steps: int = 7000
     batch: int = 16
     crop: int = 128
-    lr: float = 5e-4
+    lr: float = 3e-4
     final_lr_fraction: float = 0.01
     linear_lr_scale: float = 0.01
     stage2_fraction: float = 0.25  # last part of the run: rounding in the loop + quantisation loss
