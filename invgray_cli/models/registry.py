@@ -47,8 +47,21 @@ class ModelInfo:
     path: Path | None = None
 
 
-# First entry = default. Empty until trained weights are registered.
-REGISTRY: list[WeightsEntry] = []
+# First entry = default. Each file is made by `invgray train` (recipe in weights/README.md).
+REGISTRY: list[WeightsEntry] = [
+    WeightsEntry(
+        name="igray_s4w96.photos789_v1",
+        file="igray_s4w96_photos789_v1-9a9af3f1.safetensors",
+        sha256="9a9af3f15fd568e4c2721851beacf4aeda927a998feca4eefbe7d9196cb675be",
+        config={"scale": 4, "width": 96, "encoder_blocks": 4, "decoder_blocks": 4, "max_residual": 0.25,
+                "carrier_gain": 0.25},
+        divisibility=4,
+        receptive_field=44,
+        description="4x4-block nets (96 ch, 4+4 residual blocks) trained on 789 photos "
+        "(BSDS500, COCO, Sun-Hays 80, Urban100)",
+        licence="code MIT; weights trained on research-use photos, see weights/README.md",
+    ),
+]
 
 
 def list_models() -> list[WeightsEntry]:
