@@ -74,7 +74,7 @@ def read_source(item: InputItem) -> Path | io.BytesIO:
     """The input as imageio reads it: a path, or stdin's bytes."""
     if item.source is not None:
         return item.source
-    data = click.get_binary_stream("stdin").read()
+    data = sys.stdin.buffer.read()
     if not data:
         raise InvgrayError("<stdin>: input is empty; pipe an image into it")
     stream = io.BytesIO(data)
@@ -89,7 +89,7 @@ def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], None]
         return output.stat().st_size
     buffer = io.BytesIO()
     write(buffer)
-    stdout = click.get_binary_stream("stdout")
+    stdout = sys.stdout.buffer
     stdout.write(buffer.getvalue())
     stdout.flush()
     return buffer.tell()
