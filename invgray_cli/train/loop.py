@@ -191,7 +191,9 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
 
         vgg = VGGContrast(Path(cfg.vgg19)).to(device)
 
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda"  # bf16 autocast and channels_last only where they pay: on a GPU
+    memory_format = torch.channels_last if use_amp else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     model.train()
     tick = time.perf_counter()
     for step in range(start, cfg.steps):
@@ -200,7 +202,8 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
             group["lr"] = lr * group["lr_scale"]
         stage, weights, quantiser = stage_weights(step, cfg)
         rgb = sample_crops(train_images, cfg.batch, cfg.crop, rng)
-        rgb = augment_colour(rgb, generator, probability=cfg.colour_augment).to(device)
+        rgb = augment_colour(rgb, generator, probability=cfg.colour_augment)
+        rgb = rgb.to(device).contiguous(memory_format=memory_format)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg)
         optimizer.zero_grad(set_to_none=True)
