@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 # Measured on chelsea (300x451) with the shipped default weights; the bars sit a little below
 # those figures so a regression in the weights, the codec or the tiling trips them.
-MIN_PSNR = 41.0  # measured 42.90
-MIN_SSIM = 0.98  # measured 0.9875
+MIN_PSNR = 41.0  # measured 43.09
+MIN_SSIM = 0.98  # measured 0.9876
 MIN_GRAY_STRUCTURE = 0.97  # measured 0.9741; also the must-level bar
 
 

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.tiling import _crop_replicated, compute_padding, round_up, run_tiled, tile_spans
+from invgray_cli.tiling import compute_padding, crop_padded, round_up, run_tiled, tile_spans
 
 
 @pytest.mark.parametrize("height,width,div", [(1, 1, 2), (17, 31, 2), (1000, 3, 4), (8, 8, 8), (5, 9, 1)])
@@ -18,11 +18,16 @@ def test_compute_padding_round_trip(height, width, div):
     assert torch.equal(F.pad(padded, unpad), x)
 
 
-def test_crop_replicated_matches_whole_image_padding():
-    x = torch.arange(5 * 7, dtype=torch.float32).view(1, 1, 5, 7)
-    padded = F.pad(x, (0, 3, 0, 5), mode="replicate")
-    for y0, y1, x0, x1 in [(0, 10, 0, 10), (2, 9, 4, 10), (0, 5, 0, 7), (4, 10, 6, 8), (1, 3, 2, 5)]:
-        assert torch.equal(_crop_replicated(x, y0, y1, x0, x1), padded[..., y0:y1, x0:x1])
+def test_crop_padded_matches_whole_image_reflection():
+    x = torch.arange(6 * 7, dtype=torch.float32).view(1, 1, 6, 7)
+    padded = F.pad(x, (0, 3, 0, 4), mode="reflect")
+    for y0, y1, x0, x1 in [(0, 10, 0, 10), (2, 9, 4, 10), (0, 6, 0, 7), (4, 10, 6, 8), (1, 3, 2, 5)]:
+        assert torch.equal(crop_padded(x, y0, y1, x0, x1), padded[..., y0:y1, x0:x1])
+
+
+def test_crop_padded_falls_back_to_the_edge_on_tiny_images():
+    x = torch.tensor([[[[5.0]]]])
+    assert torch.equal(crop_padded(x, 0, 4, 0, 4), torch.full((1, 1, 4, 4), 5.0))
 
 
 def test_tile_spans_cover_and_align():
@@ -62,7 +67,8 @@ def test_tiled_encode_equals_untiled(tiny_model_any_scale, height, width, tile):
         tiled = _tiled(fn, image, tile=tile, **kw)
         # reference: the whole image padded once, run once, cropped
         pad, unpad = compute_padding(height, width, model.divisibility)
-        reference = F.pad(fn(F.pad(image.float(), pad, mode="replicate") * 1.0), unpad)
+        padded_height, padded_width = height + pad[3], width + pad[1]
+        reference = F.pad(fn(crop_padded(image.float(), 0, padded_height, 0, padded_width)), unpad)
     assert tiled.shape == (1, 1, height, width) and tiled.dtype == torch.float32
     assert (tiled - whole).abs().max() <= 1e-4
     assert (whole - reference).abs().max() <= 1e-5
