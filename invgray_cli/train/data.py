@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torch import Tensor
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from ..batch import IMAGE_SUFFIXES
+from ..imageio import read_color
 
 
 def find_images(folders: list[Path]) -> list[Path]:
@@ -23,15 +23,10 @@ def find_images(folders: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-
 def load_all(paths: list[Path], min_side: int, workers: int = 2) -> list[np.ndarray]:
     """Decode every photo once; those smaller than a crop are dropped."""
     with ThreadPoolExecutor(workers) as pool:
-        images = list(pool.map(load_rgb, paths))
+        images = [image.rgb for image in pool.map(read_color, paths)]  # the codec's input policy
     return [im for im in images if min(im.shape[:2]) >= min_side]
 
 
