@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .batch import COLOR_SUFFIX, GRAY_SUFFIX
 from .errors import InvgrayError
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ METRIC_NAMES = ("psnr", "ssim", "mae", "gray_structure", "gray_psnr")
 # Xia et al. 2018 on VOC2012 (abstract, Sec. 7.2); the paper gives no gray PSNR.
 PAPER_FIGURES = {"psnr": 36.02, "ssim": 0.9681, "mae": 3.083, "gray_structure": 0.9799, "gray_psnr": None}
 DIFF_RANGE = 32.0  # difference maps show |error| in [0, 32] over the full range, as the paper's figures
+PATTERN_GAIN = 16  # the hidden-pattern panel shows |gray - luma| x 16: 16 gray levels of pattern = white
 
+OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, ".eval.png")  # invgray's own files are not photos to measure
 ImageCallback = Callable[[int, int, dict], None]  # (index, total, per-image record)
 
 
@@ -63,19 +66,52 @@ def difference_map(rgb: np.ndarray, restored: np.ndarray) -> np.ndarray:
     return np.round(np.clip(error / DIFF_RANGE, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def pattern_map(rgb: np.ndarray, gray: np.ndarray, gain: int = PATTERN_GAIN) -> np.ndarray:
+    """|gray - BT.601 luma| x gain as uint8 HxW, its scale written in the top-left corner:
+    the hidden pattern made visible, so one sees where it would show."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from .metrics import luma_bt601
+
+    amplified = np.abs(gray.astype(np.float64) - luma_bt601(rgb)) * gain
+    panel = Image.fromarray(np.round(np.clip(amplified, 0.0, 255.0)).astype(np.uint8))
+    ImageDraw.Draw(panel).text((2, 1), f"|gray-luma| x{gain}", fill=255)
+    return np.asarray(panel)
+
+
 def comparison_strip(rgb: np.ndarray, gray: np.ndarray, restored: np.ndarray) -> np.ndarray:
-    """input | gray | restored | difference map, side by side, as one uint8 HxWx3 image."""
+    """input | gray | restored | difference map | hidden pattern, side by side, as one uint8 HxWx3 image."""
     import numpy as np
 
     def as_rgb(plane: np.ndarray) -> np.ndarray:
         return np.repeat(plane[:, :, None], 3, axis=2)
 
-    # edge to edge, so the strip is exactly 4 x the input's width
-    return np.concatenate([rgb, as_rgb(gray), restored, as_rgb(difference_map(rgb, restored))], axis=1)
+    # edge to edge, so the strip is exactly 5 x the input's width
+    panels = [rgb, as_rgb(gray), restored, as_rgb(difference_map(rgb, restored)), as_rgb(pattern_map(rgb, gray))]
+    return np.concatenate(panels, axis=1)
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else None
+
+
+def summarise(records: Sequence[dict]) -> dict:
+    """Means of the measures over ``records``, with the worst and 5th-percentile gray structure:
+    the gray rule is about the images where the pattern shows, which a mean hides."""
+    structures = [r["gray_structure"] for r in records]
+    return {
+        "count": len(records),
+        "mean": {name: _finite(_mean([r[name] for r in records])) for name in METRIC_NAMES},
+        "gray_structure_min": min(structures) if structures else None,
+        "gray_structure_p5": _percentile(structures, 5),
+    }
 
 
 def _finite(value: float | None) -> float | None:
@@ -124,19 +160,22 @@ def evaluate_folder(
     from .imageio import read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
-    expansion = expand_inputs([str(p) for p in paths], exclude=save_dir)
-    if expansion.missing:
-        raise InvgrayError(expansion.missing[0][1])
-    items = [item for item in expansion.items if item.source is not None]
-    if len(items) != len(expansion.items):
-        raise InvgrayError("eval reads files and folders, not stdin ('-')")
+    items, notes = [], []
+    for path in paths:  # one set per argument, reported apart as well as together
+        expansion = expand_inputs([str(path)], skip_suffixes=OWN_OUTPUTS, exclude=save_dir)
+        if expansion.missing:
+            raise InvgrayError(expansion.missing[0][1])
+        if any(item.source is None for item in expansion.items):
+            raise InvgrayError("eval reads files and folders, not stdin ('-')")
+        items += [(str(path), item) for item in expansion.items]
+        notes += expansion.notes
     items = items[:limit] if limit is not None else items
     if not items:
         raise InvgrayError(f"no images found in {', '.join(map(str, paths))}")
 
     per_image: list[dict] = []
     failed: list[dict] = []
-    for index, item in enumerate(items):
+    for index, (set_name, item) in enumerate(items):
         try:
             rgb = read_color(item.source).rgb
             gray = png_round_trip(codec.encode_array(rgb))
@@ -147,7 +186,8 @@ def evaluate_folder(
                 on_image(index, len(items), failed[-1])
             continue
         scores = score_image(rgb, gray, restored)
-        record = {"file": str(item.source), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **scores}
+        record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                  **scores}
         per_image.append(record)
         if save_dir is not None:
             target = _strip_path(save_dir, item.rel)
@@ -156,7 +196,8 @@ def evaluate_folder(
         if on_image is not None:
             on_image(index, len(items), record)
 
-    mean = {name: _mean([r[name] for r in per_image]) for name in METRIC_NAMES}
+    overall = summarise(per_image)
+    sets = {name: summarise([r for r in per_image if r["set"] == name]) for name in dict.fromkeys(s for s, _ in items)}
     for record in per_image:
         record["psnr"], record["gray_psnr"] = _finite(record["psnr"]), _finite(record["gray_psnr"])
     info = codec.info
@@ -172,10 +213,10 @@ def evaluate_folder(
         "paper": dict(PAPER_FIGURES),
         "results": {
             "per_image": per_image,
-            "mean": {name: _finite(value) for name, value in mean.items()},
-            "count": len(per_image),
+            **overall,
+            "sets": sets,
             "failed": failed,
-            "skipped": expansion.notes,
+            "skipped": notes,
         },
     }
 
@@ -196,12 +237,21 @@ def render_table(report: dict, per_image: bool = True) -> Any:
     headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB")
     for header in headers:
         table.add_column(header, justify="right")
+    table.add_column("gray structure min / p5", justify="right")
     if per_image:
         for record in results["per_image"]:
-            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in METRIC_NAMES))
+            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in METRIC_NAMES), "")
         table.add_section()
-    table.add_row(f"[bold]mean of {results['count']}", *(f"[bold]{_fmt(n, results['mean'][n])}" for n in METRIC_NAMES))
-    table.add_row("[dim]paper (VOC2012)", *(f"[dim]{_fmt(n, report['paper'][n])}" for n in METRIC_NAMES))
+
+    def summary_row(label: str, summary: dict, style: str = "") -> None:
+        worst = f"{_fmt('gray_structure', summary['gray_structure_min'])} / {_fmt('gray_structure', summary['gray_structure_p5'])}"
+        table.add_row(f"{style}{label}", *(f"{style}{_fmt(n, summary['mean'][n])}" for n in METRIC_NAMES), f"{style}{worst}")
+
+    if len(results["sets"]) > 1:
+        for name, summary in results["sets"].items():
+            summary_row(f"{name} (mean of {summary['count']})", summary)
+    summary_row(f"mean of {results['count']}", results, "[bold]")
+    table.add_row("[dim]paper (VOC2012)", *(f"[dim]{_fmt(n, report['paper'][n])}" for n in METRIC_NAMES), "")
     return table
 
 

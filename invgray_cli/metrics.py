@@ -83,8 +83,8 @@ def ssim_torch(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     return ssim_map.mean(dim=(1, 2, 3))
 
 
-def gray_structure_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0, eps: float = 0.0) -> Tensor:
-    """Mean SSIM structure term between gray and luma batches (B,1,H,W) -> (B,).
+def gray_structure_map_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0, eps: float = 0.0) -> Tensor:
+    """SSIM structure term at every valid window position of (B,1,H,W) batches -> (B,1,H',W').
 
     Training passes a tiny ``eps`` so the square root keeps a finite gradient in flat regions.
     """
@@ -92,7 +92,12 @@ def gray_structure_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0, ep
     c3 = (SSIM_K2 * data_range) ** 2 / 2
     # clamp: E[x^2] - E[x]^2 can dip a hair below zero in flat regions
     sd_product = torch.sqrt(var_g.clamp_min(0) * var_l.clamp_min(0) + eps)
-    return ((cov + c3) / (sd_product + c3)).mean(dim=(1, 2, 3))
+    return (cov + c3) / (sd_product + c3)
+
+
+def gray_structure_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0, eps: float = 0.0) -> Tensor:
+    """Mean SSIM structure term between gray and luma batches (B,1,H,W) -> (B,)."""
+    return gray_structure_map_torch(gray, luma, data_range, eps).mean(dim=(1, 2, 3))
 
 
 # ---------------------------------------------------------------- numpy, one image

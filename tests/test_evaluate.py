@@ -11,7 +11,8 @@ from PIL import Image
 from invgray_cli import metrics
 from invgray_cli.cli import cli
 from invgray_cli.codec import Codec
-from invgray_cli.evaluate import METRIC_NAMES, PAPER_FIGURES, comparison_strip, difference_map, evaluate_folder
+from invgray_cli.evaluate import (METRIC_NAMES, PAPER_FIGURES, PATTERN_GAIN, comparison_strip, difference_map,
+                                  evaluate_folder, pattern_map)
 from invgray_cli.models.registry import ModelInfo, save_weights
 
 
@@ -57,15 +58,15 @@ def test_eval_json_shape_and_save_dir(photos, weights, tmp_path):
     assert [Path(r["file"]).name for r in per_image] == ["a.png", "b.png"]  # sorted, recursive
     assert (per_image[0]["width"], per_image[0]["height"]) == (30, 20)
     for record in per_image:
-        assert set(record) == {"file", "width", "height", *METRIC_NAMES}
+        assert set(record) == {"file", "set", "width", "height", *METRIC_NAMES}
     mean = report["results"]["mean"]
     assert set(mean) == set(METRIC_NAMES)
     assert mean["ssim"] == pytest.approx(np.mean([r["ssim"] for r in per_image]))
     assert any("notes.txt" in note for note in report["results"]["skipped"])
-    # one strip per image, 4 panels edge to edge, subfolders mirrored
+    # one strip per image, 5 panels edge to edge, subfolders mirrored
     strip = Image.open(save_dir / "a.eval.png")
-    assert strip.size == (4 * 30, 20) and strip.mode == "RGB"
-    assert Image.open(save_dir / "sub" / "b.eval.png").size == (4 * 13, 17)
+    assert strip.size == (5 * 30, 20) and strip.mode == "RGB"
+    assert Image.open(save_dir / "sub" / "b.eval.png").size == (5 * 13, 17)
     assert "paper" in result.stderr and "mean of 2" in result.stderr
 
 
@@ -132,8 +133,36 @@ def test_difference_map_scale_and_strip_layout():
     assert diff[0, 0] == 128 and diff[0, 1] == 255 and diff[1, 1] == 0
     gray = np.full((2, 3), 7, np.uint8)
     strip = comparison_strip(rgb, gray, restored)
-    assert strip.shape == (2, 12, 3)
+    assert strip.shape == (2, 15, 3)
     assert (strip[:, 3:6] == 7).all()
+
+
+def test_pattern_map_amplifies_gray_minus_luma_and_names_its_scale():
+    rgb = np.full((40, 120, 3), 100, np.uint8)  # luma exactly 100
+    gray = np.full((40, 120), 100, np.uint8)
+    gray[30:, 60:] = 103  # 3 levels of pattern -> 48
+    panel = pattern_map(rgb, gray)
+    assert panel.dtype == np.uint8 and panel.shape == (40, 120)
+    assert (panel[30:, 60:] == 3 * PATTERN_GAIN).all() and (panel[20:30] == 0).all()
+    assert panel[:12, :100].max() > 200  # the scale is written on the panel (anti-aliased text)
+
+
+def test_sets_are_reported_apart_with_worst_and_fifth_percentile(photos, tiny_model, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(_photo(24, 24, 7)).save(other / "c.png")
+    Image.fromarray(_photo(24, 24, 7)).save(other / "c.gray.png")  # invgray's own output: not a photo
+    results = evaluate_folder([photos, other], _codec(tiny_model))["results"]
+    assert [r["set"] for r in results["per_image"]] == [str(photos), str(photos), str(other)]
+    assert list(results["sets"]) == [str(photos), str(other)]
+    assert results["sets"][str(photos)]["count"] == 2 and results["sets"][str(other)]["count"] == 1
+    structures = [r["gray_structure"] for r in results["per_image"]]
+    assert results["gray_structure_min"] == min(structures)
+    assert results["gray_structure_p5"] == pytest.approx(np.percentile(structures, 5))
+    assert results["sets"][str(other)]["gray_structure_min"] == structures[2]
+    first_two = results["sets"][str(photos)]["mean"]["psnr"]
+    assert first_two == pytest.approx(np.mean([r["psnr"] for r in results["per_image"][:2]]))
+    assert any("c.gray.png" in note for note in results["skipped"])
 
 
 def test_paper_figures_are_the_papers():

@@ -28,9 +28,25 @@ import click
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="When the run ends, write shippable .safetensors weights here.")
 @click.option("--log-every", default=50, show_default=True, help="Log line interval when stderr is no terminal.")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from these .safetensors weights (fine-tune) instead of the analytic carrier code.")
+@click.option("--loss", "loss_terms", multiple=True, metavar="NAME=VALUE",
+              help="Set a loss weight or target, e.g. window_hinge=1 (repeatable; see train/losses.py LossWeights).")
+@click.option("--stage2", "stage2_fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Final share of the run with 8-bit rounding in the loop and the quantisation loss.")
+@click.option("--smooth-augment", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of crops defocused by a random disc and made more saturated.")
+@click.option("--synthetic", "synthetic_fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of each batch replaced by synthetic gradients and flat shapes.")
+@click.option("--gray-floor", "gray_mean_floor", default=0.97, show_default=True,
+              help="Kept checkpoints have at least this mean gray structure on every --val set.")
+@click.option("--image-floor", "gray_image_floor", default=0.0, show_default=True,
+              help="... and no --val image below this gray structure.")
 def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
                   crop: int, lr: float, width: int, blocks: int, scale: int, seed: int, val_every: int, vgg19: str | None,
-                  threads: int | None, export_path: Path | None, log_every: int) -> None:
+                  threads: int | None, export_path: Path | None, log_every: int, init: str | None,
+                  loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
+                  synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -43,7 +59,10 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         torch.set_num_threads(threads)
     net = NetConfig(scale=scale, width=width, encoder_blocks=blocks, decoder_blocks=blocks).to_dict()
     cfg = TrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps, batch=batch,
-                      crop=crop, lr=lr, seed=seed, val_every=val_every, net=net, vgg19=vgg19)
+                      crop=crop, lr=lr, seed=seed, val_every=val_every, net=net, vgg19=vgg19, init=init,
+                      weights=parse_loss_terms(loss_terms), stage2_fraction=stage2_fraction,
+                      smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
+                      gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 
@@ -62,8 +81,11 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
     def on_report(report: StepReport) -> None:
         nonlocal last_val
         if report.validation:
-            last_val = f"val psnr {report.validation['psnr']:.2f} struct {report.validation['gray_structure']:.4f}"
-            log(f"step {report.step}: {last_val}")
+            v = report.validation
+            last_val = f"val psnr {v['psnr']:.2f} struct {v['gray_structure']:.4f} min {v['gray_structure_min']:.3f}"
+            per_set = "; ".join(f"{name} {s['psnr']:.2f} dB {s['gray_structure']:.4f} (min {s['gray_structure_min']:.3f})"
+                                for name, s in v.get("sets", {}).items())
+            log(f"step {report.step}: {last_val} | {per_set}")
         t = report.terms
         terms = (f"stage {report.stage} mse {t['mse']:.2e} struct {t['struct']:.4f} locvar {t['locvar']:.2e} "
                  f"contrast {t['contrast']:.2e} quant {t['quant']:.2e} lr {report.lr:.1e} "
@@ -90,3 +112,22 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
 
         digest = save_weights(model, export_path)
         log(f"wrote {export_path} (sha256 {digest})")
+
+
+def parse_loss_terms(terms: tuple[str, ...]) -> dict:
+    """``("window_hinge=1", ...)`` -> LossWeights fields as a dict; unknown names are usage errors."""
+    from dataclasses import asdict, fields
+
+    from .losses import LossWeights
+
+    known = {f.name for f in fields(LossWeights)}
+    weights = asdict(LossWeights())
+    for term in terms:
+        name, _, value = term.partition("=")
+        if name not in known:
+            raise click.BadParameter(f"unknown loss term '{name}' (known: {', '.join(sorted(known))})", param_hint="--loss")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"'{term}' needs a number after '='", param_hint="--loss") from None
+    return weights

@@ -66,3 +66,72 @@ def augment_colour(rgb: Tensor, generator: torch.Generator, probability: float =
     chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
     transform = _YIQ_TO_RGB @ chroma @ _RGB_TO_YIQ  # (b,3,3)
     return torch.einsum("bij,bjhw->bihw", transform, rgb).clamp_(0.0, 1.0)
+
+
+def disc_kernel(radius: float) -> Tensor:
+    """Normalised flat disc (the defocus blur of a lens) of the given radius in pixels."""
+    size = 2 * math.ceil(radius) + 1
+    offsets = torch.arange(size, dtype=torch.float32) - size // 2
+    disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius * radius + 1e-6).float()
+    return disc / disc.sum()
+
+
+def defocus(rgb: Tensor, radius: float) -> Tensor:
+    """Disc-blur a (B,3,H,W) batch, mirrored at the border."""
+    if radius < 0.5:
+        return rgb
+    kernel = disc_kernel(radius)
+    pad = kernel.shape[-1] // 2
+    padded = torch.nn.functional.pad(rgb, (pad, pad, pad, pad), mode="reflect")
+    return torch.nn.functional.conv2d(padded, kernel.expand(rgb.shape[1], 1, *kernel.shape), groups=rgb.shape[1])
+
+
+def scale_chroma(rgb: Tensor, factor: Tensor) -> Tensor:
+    """Scale each sample's chroma (YIQ I and Q) by ``factor`` (B,), keeping its luma."""
+    yiq = torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ, rgb)
+    yiq[:, 1:] *= factor.view(-1, 1, 1, 1)
+    return torch.einsum("ij,bjhw->bihw", _YIQ_TO_RGB, yiq).clamp_(0.0, 1.0)
+
+
+def augment_smooth(rgb: Tensor, generator: torch.Generator, probability: float = 0.25,
+                   max_radius: float = 7.0, chroma: tuple[float, float] = (1.0, 1.8)) -> Tensor:
+    """Defocus some samples by a random disc and raise their chroma: smooth, saturated content
+    (bokeh, skies, studio backdrops) where a hidden pattern has no texture to hide in."""
+    out = rgb.clone()
+    chosen = (torch.rand(rgb.shape[0], generator=generator) < probability).nonzero().flatten().tolist()
+    for i in chosen:
+        radius = float(torch.empty(()).uniform_(1.0, max_radius, generator=generator))
+        boost = torch.empty(1).uniform_(*chroma, generator=generator)
+        out[i : i + 1] = scale_chroma(defocus(rgb[i : i + 1], radius), boost)
+    return out
+
+
+def synthetic_art(count: int, size: int, generator: torch.Generator) -> Tensor:
+    """(count,3,size,size) digital-art crops: a colour gradient at a random angle with a few
+    anti-aliased flat discs or bands on it; the wallpapers and graphics photos never show."""
+
+    def uniform(*shape: int, low: float = 0.0, high: float = 1.0) -> Tensor:
+        return torch.empty(shape).uniform_(low, high, generator=generator)
+
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    images = torch.empty(count, 3, size, size)
+    for i in range(count):
+        angle = float(uniform(1, high=2 * math.pi))
+        ramp = (math.cos(angle) * xs + math.sin(angle) * ys) / size
+        ramp = (ramp - ramp.min()) / (ramp.max() - ramp.min() + 1e-6) * float(uniform(1, low=0.2, high=1.0))
+        start, stop = uniform(3, 1, 1), uniform(3, 1, 1)
+        image = start + (stop - start) * ramp
+        for _ in range(int(torch.randint(0, 4, (1,), generator=generator))):
+            colour = uniform(3, 1, 1)
+            cy, cx, extent = (float(v) for v in uniform(3) * size)
+            if float(uniform(1)) < 0.5:  # disc
+                signed = extent / 2 - torch.sqrt((ys - cy) ** 2 + (xs - cx) ** 2)
+            else:  # band across the crop
+                theta = float(uniform(1, high=math.pi))
+                signed = extent / 4 - ((xs - cx) * math.cos(theta) + (ys - cy) * math.sin(theta)).abs()
+            softness = float(uniform(1, low=0.5, high=4.0))
+            alpha = torch.sigmoid(signed / softness)
+            image = image * (1 - alpha) + colour * alpha
+        images[i] = image
+    return images.clamp_(0.0, 1.0)

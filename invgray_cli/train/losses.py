@@ -5,7 +5,8 @@ lightness      hinge at theta = 70/255 around BT.601 luma             (Eq. 5)
 contrast       multi-scale luma-contrast preservation (no download) or, given a local
                file, the paper's VGG-19 conv4_4 feature distance         (Eq. 6)
 structure      |local variance(gray) - local variance(luma)|           (Eq. 7)
-               plus a hinge on the SSIM structure term the evaluation measures
+               plus hinges on the SSIM structure term the evaluation measures: on each
+               crop's mean, and on each window (where the pattern shows, not on average)
 quantisation   distance of 255*gray to the nearest integer              (Eq. 9)
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..metrics import gray_structure_torch
+from ..metrics import gray_structure_map_torch
 
 LIGHTNESS_THETA = 70.0 / 255.0
 
@@ -56,9 +57,23 @@ def local_structure_loss(gray: Tensor, luma: Tensor) -> Tensor:
     return (local_variance(gray) - local_variance(luma)).abs().mean()
 
 
+def structure_map(gray: Tensor, luma: Tensor) -> Tensor:
+    """SSIM structure term per window, exactly as `invgray eval` measures it (differentiable)."""
+    return gray_structure_map_torch(gray, luma, data_range=1.0, eps=1e-12)
+
+
 def structure_term(gray: Tensor, luma: Tensor) -> Tensor:
-    """Per-image SSIM structure term, exactly as `invgray eval` measures it (differentiable)."""
-    return gray_structure_torch(gray, luma, data_range=1.0, eps=1e-12)
+    """Per-image mean of `structure_map`: the gray structure `invgray eval` reports."""
+    return structure_map(gray, luma).mean(dim=(1, 2, 3))
+
+
+def window_structure_hinge(structure: Tensor, target: float) -> Tensor:
+    """Mean shortfall of each window's structure term below ``target``.
+
+    A hinge on the image mean lets the carrier shrink everywhere; this one acts only where the
+    pattern shows (weak texture under a strong carrier), so textured areas keep their code.
+    """
+    return torch.relu(target - structure).mean()
 
 
 def quantisation_loss(gray: Tensor) -> Tensor:
@@ -90,3 +105,7 @@ class LossWeights:
     # flat crops) while the gray structure stayed above 0.98 without it.
     structure_hinge: float = 0.0
     structure_target: float = 0.978
+    # The same measure per 11x11 window: the gray rule is per image (mean >= 0.98, no image
+    # below 0.95), and the images that break it have smooth regions where the crosshatch shows.
+    window_hinge: float = 0.0
+    window_target: float = 0.97
