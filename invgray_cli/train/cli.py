@@ -38,6 +38,8 @@ import click
               help="Share of crops defocused by a random disc and made more saturated.")
 @click.option("--synthetic", "synthetic_fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of each batch replaced by synthetic gradients and flat shapes.")
+@click.option("--border-emulation", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does.")
 @click.option("--gray-floor", "gray_mean_floor", default=0.97, show_default=True,
               help="Kept checkpoints have at least this mean gray structure on every --val set.")
 @click.option("--image-floor", "gray_image_floor", default=0.0, show_default=True,
@@ -46,7 +48,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   crop: int, lr: float, width: int, blocks: int, scale: int, seed: int, val_every: int, vgg19: str | None,
                   threads: int | None, export_path: Path | None, log_every: int, init: str | None,
                   loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
-                  synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float) -> None:
+                  synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
+                  border_emulation: float) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -62,7 +65,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       crop=crop, lr=lr, seed=seed, val_every=val_every, net=net, vgg19=vgg19, init=init,
                       weights=parse_loss_terms(loss_terms), stage2_fraction=stage2_fraction,
                       smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
-                      gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor)
+                      gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
+                      border_emulation=border_emulation)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 

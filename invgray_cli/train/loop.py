@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
+from ..tiling import crop_padded
 from . import losses
 from .data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
 
@@ -40,6 +41,7 @@ class TrainConfig:
     colour_augment: float = 0.5
     smooth_augment: float = 0.0  # share of crops defocused and made more saturated
     synthetic_fraction: float = 0.0  # share of each batch replaced by gradients and flat shapes
+    border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
     gray_mean_floor: float = 0.97
@@ -83,12 +85,26 @@ def stage_weights(step: int, cfg: TrainConfig) -> tuple[int, losses.LossWeights,
     return 2, stage2, "round"
 
 
+def remake_border(image: Tensor, cut: tuple[int, int]) -> Tensor:
+    """Drop the last ``cut`` = (rows, columns) and mirror them back as the tiler pads: what the codec
+    does to an image whose sides are not multiples of the block size."""
+    height, width = image.shape[-2:]
+    if not any(cut):
+        return image
+    return crop_padded(image[..., : height - cut[0], : width - cut[1]], 0, height, 0, width)
+
+
 def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeights, quantiser: str,
-                   vgg: torch.nn.Module | None = None) -> tuple[Tensor, dict[str, float]]:
+                   vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0)
+                   ) -> tuple[Tensor, dict[str, float]]:
+    """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
+    path makes them: the gray is stored at the image's size and its padding re-made at decode."""
+    rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
-    restored = model.decode(losses.quantise(gray, quantiser))
+    restored = model.decode(remake_border(losses.quantise(gray, quantiser), border_cut))
     luma = rgb_to_luma(rgb)
-    invertibility = torch.mean((restored - rgb) ** 2)
+    inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
+    invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
     lightness = losses.lightness_loss(gray, luma)
     contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
     local_structure = losses.local_structure_loss(gray, luma)
@@ -244,8 +260,11 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
         if synthetic:
             rgb[:synthetic] = synthetic_art(synthetic, cfg.crop, generator)
         rgb = rgb.to(device).contiguous(memory_format=memory_format)
+        border_cut = (0, 0)
+        if cfg.border_emulation and rng.random() < cfg.border_emulation:
+            border_cut = (int(rng.integers(model.divisibility)), int(rng.integers(model.divisibility)))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg)
+            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -1,0 +1,160 @@
+"""Training pieces that keep the hidden pattern out of sight: the per-window structure hinge,
+smooth and synthetic content, the codec's border emulation, the gray rule, fine-tuning."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from invgray_cli.cli import cli
+from invgray_cli.models.net import rgb_to_luma
+from invgray_cli.models.registry import load_weights, save_weights
+from invgray_cli.train import losses
+from invgray_cli.train.cli import parse_loss_terms
+from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
+from invgray_cli.train.loop import TrainConfig, compute_losses, is_best, meets_gray_rule, remake_border, train
+from invgray_cli.tiling import compute_padding, crop_padded
+
+from test_train import TINY_NET, as_tensor, photo_array, photos, tiny_config  # noqa: F401  (fixture)
+
+
+def test_window_hinge_counts_only_windows_below_the_target():
+    structure = torch.tensor([1.0, 0.99, 0.90, 0.80]).view(1, 1, 2, 2)
+    assert float(losses.window_structure_hinge(structure, 0.95)) == pytest.approx((0.05 + 0.15) / 4)
+    assert float(losses.window_structure_hinge(structure, 0.5)) == 0.0
+
+
+def test_structure_map_is_low_where_a_pattern_sits_on_weak_texture():
+    luma = torch.linspace(0.3, 0.4, 48).view(1, 1, 1, 48).expand(1, 1, 48, 48).clone()
+    board = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(24, 24).view(1, 1, 48, 48)
+    gray = luma.clone()
+    gray[..., :, 24:] += 4 / 255 * board[..., :, 24:]  # a 4-level checkerboard on the right half only
+    structure = losses.structure_map(gray, luma)
+    assert structure.shape == (1, 1, 38, 38)
+    assert float(structure[..., :, :8].min()) > 0.999  # left: the gray is the luma
+    assert float(structure[..., :, -8:].max()) < 0.95  # right: the pattern shows on a gentle ramp
+    assert float(losses.structure_term(gray, luma)) == pytest.approx(float(structure.mean()))
+
+
+def test_defocus_is_a_normalised_disc_that_keeps_flat_colour():
+    kernel = disc_kernel(3.0)
+    assert kernel.shape == (7, 7) and float(kernel.sum()) == pytest.approx(1.0)
+    assert float(kernel[0, 0]) == 0.0 and float(kernel[3, 0]) > 0  # a disc, not a box
+    flat = torch.full((1, 3, 16, 16), 0.4)
+    torch.testing.assert_close(defocus(flat, 3.0), flat)
+    edge = torch.zeros(1, 3, 16, 16)
+    edge[..., 8:] = 1.0
+    blurred = defocus(edge, 3.0)
+    assert 0.0 < float(blurred[0, 0, 8, 7]) < 1.0  # the step is softened
+
+
+def test_scale_chroma_keeps_the_luma_and_scales_colour():
+    rgb = torch.tensor([0.6, 0.4, 0.3]).view(1, 3, 1, 1)
+    boosted = scale_chroma(rgb, torch.tensor([1.5]))
+    torch.testing.assert_close(rgb_to_luma(boosted), rgb_to_luma(rgb), atol=1e-6, rtol=0)
+    assert float((boosted - rgb_to_luma(boosted)).abs().sum()) > float((rgb - rgb_to_luma(rgb)).abs().sum())
+
+
+def test_augment_smooth_probability_and_seed():
+    rgb = torch.rand(6, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(augment_smooth(rgb, torch.Generator().manual_seed(1), probability=0.0), rgb)
+    a = augment_smooth(rgb, torch.Generator().manual_seed(1), probability=1.0)
+    b = augment_smooth(rgb, torch.Generator().manual_seed(1), probability=1.0)
+    torch.testing.assert_close(a, b)
+    # every sample is smoother than before: less energy in neighbour differences
+    assert all(float((a[i, :, :, 1:] - a[i, :, :, :-1]).abs().mean()) < float((rgb[i, :, :, 1:] - rgb[i, :, :, :-1]).abs().mean())
+               for i in range(6))
+
+
+def test_synthetic_art_is_smooth_colourful_and_seeded():
+    art = synthetic_art(3, 32, torch.Generator().manual_seed(2))
+    assert art.shape == (3, 3, 32, 32) and 0.0 <= float(art.min()) and float(art.max()) <= 1.0
+    torch.testing.assert_close(art, synthetic_art(3, 32, torch.Generator().manual_seed(2)))
+    assert float((art[..., 1:] - art[..., :-1]).abs().mean()) < 0.05  # mostly gradients and flat areas
+    assert float((art - rgb_to_luma(art)).abs().mean()) > 0.01  # with colour
+
+
+@pytest.mark.parametrize("cut", [(0, 0), (1, 0), (0, 3), (2, 1)])
+def test_remake_border_is_what_the_codec_does_to_odd_sizes(cut):
+    """Cropping to the photo's size and padding back equals the tiler's padding of that photo."""
+    image = torch.rand(1, 1, 12, 16)
+    remade = remake_border(image, cut)
+    h, w = 12 - cut[0], 16 - cut[1]
+    (pad, _) = compute_padding(h, w, 4)
+    assert (h + pad[3], w + pad[1]) == (12, 16)
+    torch.testing.assert_close(remade, crop_padded(image[..., :h, :w], 0, 12, 0, 16))
+    torch.testing.assert_close(remade[..., :h, :w], image[..., :h, :w])
+
+
+def test_border_cut_scores_only_the_photo_and_decodes_the_remade_gray(tiny_model):
+    rgb = as_tensor(photo_array(16, 16))
+    only_mse = losses.LossWeights(invertibility=1.0, conformity=0.0)
+    with torch.no_grad():
+        _, terms = compute_losses(tiny_model, rgb, only_mse, "none", border_cut=(2, 3))
+        inner = remake_border(rgb, (2, 3))
+        gray = tiny_model.encode(inner)
+        restored = tiny_model.decode(remake_border(gray, (2, 3)))
+        expected = torch.mean((restored[..., :14, :13] - inner[..., :14, :13]) ** 2)
+    assert terms["mse"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def _validation(**per_set: tuple[float, float, float]) -> dict:
+    sets = {name: {"psnr": p, "gray_structure": s, "gray_structure_min": m} for name, (p, s, m) in per_set.items()}
+    return {"psnr": float(np.mean([v["psnr"] for v in sets.values()])), "sets": sets,
+            "gray_structure": float(np.mean([v["gray_structure"] for v in sets.values()])),
+            "gray_structure_min": min(v["gray_structure_min"] for v in sets.values())}
+
+
+def test_gray_rule_holds_on_every_set_and_best_is_the_highest_psnr_that_meets_it():
+    cfg = TrainConfig(data=[], gray_mean_floor=0.98, gray_image_floor=0.95)
+    good = _validation(val=(39.0, 0.985, 0.96), art=(37.0, 0.981, 0.951))
+    art_mean_low = _validation(val=(41.0, 0.99, 0.97), art=(40.0, 0.979, 0.96))
+    one_image_low = _validation(val=(41.0, 0.99, 0.94), art=(40.0, 0.99, 0.96))
+    assert meets_gray_rule(good, cfg)
+    assert not meets_gray_rule(art_mean_low, cfg) and not meets_gray_rule(one_image_low, cfg)
+    assert is_best(good, [art_mean_low, one_image_low], cfg)  # higher PSNRs that break the rule don't count
+    assert not is_best(art_mean_low, [good], cfg)
+    better = _validation(val=(39.5, 0.985, 0.96), art=(37.0, 0.981, 0.951))
+    assert is_best(better, [good], cfg) and not is_best(good, [better], cfg)
+
+
+def test_parse_loss_terms_sets_known_fields_and_refuses_others():
+    import click
+
+    weights = parse_loss_terms(("window_hinge=0.25", "window_target=0.96"))
+    assert weights == {**asdict(losses.LossWeights()), "window_hinge": 0.25, "window_target": 0.96}
+    with pytest.raises(click.BadParameter, match="unknown loss term 'windowhinge'"):
+        parse_loss_terms(("windowhinge=1",))
+    with pytest.raises(click.BadParameter, match="needs a number"):
+        parse_loss_terms(("window_hinge=lots",))
+
+
+def test_init_starts_from_the_given_weights(photos, tmp_path, tiny_model):  # noqa: F811
+    torch.manual_seed(3)
+    start = tmp_path / "start.safetensors"
+    from invgray_cli.models.net import InvertibleGray
+
+    source = InvertibleGray(TINY_NET)
+    for p in source.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_weights(source, start)
+    cfg = tiny_config(photos, steps=1, val=[], lr=1e-12, init=str(start), smooth_augment=1.0,
+                      synthetic_fraction=0.5, border_emulation=1.0)
+    trained = train(cfg, tmp_path / "ft.ckpt", log=lambda m: None)
+    for key, value in load_weights(start).state_dict().items():  # a vanishing step: still the start
+        torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0)
+
+
+def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
+    out = tmp_path / "run.ckpt"
+    result = CliRunner().invoke(cli, [str(a) for a in (
+        "train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8, "--blocks", 1,
+        "--val", photos, "--val-every", 1, "--loss", "window_hinge=0.5", "--smooth-augment", 0.5,
+        "--synthetic", 0.5, "--border-emulation", 0.5, "--gray-floor", 0.5, "--image-floor", 0.2)])
+    assert result.exit_code == 0, result.output
+    assert "| photos " in result.stderr and "(min " in result.stderr  # each validation set reported apart
+    bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])
+    assert bad.exit_code == 2 and "unknown loss term" in bad.stderr
