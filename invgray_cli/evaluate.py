@@ -137,8 +137,10 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _strip_path(save_dir: Path, rel: Path) -> Path:
-    return save_dir / rel.with_name(rel.stem + ".eval.png")
+def _strip_path(save_dir: Path, rel: Path, taken: set[Path]) -> Path:
+    """``x.eval.png``, or ``x.jpg.eval.png`` when another ``x.*`` already took that name."""
+    target = save_dir / rel.with_name(rel.stem + ".eval.png")
+    return save_dir / rel.with_name(rel.name + ".eval.png") if target in taken else target
 
 
 def evaluate_folder(
@@ -175,6 +177,7 @@ def evaluate_folder(
 
     per_image: list[dict] = []
     failed: list[dict] = []
+    written: set[Path] = set()
     for index, (set_name, item) in enumerate(items):
         try:
             rgb = read_color(item.source).rgb
@@ -190,7 +193,8 @@ def evaluate_folder(
                   **scores}
         per_image.append(record)
         if save_dir is not None:
-            target = _strip_path(save_dir, item.rel)
+            target = _strip_path(save_dir, item.rel, written)
+            written.add(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             write_color(comparison_strip(rgb, gray, restored), None, target)
         if on_image is not None:

@@ -210,3 +210,13 @@ def test_missing_weights_file(photos, tmp_path):
 
 def test_no_paths_is_a_usage_error():
     assert CliRunner().invoke(cli, ["eval"]).exit_code == 2
+
+
+def test_strips_of_photos_that_share_a_stem_do_not_overwrite_each_other(tmp_path, tiny_model):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_photo(12, 12, 1)).save(folder / "x.png")
+    Image.fromarray(_photo(12, 12, 2)).save(folder / "x.bmp")
+    save_dir = tmp_path / "strips"
+    evaluate_folder([folder], _codec(tiny_model), save_dir=save_dir)
+    assert sorted(p.name for p in save_dir.iterdir()) == ["x.eval.png", "x.png.eval.png"]

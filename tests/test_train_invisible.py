@@ -158,3 +158,68 @@ def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
     assert "| photos " in result.stderr and "(min " in result.stderr  # each validation set reported apart
     bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])
     assert bad.exit_code == 2 and "unknown loss term" in bad.stderr
+
+
+# ---------------------------------------------------------------- rough edges a new user hit
+
+
+def test_find_images_leaves_invgray_outputs_out_of_folders(tmp_path):
+    from invgray_cli.train.data import find_images
+
+    for name in ("a.jpg", "a.gray.png", "a.color.png", "b.eval.png", "c.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in find_images([tmp_path])] == ["a.jpg", "c.png"]
+    assert find_images([tmp_path / "a.gray.png"]) == [tmp_path / "a.gray.png"]  # named on purpose: taken
+
+
+def test_an_unreadable_photo_is_skipped_with_a_note(tmp_path):
+    from invgray_cli.train.data import load_all
+
+    from test_train import write_photo
+
+    good = write_photo(tmp_path / "good.png", 40, 40)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    notes: list[str] = []
+    images = load_all([bad, good], min_side=32, on_skip=notes.append)
+    assert len(images) == 1 and images[0].shape == (40, 40, 3)
+    assert notes == [f"skipped {bad}: not a readable image"]
+
+
+def test_ctrl_c_keeps_the_steps_already_trained(photos, tmp_path):  # noqa: F811
+    from invgray_cli.train.loop import load_checkpoint
+
+    out = tmp_path / "run.ckpt"
+    cfg = tiny_config(photos, steps=6, checkpoint_every=100, val=[])
+
+    def interrupt_at_3(report) -> None:
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out, on_report=interrupt_at_3, log=lines.append)
+    assert load_checkpoint(out)["step"] == 3 and any("interrupted: saved step 3" in line for line in lines)
+
+
+def test_a_finished_run_says_so(photos, tmp_path):  # noqa: F811
+    out = tmp_path / "run.ckpt"
+    cfg = tiny_config(photos, steps=2, val=[])
+    train(cfg, out, log=lambda m: None)
+    lines: list[str] = []
+    train(cfg, out, log=lines.append)
+    assert any("already run 2 of 2 steps" in line for line in lines)
+
+
+def test_exported_weights_are_readable_by_others(tmp_path):
+    import os
+
+    from invgray_cli.models.net import InvertibleGray
+
+    path = tmp_path / "w.safetensors"
+    previous = os.umask(0o022)
+    try:
+        save_weights(InvertibleGray(TINY_NET), path)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644

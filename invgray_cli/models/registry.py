@@ -104,6 +104,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_weights(model: InvertibleGray, path: str | Path, name: str | None = None) -> str:
     """Write ``model`` as an invgray safetensors file; returns the sha256 hex of the file.
 
@@ -120,6 +126,7 @@ def save_weights(model: InvertibleGray, path: str | Path, name: str | None = Non
     tmp = path.with_name(f".{path.name}.part")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -4,30 +4,50 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..batch import IMAGE_SUFFIXES
+from ..batch import COLOR_SUFFIX, GRAY_SUFFIX, IMAGE_SUFFIXES
+from ..errors import InvgrayError
 from ..imageio import read_color
+
+OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, ".eval.png")  # invgray's grays and restorations are not photos
 
 
 def find_images(folders: list[Path]) -> list[Path]:
-    """Image files below the folders, recursively, in a stable order."""
+    """Image files below the folders, recursively, in a stable order; invgray's own outputs found
+    in folders are left out (a file named directly is always taken)."""
     found: list[Path] = []
     for folder in folders:
         folder = Path(folder)
-        candidates = [folder] if folder.is_file() else folder.rglob("*")
-        found += [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES]
+        if folder.is_file():
+            found.append(folder)
+            continue
+        found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.lower().endswith(OWN_OUTPUTS)]
     return sorted(found)
 
 
-def load_all(paths: list[Path], min_side: int, workers: int = 2) -> list[np.ndarray]:
-    """Decode every photo once; those smaller than a crop are dropped."""
+def _read_or_none(path: Path) -> np.ndarray | None:
+    try:
+        return read_color(path).rgb  # the codec's input policy
+    except InvgrayError:
+        return None
+
+
+def load_all(paths: list[Path], min_side: int, workers: int = 2,
+             on_skip: Callable[[str], None] = lambda message: None) -> list[np.ndarray]:
+    """Decode every photo once; those smaller than a crop are dropped, unreadable ones are
+    skipped with a note through ``on_skip`` rather than ending the run."""
     with ThreadPoolExecutor(workers) as pool:
-        images = [image.rgb for image in pool.map(read_color, paths)]  # the codec's input policy
-    return [im for im in images if min(im.shape[:2]) >= min_side]
+        images = list(pool.map(_read_or_none, paths))
+    for path, image in zip(paths, images):
+        if image is None:
+            on_skip(f"skipped {path}: not a readable image")
+    return [im for im in images if im is not None and min(im.shape[:2]) >= min_side]
 
 
 def sample_crops(images: list[np.ndarray], batch: int, size: int, rng: np.random.Generator) -> Tensor:

@@ -229,10 +229,10 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
         log(f"resumed from {out} at step {start}")
 
     t0 = time.perf_counter()
-    train_images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop)
+    train_images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
     if not train_images:
         raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
-    val_sets = {Path(p).name: load_all(find_images([Path(p)]), model.divisibility) for p in cfg.val}
+    val_sets = {Path(p).name: load_all(find_images([Path(p)]), model.divisibility, on_skip=log) for p in cfg.val}
     val_sets = {name: images for name, images in val_sets.items() if images}
     log(f"{len(train_images)} training and {sum(map(len, val_sets.values()))} validation photos loaded "
         f"in {time.perf_counter() - t0:.0f} s")
@@ -246,8 +246,30 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     memory_format = torch.channels_last if use_amp else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     model.train()
+    if start >= cfg.steps:
+        log(f"{out} has already run {start} of {cfg.steps} steps; nothing to do (pass a larger --steps to go on)")
+    completed = [start]  # the last finished step, for a save on Ctrl-C
+    try:
+        _run_steps(model, optimizer, cfg, out, completed, history, train_images, val_sets, rng, generator, vgg,
+                   device, memory_format, on_report)
+    except KeyboardInterrupt:
+        # keep what was trained: the next run resumes from here instead of the last periodic checkpoint
+        saved = load_checkpoint(out)["step"] if out.exists() else 0
+        if completed[0] > saved:
+            save_checkpoint(out, model, optimizer, completed[0], cfg, rng, generator, history)
+            log(f"interrupted: saved step {completed[0]} to {out}")
+        raise
+    return model.cpu().eval()
+
+
+def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: TrainConfig, out: Path,
+               completed: list[int], history: list[dict], train_images: list[np.ndarray],
+               val_sets: dict[str, list[np.ndarray]], rng: np.random.Generator, generator: torch.Generator,
+               vgg: torch.nn.Module | None, device: torch.device, memory_format: torch.memory_format,
+               on_report: Callable[[StepReport], None]) -> None:
+    use_amp = device.type == "cuda"
     tick = time.perf_counter()
-    for step in range(start, cfg.steps):
+    for step in range(completed[0], cfg.steps):
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
@@ -278,13 +300,13 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
+        completed[0] = done
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save_checkpoint(out, model, optimizer, done, cfg, rng, generator, history)
         now = time.perf_counter()
         report = StepReport(done, cfg.steps, terms, cfg.batch / max(now - tick, 1e-9), lr, stage, validation)
         tick = now
         on_report(report)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_checkpoint(out, model, optimizer, done, cfg, rng, generator, history)
-    return model.cpu().eval()
 
 
 def config_json(cfg: TrainConfig) -> str:
