@@ -115,6 +115,10 @@ def _walk_folder(folder: Path) -> list[Path]:
     return found
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    return a.is_dir() and b.is_dir() and a.resolve() == b.resolve()
+
+
 def _within(path: Path, folder: Path | None) -> bool:
     if folder is None:
         return False
@@ -149,7 +153,8 @@ def expand_inputs(args: Sequence[str], skip_suffixes: Sequence[str] = (), exclud
                 notes.append(f"skipped {path}: an invgray output ({own})")
                 return
             if _within(path, exclude):
-                return  # our own output folder: silently not an input
+                notes.append(f"skipped {path}: inside the output folder {exclude}")
+                return
             reason = refuse(path) if refuse is not None else None
             if reason:
                 notes.append(f"skipped {path}: {reason}")
@@ -279,8 +284,13 @@ def plan_jobs(inputs: Sequence[str], output_arg: str | None, suffix: str, *, for
     if STDIO in inputs and len(inputs) > 1:
         raise UsageProblem("'-' (stdin) must be the only input")
     out_folder = Path(output_arg) if output_arg not in (None, STDIO) else None
-    expansion = expand_inputs(inputs, skip_suffixes=FOLDER_SKIPS[suffix], exclude=out_folder, refuse=refuse)
+    # -o naming an input folder itself writes beside the inputs (own outputs are skipped by name)
+    exclude = None if out_folder is not None and any(_same_folder(out_folder, Path(arg)) for arg in inputs) else out_folder
+    expansion = expand_inputs(inputs, skip_suffixes=FOLDER_SKIPS[suffix], exclude=exclude, refuse=refuse)
     many = len(inputs) > 1 or any(item.discovered for item in expansion.items)
+    if many and out_folder is not None and not out_folder.exists() and is_image_name(out_folder):
+        raise UsageProblem(f"-o {out_folder} looks like a file name, but several inputs need an output folder; "
+                           "give a folder (e.g. -o grays/)")
     if many and output_arg == STDIO:
         raise UsageProblem("-o - (stdout) takes a single input")
     if many and out_folder is not None and out_folder.exists() and not out_folder.is_dir():
