@@ -19,6 +19,7 @@ import click
 from . import __version__, batch
 from .batch import FileResult, InputItem, Job
 from .errors import InvgrayError
+from .options import device_option, tile_option
 from .runner import (
     PROG,
     OnTile,
@@ -79,6 +80,7 @@ class InvgrayGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        exit_on_sigterm()
         try:
             rv = super().main(argv, prog_name or PROG, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as e:  # bare `invgray`: the help, as click < 8.2 did
@@ -126,20 +128,25 @@ def cli(debug: bool) -> None:
     """
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (kill, a job scheduler's timeout) unwinds like Ctrl-C, so a half-written output's
+    temporary file is removed on the way out; exit status 143 as the shell reports a TERM."""
+    import signal
+    import threading
+
+    def unwind(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, unwind)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli.main(prog_name=PROG)
 
 
 # ---------------------------------------------------------------- encode / decode
-
-
-def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    spec = value.strip().lower()
-    head, _, index = spec.partition(":")
-    if spec in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
-        return spec
-    raise click.BadParameter(f"'{value}' is not a device; use auto, cpu, cuda or cuda:N")
 
 
 def _codec_options(command: Callable) -> Callable:
@@ -151,10 +158,8 @@ def _codec_options(command: Callable) -> Callable:
                           "Default: beside each input (stdin goes to stdout)."),
         click.option("--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (resume a batch)."),
-        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
-                     callback=_check_device, help="Where the network runs."),
-        click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
-                     help="Tile edge in pixels (default: chosen from the device; 0 = whole image at once)."),
+        device_option,
+        tile_option,
         click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="PATH",
                      help="Use this weights file instead of a shipped model."),
         click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
@@ -278,8 +283,11 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     loaders: dict[Any, Callable[[], Any]] = {}  # one Codec per model the grays' chunks ask for
 
-    def codec_for(text: dict[str, str]) -> tuple[Any, str | None]:
-        spec, warning = choose_model(text, weights=weights)
+    def codec_for(text: dict[str, str], label: str) -> tuple[Any, str | None]:
+        try:
+            spec, warning = choose_model(text, weights=weights)
+        except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
+            raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
             loaders[spec] = _load_once(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile))
         model = loaders[spec]()
@@ -288,7 +296,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
         image = imageio.read_gray(read_source(job.item), max_pixels=opts.max_pixels)
-        model, warning = codec_for(image.text)
+        model, warning = codec_for(image.text, job.item.label)
         rgb = model.decode_array(image.gray, on_tile=on_tile)
         fmt = "PNG" if job.output is None else None
         size = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))

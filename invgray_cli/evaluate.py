@@ -19,6 +19,7 @@ import click
 
 from .batch import COLOR_SUFFIX, GRAY_SUFFIX
 from .errors import InvgrayError
+from .options import device_option, tile_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -265,8 +266,8 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @click.option("--save-dir", type=click.Path(file_okay=False), help="Write input | gray | restored | difference per image here.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="A weights file of your own instead of a shipped model.")
 @click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--tile", type=click.IntRange(min=0), help="Tile edge in pixels, 0 = whole image (default: from the device).")
+@device_option
+@tile_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def eval_command(

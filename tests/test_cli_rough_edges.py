@@ -1,7 +1,12 @@
 """The new user's list (issue 10): each rough edge, reproduced and held fixed."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from cli_helpers import assert_one_line_error, files_in, photo, run, weights  # noqa: F401 - fixtures
 
@@ -31,3 +36,84 @@ def test_files_inside_the_output_folder_are_passed_over_with_a_note(tmp_path: Pa
     assert result.exit_code == 0, result.stderr
     assert "old.jpg: inside the output folder" in result.stderr
     assert files_in(photos / "grays") == {"old.jpg", "a.gray.png"}
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "eval"])
+def test_a_bad_device_is_the_same_usage_error_everywhere(tmp_path: Path, command: str) -> None:
+    photo(tmp_path / "a.png")
+    assert_one_line_error(run(command, tmp_path / "a.png", "--device", "tpu"), 2, "'tpu' is not a device")
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "eval"])
+def test_a_tiny_tile_is_refused_rather_than_run_slowly(tmp_path: Path, command: str) -> None:
+    photo(tmp_path / "a.png")
+    assert_one_line_error(run(command, tmp_path / "a.png", "--tile", 1), 2, "too small", "at least 32")
+
+
+def test_smallest_cli_tile_is_the_tilers() -> None:
+    from invgray_cli.options import SMALLEST_TILE
+    from invgray_cli.tiling import MIN_TILE
+
+    assert SMALLEST_TILE == MIN_TILE
+
+
+def test_a_read_only_file_system_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    import errno
+
+    from invgray_cli import imageio
+
+    def read_only(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EROFS, "Read-only file system", str(args[0]))
+
+    monkeypatch.setattr(imageio.os, "open", read_only)
+    photo(tmp_path / "a.jpg")
+    result = run("encode", tmp_path / "a.jpg", "-o", tmp_path / "a.png", "--weights", weights)
+    line = assert_one_line_error(result, 1, "a.jpg", "Read-only file system")
+    assert "a bug in invgray" not in line
+
+
+def test_a_full_disk_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    import errno
+
+    from invgray_cli import imageio
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(imageio.os, "fsync", full)
+    photo(tmp_path / "a.jpg")
+    result = run("encode", tmp_path / "a.jpg", "-o", tmp_path / "a.png", "--weights", weights)
+    line = assert_one_line_error(result, 1, "a.jpg", "No space left on device")
+    assert "a bug in invgray" not in line
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A real process, killed while it writes: the .part file goes with it."""
+    script = tmp_path / "slow_write.py"
+    script.write_text(
+        "import sys, time\n"
+        "from invgray_cli.cli import exit_on_sigterm\n"
+        "from invgray_cli.imageio import atomic_write\n"
+        "exit_on_sigterm()\n"
+        "def write(handle):\n"
+        "    handle.write(b'x')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(30)\n"
+        f"atomic_write({str(tmp_path / 'out.png')!r}, write)\n")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_write.py"]
+
+
+def test_chunk_errors_name_the_gray(tmp_path: Path, weights: Path) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("invgray", "{not json")
+    Image.new("L", (8, 8), 128).save(tmp_path / "x.gray.png", pnginfo=info)
+    result = run("decode", tmp_path / "x.gray.png", "-o", tmp_path / "x.png")
+    assert_one_line_error(result, 1, "x.gray.png", "chunk", "damaged")

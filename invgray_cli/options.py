@@ -1,0 +1,28 @@
+"""Command-line options shared by encode, decode and eval: declared and checked in one place,
+so one mistake gets one message and one exit code (2, a usage error) whichever command it is."""
+from __future__ import annotations
+
+import click
+
+SMALLEST_TILE = 32  # = tiling.MIN_TILE (not imported: that module needs torch, the CLI starts without it)
+
+
+def check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    spec = value.strip().lower()
+    head, _, index = spec.partition(":")
+    if spec in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+        return spec
+    raise click.BadParameter(f"'{value}' is not a device; use auto, cpu, cuda or cuda:N")
+
+
+def check_tile(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is None or value == 0 or value >= SMALLEST_TILE:
+        return value
+    raise click.BadParameter(f"{value} is too small: below {SMALLEST_TILE} pixels the halo around each tile dominates "
+                             f"and the run gets many times slower; use 0 (whole image) or at least {SMALLEST_TILE}")
+
+
+device_option = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+                             callback=check_device, help="Where the network runs.")
+tile_option = click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N", callback=check_tile,
+                           help="Tile edge in pixels (default: chosen from the device; 0 = whole image at once).")
