@@ -258,7 +258,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         model = codec()
         gray = model.encode_array(image.rgb, on_tile=on_tile)
         size = write_output(job.output, lambda dest: imageio.write_gray_png(gray, image.alpha, model.chunk_text(), dest))
-        return _ok(job, size, gray.shape, t0, model.info.name)
+        warning = None if image.frames == 1 else f"an animation of {image.frames} frames: only the first is encoded"
+        return _ok(job, size, gray.shape, t0, model.info.name, warning)
 
     results = run_jobs("encode", jobs, process, opts)
     finish("encode", "encoded", results, opts, started)
@@ -298,9 +299,10 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         image = imageio.read_gray(read_source(job.item), max_pixels=opts.max_pixels)
         model, warning = codec_for(image.text, job.item.label)
         rgb = model.decode_array(image.gray, on_tile=on_tile)
-        fmt = "PNG" if job.output is None else None
+        fmt = "PNG" if job.output is None else imageio.format_for_path(job.output)
         size = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))
-        return _ok(job, size, rgb.shape, t0, model.info.name, warning)
+        warnings = [w for w in (warning, imageio.alpha_loss_warning(image.alpha, fmt)) if w]
+        return _ok(job, size, rgb.shape, t0, model.info.name, "; ".join(warnings) or None)
 
     results = run_jobs("decode", jobs, process, opts)
     finish("decode", "decoded", results, opts, started)

@@ -24,7 +24,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,6 +49,7 @@ _PILLOW_GUARD_LOCK = threading.Lock()
 class ColorImage:
     rgb: np.ndarray  # uint8 HxWx3
     alpha: np.ndarray | None  # uint8 HxW
+    frames: int = 1  # frames in the file (an animation); only the first is read
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,11 @@ def _reading(source: Source) -> Iterator[tuple[str, BinaryIO]]:
             handle.close()
 
 
-def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str]]:
+def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str, str], int]:
     """Open, guard against decompression bombs, decode and apply EXIF orientation (in place).
 
-    Returns the image and its PNG text chunks (read before the orientation is applied)."""
+    Returns the image, its PNG text chunks (read before the orientation is applied) and the
+    number of frames in the file (only the first is decoded)."""
     with _reading(source) as (name, handle):
         image = Image.open(handle)
         width, height = image.size
@@ -126,10 +128,11 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
                 f"{name}: {width}x{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} "
                 f"decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
             )
+        frames = int(getattr(image, "n_frames", 1) or 1)  # while the file is open: counting may seek
         image.load()
         text = png_text(image)
         apply_orientation(image)
-    return image, text
+    return image, text, frames
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,8 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
 
 def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
     """Read a photo for encoding: 8-bit RGB (HxWx3) and alpha (HxW) or None."""
-    return normalise_color(_load(source, max_pixels)[0], source_name(source))
+    image, _, frames = _load(source, max_pixels)
+    return replace(normalise_color(image, source_name(source)), frames=frames)
 
 
 def png_text(image: Image.Image) -> dict[str, str]:
@@ -238,7 +242,7 @@ def png_text(image: Image.Image) -> dict[str, str]:
 
 def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> GrayImage:
     """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the PNG text chunks."""
-    image, text = _load(source, max_pixels)
+    image, text, _ = _load(source, max_pixels)
     return normalise_gray(image, text, source_name(source))
 
 
@@ -309,6 +313,13 @@ def write_gray_png(gray: np.ndarray, alpha: np.ndarray | None, text: dict[str, s
 def flatten_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     a = alpha.astype(np.uint16)[:, :, None]
     return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def alpha_loss_warning(alpha: np.ndarray | None, fmt: str) -> str | None:
+    """What the user should hear when an output format cannot keep the image's transparency."""
+    if alpha is None or format_keeps_alpha(fmt):
+        return None
+    return f"{fmt} has no transparency: the colour is flattened onto white; write .png to keep the alpha"
 
 
 def write_color(rgb: np.ndarray, alpha: np.ndarray | None, dest: str | Path | BinaryIO, format: str | None = None) -> None:

@@ -117,3 +117,26 @@ def test_chunk_errors_name_the_gray(tmp_path: Path, weights: Path) -> None:
     Image.new("L", (8, 8), 128).save(tmp_path / "x.gray.png", pnginfo=info)
     result = run("decode", tmp_path / "x.gray.png", "-o", tmp_path / "x.png")
     assert_one_line_error(result, 1, "x.gray.png", "chunk", "damaged")
+
+
+def test_an_animation_says_only_its_first_frame_is_encoded(tmp_path: Path, weights: Path) -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    result = run("encode", tmp_path / "anim.gif", "-o", tmp_path / "g.png", "--weights", weights)
+    assert result.exit_code == 0, result.stderr
+    assert "anim.gif: an animation of 3 frames: only the first is encoded" in result.stderr
+    photo(tmp_path / "still.png")
+    still = run("encode", tmp_path / "still.png", "-o", tmp_path / "s.png", "--weights", weights)
+    assert "warning" not in still.stderr
+
+
+def test_rgba_decoded_to_jpeg_says_the_alpha_is_flattened(tmp_path: Path, weights: Path) -> None:
+    photo(tmp_path / "a.png", mode="RGBA")
+    assert run("encode", tmp_path / "a.png", "-o", tmp_path / "a.gray.png", "--weights", weights).exit_code == 0
+    result = run("decode", tmp_path / "a.gray.png", "-o", tmp_path / "a.jpg", "--weights", weights)
+    assert result.exit_code == 0, result.stderr
+    assert "JPEG has no transparency" in result.stderr and "flattened onto white" in result.stderr
+    kept = run("decode", tmp_path / "a.gray.png", "-o", tmp_path / "b.png", "--weights", weights)
+    assert "transparency" not in kept.stderr
