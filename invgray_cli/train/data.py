@@ -126,9 +126,11 @@ def augment_smooth(rgb: Tensor, generator: torch.Generator, probability: float =
     return out
 
 
-def synthetic_art(count: int, size: int, generator: torch.Generator) -> Tensor:
+def synthetic_art(count: int, size: int, generator: torch.Generator, texture_probability: float = 0.5) -> Tensor:
     """(count,3,size,size) digital-art crops: a colour gradient at a random angle with a few
-    anti-aliased flat discs or bands on it; the wallpapers and graphics photos never show."""
+    anti-aliased flat discs or bands on it, and on some a fine periodic gray texture (hatching,
+    halftone, pixel-art backgrounds) whose frequencies are the hidden carriers' own; the
+    wallpapers and graphics photos never show."""
 
     def uniform(*shape: int, low: float = 0.0, high: float = 1.0) -> Tensor:
         return torch.empty(shape).uniform_(low, high, generator=generator)
@@ -153,5 +155,10 @@ def synthetic_art(count: int, size: int, generator: torch.Generator) -> Tensor:
             softness = float(uniform(1, low=0.5, high=4.0))
             alpha = torch.sigmoid(signed / softness)
             image = image * (1 - alpha) + colour * alpha
+        if float(uniform(1)) < texture_probability:
+            theta = float(uniform(1, high=math.pi))
+            period = float(uniform(1, low=2.0, high=8.0))
+            wave = torch.sin(2 * math.pi * (xs * math.cos(theta) + ys * math.sin(theta)) / period)
+            image = image + float(uniform(1, low=0.01, high=0.06)) * wave
         images[i] = image
     return images.clamp_(0.0, 1.0)
