@@ -379,16 +379,17 @@ def models_command(as_json: bool) -> None:
     if not entries:
         click.echo(f"no shipped weights (looked in {weights_dir()}); pass --weights PATH to encode/decode")
         return
-    from rich.console import Console
-    from rich.table import Table
+    import shutil
+    import textwrap
 
-    table = Table(title=f"invgray models ({weights_dir()})")
-    for column in ("name", "file", "sha256", "divisibility", "receptive field", "description", "default"):
-        table.add_column(column, no_wrap=column != "description")
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    click.echo(f"shipped weights in {weights_dir()}:")
     for i, e in enumerate(entries):
-        table.add_row(e.name, e.file, e.sha256[:12], str(e.divisibility), f"{e.receptive_field} px",
-                      e.description, "*" if i == 0 else "")
-    Console(width=None if sys.stdout.isatty() else 240).print(table)  # piped: no truncated columns
+        click.echo(f"\n{e.name}{'  (default)' if i == 0 else ''}")
+        click.echo(textwrap.fill(e.description, width, initial_indent="  ", subsequent_indent="  "))
+        facts = (f"file {e.file}", f"sha256 {e.sha256[:12]}", f"divisibility {e.divisibility}",
+                 f"receptive field {e.receptive_field} px")
+        click.echo(textwrap.fill("  ".join(facts), width, initial_indent="  ", subsequent_indent="  "))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import assert_one_line_error, files_in, photo, run, weights  # noqa: F401 - fixtures
+from cli_helpers import assert_one_line_error, files_in, photo, registered, run, weights  # noqa: F401 - fixtures
 
 
 def test_several_inputs_with_a_file_name_for_o_is_refused(tmp_path: Path, weights: Path) -> None:
@@ -140,3 +140,12 @@ def test_rgba_decoded_to_jpeg_says_the_alpha_is_flattened(tmp_path: Path, weight
     assert "JPEG has no transparency" in result.stderr and "flattened onto white" in result.stderr
     kept = run("decode", tmp_path / "a.gray.png", "-o", tmp_path / "b.png", "--weights", weights)
     assert "transparency" not in kept.stderr
+
+
+def test_models_reads_at_80_columns(monkeypatch, registered: Path) -> None:  # noqa: F811
+    monkeypatch.setenv("COLUMNS", "80")
+    result = run("models")
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if "shipped weights in" not in line]  # a path: any length
+    assert lines and max(len(line) for line in lines) <= 80, result.stdout
+    assert "(default)" in result.stdout
