@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's invgray_cli, installed or not
+
+from invgray_cli.train.loop import GRAY_RULE  # noqa: E402
 
 WIDTH, HEIGHT, MARGIN = 560, 340, 56
 X_RANGE = (0.86, 1.0)  # gray structure
 Y_RANGE = (34.0, 50.0)  # restored PSNR dB
 SET_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 MODEL_MARKERS = ["circle", "square", "diamond"]
-GRAY_RULE = (0.98, 0.95)  # mean and per-image floor of the default model's issue
 
 
 def to_px(x: float, y: float) -> tuple[float, float]:
@@ -61,13 +65,15 @@ def figure(reports: list[dict], paper: tuple[float, float] = (0.9799, 36.02)) ->
                       f'transform="rotate(-90 14 {(top + bottom) / 2})"'))
     rule_x, _ = to_px(GRAY_RULE[0], y0)
     parts.append(f'<line x1="{rule_x}" y1="{top}" x2="{rule_x}" y2="{bottom}" stroke="#999" stroke-dasharray="4 3"/>')
-    parts.append(text(rule_x + 3, top + 12, "0.98", 10, extra='fill="#777"'))
+    parts.append(text(rule_x + 3, top + 12, f"{GRAY_RULE[0]}", 10, extra='fill="#777"'))
 
     set_names: list[str] = []
     legend_y = top + 14
     for m, report in enumerate(reports):
         shape = MODEL_MARKERS[m % len(MODEL_MARKERS)]
         for name, summary in report["results"]["sets"].items():
+            if not summary["count"]:
+                continue  # every image of the set failed: nothing to plot
             label = Path(name).name
             if label not in set_names:
                 set_names.append(label)

@@ -21,6 +21,8 @@ IMAGE_SUFFIXES = frozenset({
 })
 GRAY_SUFFIX = ".gray.png"
 COLOR_SUFFIX = ".color.png"
+EVAL_SUFFIX = ".eval.png"  # `invgray eval --save-dir` strips
+OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, EVAL_SUFFIX)  # invgray's files: never photos to measure or train on
 # invgray outputs that a folder or glob does not feed back in: encode takes neither its grays nor
 # decode's restorations (re-encoding one would collide with its original's gray); decode skips its own.
 FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX,)}

@@ -80,7 +80,6 @@ class InvgrayGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        exit_on_sigterm()
         try:
             rv = super().main(argv, prog_name or PROG, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as e:  # bare `invgray`: the help, as click < 8.2 did
@@ -143,6 +142,7 @@ def exit_on_sigterm() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    exit_on_sigterm()
     cli.main(prog_name=PROG)
 
 

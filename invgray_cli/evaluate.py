@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .batch import COLOR_SUFFIX, GRAY_SUFFIX
+from .batch import EVAL_SUFFIX, OWN_OUTPUTS
 from .errors import InvgrayError
 from .options import device_option, tile_option
 
@@ -32,7 +32,6 @@ PAPER_FIGURES = {"psnr": 36.02, "ssim": 0.9681, "mae": 3.083, "gray_structure": 
 DIFF_RANGE = 32.0  # difference maps show |error| in [0, 32] over the full range, as the paper's figures
 PATTERN_GAIN = 16  # the hidden-pattern panel shows |gray - luma| x 16: 16 gray levels of pattern = white
 
-OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, ".eval.png")  # invgray's own files are not photos to measure
 ImageCallback = Callable[[int, int, dict], None]  # (index, total, per-image record)
 
 
@@ -139,9 +138,10 @@ def _versions() -> dict[str, str]:
 
 
 def _strip_path(save_dir: Path, rel: Path, taken: set[Path]) -> Path:
-    """``x.eval.png``, or ``x.jpg.eval.png`` when another ``x.*`` already took that name."""
-    target = save_dir / rel.with_name(rel.stem + ".eval.png")
-    return save_dir / rel.with_name(rel.name + ".eval.png") if target in taken else target
+    """``x.eval.png``, else ``x.jpg.eval.png``, else numbered: never over another image's strip."""
+    candidates = [rel.with_name(rel.stem + EVAL_SUFFIX), rel.with_name(rel.name + EVAL_SUFFIX)]
+    candidates += [rel.with_name(f"{rel.name}.{n}{EVAL_SUFFIX}") for n in range(2, len(taken) + 3)]
+    return next(save_dir / c for c in candidates if save_dir / c not in taken)
 
 
 def evaluate_folder(

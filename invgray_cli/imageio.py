@@ -277,12 +277,17 @@ def atomic_write(dest: str | Path, write_fn: Callable[[BinaryIO], None]) -> None
             continue
         except PermissionError:
             raise InvgrayError(f"{dest}: cannot write into {folder} (permission denied)") from None
+        except OSError as e:  # a read-only file system, ...: the user's to fix, not a bug
+            raise InvgrayError(f"{dest}: cannot write ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write_fn(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, dest)
+    except OSError as e:  # a full disk, a vanished folder
+        tmp.unlink(missing_ok=True)
+        raise InvgrayError(f"{dest}: cannot write ({e.strerror or e})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -145,10 +145,8 @@ def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> F
         return process(job, on_tile)
     except InvgrayError as e:
         return FileResult(job.item.label, output, "failed", error=str(e))
-    except OSError as e:  # a read-only folder, a full disk: the user's to fix, not a bug in invgray
-        where = e.filename or output or job.item.label
-        return FileResult(job.item.label, output, "failed",
-                          error=f"{job.item.label}: cannot write {where}: {e.strerror or e}")
+    except OSError as e:  # e.g. writing to a closed pipe: the system's word for it, not "a bug in invgray"
+        return FileResult(job.item.label, output, "failed", error=f"{job.item.label}: {e.strerror or e}")
     except MemoryError:
         return FileResult(job.item.label, output, "failed", error=f"{job.item.label}: out of memory; try a smaller --tile")
     except Exception as e:

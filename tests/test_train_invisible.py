@@ -78,15 +78,25 @@ def test_synthetic_art_is_smooth_colourful_and_seeded():
 
 
 @pytest.mark.parametrize("cut", [(0, 0), (1, 0), (0, 3), (2, 1)])
-def test_remake_border_is_what_the_codec_does_to_odd_sizes(cut):
-    """Cropping to the photo's size and padding back equals the tiler's padding of that photo."""
-    image = torch.rand(1, 1, 12, 16)
-    remade = remake_border(image, cut)
-    h, w = 12 - cut[0], 16 - cut[1]
-    (pad, _) = compute_padding(h, w, 4)
-    assert (h + pad[3], w + pad[1]) == (12, 16)
-    torch.testing.assert_close(remade, crop_padded(image[..., :h, :w], 0, 12, 0, 16))
-    torch.testing.assert_close(remade[..., :h, :w], image[..., :h, :w])
+def test_remake_border_shows_the_encoder_what_the_codec_shows_it(cut):
+    """Encoding a crop whose border was re-made gives the codec's gray of the odd-sized photo."""
+    from invgray_cli.codec import Codec
+    from invgray_cli.models.net import InvertibleGray
+    from invgray_cli.models.registry import ModelInfo
+
+    torch.manual_seed(0)
+    model = InvertibleGray(TINY_NET)  # 4-px blocks, as the shipped nets: cuts of 0-3 px
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    photo = photo_array(16, 20, seed=3)
+    h, w = 16 - cut[0], 20 - cut[1]
+    codec = Codec.from_model(model, ModelInfo("tiny", "0" * 64, 4, model.receptive_field), device="cpu", tile=0)
+    expected = codec.encode_float(np.ascontiguousarray(photo[:h, :w]))
+    with torch.no_grad():
+        remade = remake_border(as_tensor(photo), cut)
+        got = model.encode(remade)[0, 0, :h, :w].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    torch.testing.assert_close(remade[..., :h, :w], as_tensor(photo)[..., :h, :w])
 
 
 def test_border_cut_scores_only_the_photo_and_decodes_the_remade_gray(tiny_model):
@@ -98,7 +108,9 @@ def test_border_cut_scores_only_the_photo_and_decodes_the_remade_gray(tiny_model
         gray = tiny_model.encode(inner)
         restored = tiny_model.decode(remake_border(gray, (2, 3)))
         expected = torch.mean((restored[..., :14, :13] - inner[..., :14, :13]) ** 2)
+        structure = losses.structure_term(gray[..., :14, :13], rgb_to_luma(inner[..., :14, :13]))
     assert terms["mse"] == pytest.approx(float(expected), rel=1e-5)
+    assert terms["struct"] == pytest.approx(float(structure.mean()), rel=1e-5)  # gray terms: the photo only
 
 
 def _validation(**per_set: tuple[float, float, float]) -> dict:
@@ -119,6 +131,24 @@ def test_gray_rule_holds_on_every_set_and_best_is_the_highest_psnr_that_meets_it
     assert not is_best(art_mean_low, [good], cfg)
     better = _validation(val=(39.5, 0.985, 0.96), art=(37.0, 0.981, 0.951))
     assert is_best(better, [good], cfg) and not is_best(good, [better], cfg)
+
+
+def test_histories_of_older_checkpoints_still_compare():
+    cfg = TrainConfig(data=[])
+    old = {"step": 500, "psnr": 39.0, "gray_structure": 0.985}  # before per-set validation
+    assert meets_gray_rule(old, cfg)
+    assert not is_best(_validation(val=(38.0, 0.99, 0.97)), [old], cfg)
+
+
+def test_the_gray_rule_is_one_pair_of_numbers():
+    from invgray_cli.train.loop import GRAY_RULE
+
+    cfg = TrainConfig(data=[])
+    assert (cfg.gray_mean_floor, cfg.gray_image_floor) == GRAY_RULE == (0.98, 0.95)
+    from invgray_cli.train.cli import train_command
+
+    defaults = {p.name: p.default for p in train_command.params}
+    assert (defaults["gray_mean_floor"], defaults["gray_image_floor"]) == GRAY_RULE
 
 
 def test_parse_loss_terms_sets_known_fields_and_refuses_others():
@@ -155,7 +185,7 @@ def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
         "--val", photos, "--val-every", 1, "--loss", "window_hinge=0.5", "--smooth-augment", 0.5,
         "--synthetic", 0.5, "--border-emulation", 0.5, "--gray-floor", 0.5, "--image-floor", 0.2)])
     assert result.exit_code == 0, result.output
-    assert "| photos " in result.stderr and "(min " in result.stderr  # each validation set reported apart
+    assert f"| {photos} " in result.stderr and "(min " in result.stderr  # each validation set reported apart
     bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])
     assert bad.exit_code == 2 and "unknown loss term" in bad.stderr
 
@@ -184,6 +214,39 @@ def test_an_unreadable_photo_is_skipped_with_a_note(tmp_path):
     images = load_all([bad, good], min_side=32, on_skip=notes.append)
     assert len(images) == 1 and images[0].shape == (40, 40, 3)
     assert notes == [f"skipped {bad}: not a readable image"]
+
+
+@pytest.mark.parametrize("where", ["inside a step", "between steps"])
+def test_ctrl_c_inside_a_step_resumes_bit_for_bit(photos, tmp_path, monkeypatch, where):  # noqa: F811
+    from invgray_cli.train import loop
+
+    cfg = tiny_config(photos, steps=5, checkpoint_every=100, val=[], smooth_augment=0.5, synthetic_fraction=0.5,
+                      border_emulation=0.5)
+    straight = train(cfg, tmp_path / "straight.ckpt", log=lambda m: None).state_dict()
+
+    real = loop.compute_losses
+    calls = []
+
+    def interrupt_in_step_4(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    def interrupt_after_step_3(report) -> None:
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run.ckpt"
+    if where == "inside a step":
+        monkeypatch.setattr(loop, "compute_losses", interrupt_in_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out, log=lambda m: None, on_report=interrupt_after_step_3 if where == "between steps" else lambda r: None)
+    monkeypatch.setattr(loop, "compute_losses", real)
+    assert loop.load_checkpoint(out)["step"] == 3
+    resumed = train(cfg, out, log=lambda m: None).state_dict()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
 
 
 def test_ctrl_c_keeps_the_steps_already_trained(photos, tmp_path):  # noqa: F811

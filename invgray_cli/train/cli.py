@@ -40,9 +40,9 @@ import click
               help="Share of each batch replaced by synthetic gradients and flat shapes.")
 @click.option("--border-emulation", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does.")
-@click.option("--gray-floor", "gray_mean_floor", default=0.97, show_default=True,
+@click.option("--gray-floor", "gray_mean_floor", default=0.98, show_default=True,
               help="Kept checkpoints have at least this mean gray structure on every --val set.")
-@click.option("--image-floor", "gray_image_floor", default=0.0, show_default=True,
+@click.option("--image-floor", "gray_image_floor", default=0.95, show_default=True,
               help="... and no --val image below this gray structure.")
 def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
                   crop: int, lr: float, width: int, blocks: int, scale: int, seed: int, val_every: int, vgg19: str | None,
@@ -113,6 +113,9 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
             state = torch.load(best, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
             log(f"exporting the best validated weights: step {state['step']}, {state['validation']}")
+        elif val_dirs:
+            log(f"warning: no validation met the gray rule (mean >= {gray_mean_floor}, every image >= "
+                f"{gray_image_floor} on each --val set); exporting the last weights")
 
         digest = save_weights(model, export_path)
         log(f"wrote {export_path} (sha256 {digest})")

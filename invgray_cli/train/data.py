@@ -10,11 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..batch import COLOR_SUFFIX, GRAY_SUFFIX, IMAGE_SUFFIXES
+from ..batch import IMAGE_SUFFIXES, OWN_OUTPUTS
 from ..errors import InvgrayError
 from ..imageio import read_color
-
-OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, ".eval.png")  # invgray's grays and restorations are not photos
 
 
 def find_images(folders: list[Path]) -> list[Path]:

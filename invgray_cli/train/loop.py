@@ -20,6 +20,11 @@ from . import losses
 from .data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
 
 
+# An invisible gray: on every validation set a mean gray structure (SSIM structure term vs luma)
+# of at least 0.98, the paper's level, and no image below 0.95.
+GRAY_RULE = (0.98, 0.95)
+
+
 @dataclass
 class TrainConfig:
     data: list[str]
@@ -44,8 +49,8 @@ class TrainConfig:
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
-    gray_mean_floor: float = 0.97
-    gray_image_floor: float = 0.0
+    gray_mean_floor: float = GRAY_RULE[0]
+    gray_image_floor: float = GRAY_RULE[1]
     net: dict = field(default_factory=lambda: NetConfig().to_dict())
     weights: dict = field(default_factory=lambda: asdict(losses.LossWeights()))
     vgg19: str | None = None
@@ -59,7 +64,7 @@ class StepReport:
     images_per_second: float
     lr: float
     stage: int
-    validation: dict[str, float] | None = None
+    validation: dict | None = None  # validate_sets' result on validation steps
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -102,9 +107,10 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     restored = model.decode(remake_border(losses.quantise(gray, quantiser), border_cut))
-    luma = rgb_to_luma(rgb)
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
     invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
+    rgb, gray = rgb[inside], gray[inside]  # the codec keeps no more of the gray than the photo's size
+    luma = rgb_to_luma(rgb)
     lightness = losses.lightness_loss(gray, luma)
     contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
     local_structure = losses.local_structure_loss(gray, luma)
@@ -152,9 +158,11 @@ def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]]) -> d
 
 
 def meets_gray_rule(validation: dict, cfg: TrainConfig) -> bool:
-    """Every validation set keeps its mean gray structure and its worst image above the floors."""
+    """Every validation set keeps its mean gray structure and its worst image above the floors.
+    (Histories of older checkpoints have no per-set or per-image figures: their mean stands in.)"""
     per_set = validation.get("sets") or {"all": validation}
-    return all(v["gray_structure"] >= cfg.gray_mean_floor and v["gray_structure_min"] >= cfg.gray_image_floor
+    return all(v["gray_structure"] >= cfg.gray_mean_floor
+               and v.get("gray_structure_min", v["gray_structure"]) >= cfg.gray_image_floor
                for v in per_set.values())
 
 
@@ -170,7 +178,7 @@ def best_path(out: Path) -> Path:
     return out.with_name(out.stem + ".best" + out.suffix)
 
 
-def save_best(path: Path, model: InvertibleGray, step: int, validation: dict[str, float]) -> None:
+def save_best(path: Path, model: InvertibleGray, step: int, validation: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"model": model.state_dict(), "net": model.config.to_dict(), "step": step,
                 "validation": validation}, tmp)
@@ -232,7 +240,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     train_images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
     if not train_images:
         raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
-    val_sets = {Path(p).name: load_all(find_images([Path(p)]), model.divisibility, on_skip=log) for p in cfg.val}
+    val_sets = {p: load_all(find_images([Path(p)]), model.divisibility, on_skip=log) for p in cfg.val}
     val_sets = {name: images for name, images in val_sets.items() if images}
     log(f"{len(train_images)} training and {sum(map(len, val_sets.values()))} validation photos loaded "
         f"in {time.perf_counter() - t0:.0f} s")
@@ -248,28 +256,51 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     model.train()
     if start >= cfg.steps:
         log(f"{out} has already run {start} of {cfg.steps} steps; nothing to do (pass a larger --steps to go on)")
-    completed = [start]  # the last finished step, for a save on Ctrl-C
+    progress = RunProgress(completed=start, saved=start)
     try:
-        _run_steps(model, optimizer, cfg, out, completed, history, train_images, val_sets, rng, generator, vgg,
+        _run_steps(model, optimizer, cfg, out, progress, history, train_images, val_sets, rng, generator, vgg,
                    device, memory_format, on_report)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM through the CLI
         # keep what was trained: the next run resumes from here instead of the last periodic checkpoint
-        saved = load_checkpoint(out)["step"] if out.exists() else 0
-        if completed[0] > saved:
-            save_checkpoint(out, model, optimizer, completed[0], cfg, rng, generator, history)
-            log(f"interrupted: saved step {completed[0]} to {out}")
+        if progress.completed > progress.saved:
+            if progress.rng_at_step_start is not None:  # stopped inside a step: its draws are not spent
+                progress.restore_rng(rng, generator)
+            save_checkpoint(out, model, optimizer, progress.completed, cfg, rng, generator, history)
+            log(f"interrupted: saved step {progress.completed} to {out}")
         raise
     return model.cpu().eval()
 
 
+@dataclass
+class RunProgress:
+    """Where a run stands, so an interrupt can save a checkpoint that resumes bit for bit."""
+
+    completed: int  # optimiser steps applied to the model
+    saved: int  # the step of the checkpoint on disk
+    rng_at_step_start: tuple | None = None  # RNG states before the step in flight drew its batch
+
+    def step_starts(self, rng: np.random.Generator, generator: torch.Generator) -> None:
+        self.rng_at_step_start = (rng.bit_generator.state, generator.get_state(), torch.get_rng_state())
+
+    def step_applied(self, step: int) -> None:
+        self.completed, self.rng_at_step_start = step, None
+
+    def restore_rng(self, rng: np.random.Generator, generator: torch.Generator) -> None:
+        numpy_state, torch_state, global_state = self.rng_at_step_start
+        rng.bit_generator.state = numpy_state
+        generator.set_state(torch_state)
+        torch.set_rng_state(global_state)
+
+
 def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: TrainConfig, out: Path,
-               completed: list[int], history: list[dict], train_images: list[np.ndarray],
+               progress: RunProgress, history: list[dict], train_images: list[np.ndarray],
                val_sets: dict[str, list[np.ndarray]], rng: np.random.Generator, generator: torch.Generator,
                vgg: torch.nn.Module | None, device: torch.device, memory_format: torch.memory_format,
                on_report: Callable[[StepReport], None]) -> None:
     use_amp = device.type == "cuda"
     tick = time.perf_counter()
-    for step in range(completed[0], cfg.steps):
+    for step in range(progress.completed, cfg.steps):
+        progress.step_starts(rng, generator)
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
@@ -292,17 +323,17 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         if torch.isfinite(grad_norm):  # a non-finite batch is skipped rather than poisoning Adam
             optimizer.step()
-
         done = step + 1
+        progress.step_applied(done)
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
             validation = validate_sets(model, val_sets)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
-        completed[0] = done
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             save_checkpoint(out, model, optimizer, done, cfg, rng, generator, history)
+            progress.saved = done
         now = time.perf_counter()
         report = StepReport(done, cfg.steps, terms, cfg.batch / max(now - tick, 1e-9), lr, stage, validation)
         tick = now
