@@ -38,6 +38,8 @@ import click
               help="Share of crops defocused by a random disc and made more saturated.")
 @click.option("--synthetic", "synthetic_fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of each batch replaced by synthetic gradients and flat shapes.")
+@click.option("--synthetic-texture", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the synthetic crops with a fine periodic gray texture on top.")
 @click.option("--border-emulation", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does.")
 @click.option("--gray-floor", "gray_mean_floor", default=0.98, show_default=True,
@@ -49,7 +51,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   threads: int | None, export_path: Path | None, log_every: int, init: str | None,
                   loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
-                  border_emulation: float) -> None:
+                  border_emulation: float, synthetic_texture: float) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -66,7 +68,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       weights=parse_loss_terms(loss_terms), stage2_fraction=stage2_fraction,
                       smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
                       gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
-                      border_emulation=border_emulation)
+                      border_emulation=border_emulation, synthetic_texture=synthetic_texture)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 

@@ -153,7 +153,7 @@ def synthetic_art(count: int, size: int, generator: torch.Generator, texture_pro
             softness = float(uniform(1, low=0.5, high=4.0))
             alpha = torch.sigmoid(signed / softness)
             image = image * (1 - alpha) + colour * alpha
-        if float(uniform(1)) < texture_probability:
+        if texture_probability and float(uniform(1)) < texture_probability:
             theta = float(uniform(1, high=math.pi))
             period = float(uniform(1, low=2.0, high=8.0))
             wave = torch.sin(2 * math.pi * (xs * math.cos(theta) + ys * math.sin(theta)) / period)

@@ -46,6 +46,7 @@ class TrainConfig:
     colour_augment: float = 0.5
     smooth_augment: float = 0.0  # share of crops defocused and made more saturated
     synthetic_fraction: float = 0.0  # share of each batch replaced by gradients and flat shapes
+    synthetic_texture: float = 0.5  # share of those with a fine periodic texture on top
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -109,7 +110,8 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     restored = model.decode(remake_border(losses.quantise(gray, quantiser), border_cut))
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
     invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
-    rgb, gray = rgb[inside], gray[inside]  # the codec keeps no more of the gray than the photo's size
+    # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
+    # weights were trained so)
     luma = rgb_to_luma(rgb)
     lightness = losses.lightness_loss(gray, luma)
     contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
@@ -311,7 +313,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
             rgb = augment_smooth(rgb, generator, probability=cfg.smooth_augment)
         synthetic = round(cfg.batch * cfg.synthetic_fraction)
         if synthetic:
-            rgb[:synthetic] = synthetic_art(synthetic, cfg.crop, generator)
+            rgb[:synthetic] = synthetic_art(synthetic, cfg.crop, generator, cfg.synthetic_texture)
         rgb = rgb.to(device).contiguous(memory_format=memory_format)
         border_cut = (0, 0)
         if cfg.border_emulation and rng.random() < cfg.border_emulation:
