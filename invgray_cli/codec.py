@@ -32,6 +32,7 @@ from .imageio import (
     write_color,
     write_gray_png,
 )
+from .guard import guarded_gray
 from .models.net import InvertibleGray
 from .models.registry import ModelInfo, default_model_name, find_entry, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
@@ -160,8 +161,10 @@ class Codec:
         return out[0, 0]
 
     def encode_array(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
-        """uint8 HxWx3 colour -> uint8 HxW gray."""
-        return self._encode(rgb, True, on_tile).numpy()
+        """uint8 HxWx3 colour -> uint8 HxW gray (held to the model's gray floor, see guard.py)."""
+        if self.info.gray_floor is None:
+            return self._encode(rgb, True, on_tile).numpy()
+        return guarded_gray(rgb, self._encode(rgb, False, on_tile), self.info.gray_floor).numpy()
 
     def encode_float(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""

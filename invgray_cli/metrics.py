@@ -55,7 +55,7 @@ def _local_mean(x: Tensor, taps: list[float]) -> Tensor:
     return sum(t * rows[..., k : k + width] for k, t in enumerate(taps))
 
 
-def _local_moments(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def local_moments(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Local means, variances and covariance of x and y (B,C,H,W) under the SSIM window."""
     if x.dim() != 4 or x.shape != y.shape:
         raise ValueError(f"expected two (B,C,H,W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -77,7 +77,7 @@ def _float_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def ssim_torch(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     """Mean SSIM over channels and positions for each image of a (B,C,H,W) batch -> (B,)."""
-    mu_x, mu_y, var_x, var_y, cov = _local_moments(*_float_pair(x, y))
+    mu_x, mu_y, var_x, var_y, cov = local_moments(*_float_pair(x, y))
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean(dim=(1, 2, 3))
@@ -88,7 +88,7 @@ def gray_structure_map_torch(gray: Tensor, luma: Tensor, data_range: float = 1.0
 
     Training passes a tiny ``eps`` so the square root keeps a finite gradient in flat regions.
     """
-    _, _, var_g, var_l, cov = _local_moments(*_float_pair(gray, luma))
+    _, _, var_g, var_l, cov = local_moments(*_float_pair(gray, luma))
     c3 = (SSIM_K2 * data_range) ** 2 / 2
     # clamp: E[x^2] - E[x]^2 can dip a hair below zero in flat regions
     sd_product = torch.sqrt(var_g.clamp_min(0) * var_l.clamp_min(0) + eps)

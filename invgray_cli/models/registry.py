@@ -34,6 +34,8 @@ class WeightsEntry:
     receptive_field: int  # radius in pixels
     description: str
     licence: str
+    # encode keeps each gray's mean structure term vs luma at least this (see guard.py); None: off
+    gray_floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ModelInfo:
     divisibility: int
     receptive_field: int
     path: Path | None = None
+    gray_floor: float | None = None  # from the registry entry; None for a --weights file
 
 
 # First entry = default. Each file is made by `invgray train` (recipe in weights/README.md).
@@ -216,4 +219,4 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
     if not path.is_file():
         raise InvgrayError(f"shipped weights for '{name}' are missing: {path}; reinstall invgray or pass --weights PATH")
     model, info = load_weights_with_info(path, entry.sha256)
-    return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path)
+    return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path, entry.gray_floor)
