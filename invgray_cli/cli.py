@@ -19,7 +19,7 @@ import click
 from . import __version__, batch
 from .batch import FileResult, InputItem, Job
 from .errors import InvgrayError
-from .options import device_option, tile_option
+from .options import device_option, gray_floor_option, tile_option, with_floor
 from .runner import (
     PROG,
     OnTile,
@@ -233,9 +233,10 @@ def _check_color_output(path: Path) -> None:
 @_codec_options
 @click.option("--model", "model_name", default=None, metavar="NAME",
               help="Shipped model to use (see `invgray models`; default: the first).")
+@gray_floor_option
 def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool,
-                   model_name: str | None) -> None:
+                   model_name: str | None, gray_floor: float | None) -> None:
     """Encode colour photos into gray PNGs that hide their colour.
 
     INPUT may be files, folders (recursive), quoted globs or '-' for stdin.
@@ -250,7 +251,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     from .codec import Codec
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
-    codec = _load_once(lambda: Codec.load(model=model_name, weights=weights, device=device, tile=tile))
+    codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile),
+                                          gray_floor))
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()

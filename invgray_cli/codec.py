@@ -136,6 +136,10 @@ class Codec:
         """The same loaded model with another tile edge (None = whole image)."""
         return replace(self, tile=tile)
 
+    def with_gray_floor(self, floor: float | None) -> "Codec":
+        """The same model holding its grays to another floor (see guard.py); 0 or None: off."""
+        return replace(self, info=replace(self.info, gray_floor=floor or None))
+
     def chunk_text(self) -> dict[str, str]:
         return make_chunk(self.info)
 

@@ -19,7 +19,7 @@ import click
 
 from .batch import EVAL_SUFFIX, OWN_OUTPUTS
 from .errors import InvgrayError
-from .options import device_option, tile_option
+from .options import device_option, gray_floor_option, tile_option, with_floor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -215,6 +215,7 @@ def evaluate_folder(
         "versions": _versions(),
         "device": str(codec.device),
         "tile": codec.tile,
+        "gray_floor": info.gray_floor,
         "paper": dict(PAPER_FIGURES),
         "results": {
             "per_image": per_image,
@@ -268,6 +269,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
 @device_option
 @tile_option
+@gray_floor_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def eval_command(
@@ -278,6 +280,7 @@ def eval_command(
     model_name: str | None,
     device: str,
     tile: int | None,
+    gray_floor: float | None,
     limit: int | None,
     quiet: bool,
 ) -> None:
@@ -290,7 +293,7 @@ def eval_command(
     from .codec import Codec
 
     console = Console(stderr=True, quiet=quiet)
-    codec = Codec.load(model=model_name, weights=weights, device=device, tile=tile)
+    codec = with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile), gray_floor)
     progress = Progress(
         TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
         console=console, transient=True, disable=quiet or not console.is_terminal,

@@ -22,7 +22,16 @@ def check_tile(ctx: click.Context, param: click.Parameter, value: int | None) ->
                              f"and the run gets many times slower; use 0 (whole image) or at least {SMALLEST_TILE}")
 
 
+def with_floor(codec, floor: float | None):
+    """``codec`` holding the --gray-floor the user gave (None: the model's own)."""
+    return codec if floor is None else codec.with_gray_floor(floor)
+
+
 device_option = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
                              callback=check_device, help="Where the network runs.")
+gray_floor_option = click.option(
+    "--gray-floor", type=click.FloatRange(0.0, 1.0), default=None, metavar="F",
+    help="Keep each gray's structure term vs luma at least F, weakening the hidden colour where needed "
+         "(default: the model's own floor; 0 = off).")
 tile_option = click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N", callback=check_tile,
                            help="Tile edge in pixels (default: chosen from the device; 0 = whole image at once).")

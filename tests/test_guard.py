@@ -63,3 +63,35 @@ def test_codec_holds_its_gray_floor(tiny_model):
     assert metrics.gray_structure(held, luma) >= 0.95 - 2e-3
     lenient = _codec(tiny_model, 0.0).encode_array(rgb)  # a floor already met: the network's gray to the bit
     np.testing.assert_array_equal(lenient, free)
+
+
+def test_gray_floor_option_on_encode_and_eval(tmp_path):
+    """--gray-floor reaches the codec from both commands, and eval reports the floor it ran with."""
+    import json
+
+    from PIL import Image
+
+    from cli_helpers import run
+    from invgray_cli.models.net import InvertibleGray, NetConfig
+    from invgray_cli.models.registry import save_weights
+
+    torch.manual_seed(0)
+    model = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.1)
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(model, weights)
+    rgb = np.random.default_rng(1).integers(90, 170, (48, 40, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    luma = metrics.luma_bt601(rgb)
+    for floor, out in (("0", "free.png"), ("0.95", "held.png")):
+        result = run("encode", tmp_path / "a.png", "-o", tmp_path / out, "--weights", weights, "--gray-floor", floor)
+        assert result.exit_code == 0, result.stderr
+    free = np.asarray(Image.open(tmp_path / "free.png"))
+    held = np.asarray(Image.open(tmp_path / "held.png"))
+    assert metrics.gray_structure(free, luma) < 0.9 <= 0.95 - 2e-3 <= metrics.gray_structure(held, luma)
+    result = run("eval", tmp_path / "a.png", "--weights", weights, "--gray-floor", "0.95", "--json")
+    report = json.loads(result.stdout)
+    assert report["gray_floor"] == 0.95 and report["results"]["gray_structure_min"] >= 0.95 - 2e-3
+    assert run("encode", tmp_path / "a.png", "--gray-floor", "1.5").exit_code == 2
