@@ -83,7 +83,7 @@ def figure(reports: list[dict], paper: tuple[float, float] = (0.9799, 36.02)) ->
             parts.append(f'<line x1="{worst}" y1="{y}" x2="{x}" y2="{y}" stroke="{colour}" stroke-width="1.5"/>')
             parts.append(marker(shape, x, y, colour))
         parts.append(marker(shape, right - 190, legend_y - 4, "#333"))
-        parts.append(text(right - 180, legend_y, report["model"], 10))
+        parts.append(text(right - 180, legend_y, report["model"]["name"], 10))
         legend_y += 15
     px, py = to_px(*paper)
     parts.append(f'<text x="{px}" y="{py + 5}" font-size="16" text-anchor="middle">★</text>')

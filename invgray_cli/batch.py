@@ -330,11 +330,10 @@ def _plan_output(item: InputItem, output: Path, force: bool, skip_existing: bool
     return Job(item, output, skip=action == "skip")
 
 
-def summary(command: str, results: Sequence[FileResult], **extra: object) -> dict:
-    """The ``--json`` document: counts and one record per file."""
+def summary(results: Sequence[FileResult]) -> dict:
+    """The ``results`` of the ``--json`` report: counts and one record per file."""
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
-    return {"command": command, "ok": counts["failed"] == 0, "counts": counts, **extra,
-            "files": [asdict(r) for r in results]}
+    return {"ok": counts["failed"] == 0, "counts": counts, "files": [asdict(r) for r in results]}
 
 
 def exit_code(results: Sequence[FileResult]) -> int:

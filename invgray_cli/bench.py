@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .errors import InvgrayError
+from .report import envelope, model_facts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -243,15 +244,6 @@ def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int
 # ---------------------------------------------------------------- the report
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    from . import __version__
-
-    return {"invgray": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
-
-
 def device_name(device: torch.device) -> str:
     import torch
 
@@ -284,10 +276,10 @@ def run_bench(
     import torch
 
     paper_module = load_paper_arch() if paper else None
-    results, device_info, model = [], {}, {}
+    results, device_info, model = [], {}, model_facts(None, None)
     for spec in devices:
         codec = load_codec(spec)
-        model = {"name": codec.info.name, "sha256": codec.info.sha256}
+        model = model_facts(codec.info.name, codec.info.sha256)
         device_info[str(codec.device)] = {
             "name": device_name(codec.device),
             "tile": codec.tile,
@@ -309,21 +301,21 @@ def run_bench(
                 }
             results.append(row)
         del codec
-    return {
-        "name": "invgray-bench",
-        "description": "encode/decode seconds (median and min of repeats after untimed warm-ups) and peak memory "
+    return envelope(
+        "invgray-bench",
+        "encode/decode seconds (median and min of repeats after untimed warm-ups) and peak memory "
         "of the codec's array path (uint8 in and out, tiled) on synthetic images"
         + ("; paper_rebuild = random-weight rebuild of the paper's network, whole image" if paper else ""),
-        "model": model,
-        "versions": _versions(),
-        "threads": torch.get_num_threads(),
-        "devices": device_info,
-        "warmup": warmup,
-        "repeats": repeats,
-        "memory": MEMORY_NOTE,
-        "speed_target": {"ratio": SPEED_TARGET, "size": list(TARGET_SIZE)} if paper else None,
-        "results": results,
-    }
+        model,
+        ",".join(device_info),
+        threads=torch.get_num_threads(),
+        devices=device_info,
+        warmup=warmup,
+        repeats=repeats,
+        memory=MEMORY_NOTE,
+        speed_target={"ratio": SPEED_TARGET, "size": list(TARGET_SIZE)} if paper else None,
+        results=results,
+    )
 
 
 def _seconds(entry: dict | None, key: str = "median_s") -> str:

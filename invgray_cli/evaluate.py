@@ -19,6 +19,7 @@ import click
 
 from .batch import EVAL_SUFFIX, OWN_OUTPUTS
 from .errors import InvgrayError
+from .report import envelope, model_facts
 from .options import device_option, gray_floor_option, tile_option, with_floor
 
 if TYPE_CHECKING:
@@ -119,24 +120,6 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _versions() -> dict[str, str]:
-    import platform
-
-    import numpy
-    import PIL
-    import torch
-
-    from . import __version__
-
-    return {
-        "invgray": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pillow": PIL.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _strip_path(save_dir: Path, rel: Path, taken: set[Path]) -> Path:
     """``x.eval.png``, else ``x.jpg.eval.png``, else numbered: never over another image's strip."""
     candidates = [rel.with_name(rel.stem + EVAL_SUFFIX), rel.with_name(rel.name + EVAL_SUFFIX)]
@@ -206,25 +189,23 @@ def evaluate_folder(
     for record in per_image:
         record["psnr"], record["gray_psnr"] = _finite(record["psnr"]), _finite(record["gray_psnr"])
     info = codec.info
-    return {
-        "name": "invgray-eval",
-        "description": "restored colour (PSNR, SSIM mean over RGB, MAE on 0-255) and gray conformity "
+    return envelope(
+        "invgray-eval",
+        "restored colour (PSNR, SSIM mean over RGB, MAE on 0-255) and gray conformity "
         "(SSIM structure term and PSNR vs BT.601 luma) through the real 8-bit PNG codec path",
-        "model": info.name,
-        "sha256": info.sha256,
-        "versions": _versions(),
-        "device": str(codec.device),
-        "tile": codec.tile,
-        "gray_floor": info.gray_floor,
-        "paper": dict(PAPER_FIGURES),
-        "results": {
+        model_facts(info.name, info.sha256),
+        str(codec.device),
+        tile=codec.tile,
+        gray_floor=info.gray_floor,
+        paper=dict(PAPER_FIGURES),
+        results={
             "per_image": per_image,
             **overall,
             "sets": sets,
             "failed": failed,
             "skipped": notes,
         },
-    }
+    )
 
 
 def _fmt(name: str, value: float | None) -> str:
@@ -238,7 +219,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
     from rich.table import Table
 
     results = report["results"]
-    table = Table(title=f"invgray eval — {report['model']} on {report['device']}")
+    table = Table(title=f"invgray eval — {report['model']['name']} on {report['device']}")
     table.add_column("image", overflow="fold")
     headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB")
     for header in headers:

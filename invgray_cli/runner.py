@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import __version__, batch
+from . import batch
 from .batch import FileResult, InputItem, Job
 from .errors import InvgrayError
 
@@ -195,12 +195,17 @@ def _console_say(console: Any) -> Emit:
     return emit
 
 
-def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float,
-           **extra: object) -> None:
-    """Summary line on stderr, JSON on stdout, and the exit code."""
+def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float) -> None:
+    """Summary line on stderr, JSON on stdout (the shared report shape), and the exit code."""
+    summary = batch.summary(results)
     if opts.as_json:
-        click.echo(json.dumps(batch.summary(command, results, version=__version__, **extra), indent=2))
-    counts = batch.summary(command, results)["counts"]
+        from .report import envelope, model_facts
+
+        models = sorted({r.model for r in results if r.model})
+        report = envelope(f"invgray-{command}", f"per-file results of invgray {command}",
+                          model_facts(models[0] if len(models) == 1 else None, None), opts.device, summary)
+        click.echo(json.dumps(report, indent=2))
+    counts = summary["counts"]
     if not opts.quiet:
         tail = "".join(f", {counts[k]} {k}" for k in ("skipped", "failed") if counts[k])
         plural = "" if counts["ok"] == 1 else "s"

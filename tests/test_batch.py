@@ -141,9 +141,9 @@ def test_summary_and_exit_code() -> None:
     ok = FileResult("a.jpg", "a.gray.png", "ok", bytes=10, width=2, height=3, seconds=0.1, model="m")
     skipped = FileResult("b.jpg", "b.gray.png", "skipped")
     failed = FileResult("c.jpg", None, "failed", error="broken")
-    doc = batch.summary("encode", [ok, skipped, failed], model="m")
+    doc = batch.summary([ok, skipped, failed])
     assert doc["counts"] == {"ok": 1, "skipped": 1, "failed": 1}
-    assert doc["ok"] is False and doc["model"] == "m"
+    assert doc["ok"] is False and doc["files"][0]["model"] == "m"
     assert doc["files"][2] == {**doc["files"][2], "status": "failed", "error": "broken"}
     assert batch.exit_code([ok, skipped]) == 0
     assert batch.exit_code([ok, failed]) == 1

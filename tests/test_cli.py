@@ -54,7 +54,7 @@ def test_decode_uses_the_model_named_in_the_chunk(tmp_path: Path, registered: Pa
     src = photo(tmp_path / "a.jpg")
     assert run("encode", src, "--model", TINY_NAME).exit_code == 0
     result, doc = run_json("decode", tmp_path / "a.gray.png", "-o", tmp_path / "a.jpg.png")
-    assert result.exit_code == 0 and doc["files"][0]["model"] == TINY_NAME
+    assert result.exit_code == 0 and doc["results"]["files"][0]["model"] == TINY_NAME
     assert "warning" not in result.stderr
 
 
@@ -75,9 +75,9 @@ def test_batch_folder_mirrors_tree_and_skips_non_images(tmp_path: Path, weights:
     assert result.exit_code == 0, result.stderr
     assert files_in(tmp_path / "grays") == {"a.gray.png", "sub/b.gray.png", "sub/deeper/c.gray.png"}
     assert "notes.txt" in result.stderr and "skipped" in result.stderr
-    assert doc["counts"] == {"ok": 3, "skipped": 0, "failed": 0} and doc["ok"] is True
-    assert {f["status"] for f in doc["files"]} == {"ok"}
-    assert all(f["model"] == TINY_NAME and f["bytes"] > 0 and f["seconds"] >= 0 for f in doc["files"])
+    assert doc["results"]["counts"] == {"ok": 3, "skipped": 0, "failed": 0} and doc["results"]["ok"] is True
+    assert {f["status"] for f in doc["results"]["files"]} == {"ok"}
+    assert all(f["model"] == TINY_NAME and f["bytes"] > 0 and f["seconds"] >= 0 for f in doc["results"]["files"])
 
     result = run("decode", tmp_path / "grays", "-o", tmp_path / "colours", "--weights", weights)
     assert result.exit_code == 0, result.stderr
@@ -93,15 +93,15 @@ def test_batch_beside_inputs_force_and_skip_existing(tmp_path: Path, weights: Pa
     stamp = (tmp_path / "in" / "a.gray.png").stat().st_mtime_ns
 
     result, doc = run_json("encode", tmp_path / "in", "--weights", weights)  # outputs are not re-encoded
-    assert result.exit_code == 1 and doc["counts"]["failed"] == 2
-    assert "--force" in doc["files"][0]["error"]
+    assert result.exit_code == 1 and doc["results"]["counts"]["failed"] == 2
+    assert "--force" in doc["results"]["files"][0]["error"]
     assert (tmp_path / "in" / "a.gray.png").stat().st_mtime_ns == stamp
 
     result, doc = run_json("encode", tmp_path / "in", "--skip-existing", "--weights", weights)
-    assert result.exit_code == 0 and doc["counts"] == {"ok": 0, "skipped": 2, "failed": 0}
+    assert result.exit_code == 0 and doc["results"]["counts"] == {"ok": 0, "skipped": 2, "failed": 0}
 
     result, doc = run_json("encode", tmp_path / "in", "--force", "--weights", weights)
-    assert result.exit_code == 0 and doc["counts"]["ok"] == 2
+    assert result.exit_code == 0 and doc["results"]["counts"]["ok"] == 2
     assert files_in(tmp_path / "in") == before
 
 
@@ -179,8 +179,8 @@ def test_one_failure_does_not_stop_the_batch(tmp_path: Path, weights: Path) -> N
     result, doc = run_json("encode", tmp_path / "in", "-o", tmp_path / "out", "--weights", weights)
     assert result.exit_code == 1
     assert_one_line_error(result, 1, "b.png")
-    assert [f["status"] for f in doc["files"]] == ["ok", "failed", "ok"]
-    assert doc["ok"] is False and "b.png" in doc["files"][1]["error"]
+    assert [f["status"] for f in doc["results"]["files"]] == ["ok", "failed", "ok"]
+    assert doc["results"]["ok"] is False and "b.png" in doc["results"]["files"][1]["error"]
     assert files_in(tmp_path / "out") == {"a.gray.png", "c.gray.png"}
 
 
@@ -210,7 +210,7 @@ def test_decode_of_gray_without_chunk_warns(tmp_path: Path, weights: Path) -> No
     assert len(warnings) == 1 and "plain.png" in warnings[0] and "no invgray chunk" in warnings[0]
     assert open_png(tmp_path / "plain.color.png").mode == "RGB"
     result, doc = run_json("decode", tmp_path / "plain.png", "--force", "--weights", weights)
-    assert result.exit_code == 0 and "no invgray chunk" in doc["files"][0]["warning"]
+    assert result.exit_code == 0 and "no invgray chunk" in doc["results"]["files"][0]["warning"]
 
 
 def test_tiled_run_through_the_cli(tmp_path: Path, weights: Path) -> None:
@@ -348,12 +348,12 @@ def test_encode_then_decode_the_same_folder(tmp_path: Path, weights: Path) -> No
     assert run("encode", tmp_path / "in", "--weights", weights).exit_code == 0
     result, doc = run_json("decode", tmp_path / "in", "--weights", weights)
     assert result.exit_code == 0, result.stderr
-    assert doc["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
+    assert doc["results"]["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
     assert result.stderr.count("a colour image, not an invgray gray") == 2
     assert files_in(tmp_path / "in") == {"a.jpg", "a.gray.png", "a.color.png",
                                          "sub/b.png", "sub/b.gray.png", "sub/b.color.png"}
     result, doc = run_json("encode", tmp_path / "in", "--skip-existing", "--weights", weights)
-    assert result.exit_code == 0 and [f["input"] for f in doc["files"]] == [
+    assert result.exit_code == 0 and [f["input"] for f in doc["results"]["files"]] == [
         str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "sub" / "b.png")]
     assert "an invgray output" in result.stderr
 

@@ -110,7 +110,7 @@ def test_missing_path_among_good_ones(tmp_path: Path, weights: Path) -> None:
     result, doc = run_json("encode", tmp_path / "a.jpg", tmp_path / "nope.jpg", str(tmp_path / "*.none"),
                            "-o", tmp_path / "out", "--weights", weights)
     assert result.exit_code == 1
-    assert [f["status"] for f in doc["files"]] == ["ok", "failed", "failed"]  # in argument order
+    assert [f["status"] for f in doc["results"]["files"]] == ["ok", "failed", "failed"]  # in argument order
     assert files_in(tmp_path / "out") == {"a.gray.png"}
 
 
@@ -176,7 +176,7 @@ def test_unreadable_weights_file(tmp_path: Path, weights: Path) -> None:
     broken.write_bytes(b"garbage")
     result, doc = run_json("encode", tmp_path / "a.jpg", tmp_path / "b.jpg", "--weights", broken)
     assert_one_line_error(result, 1, "broken.safetensors")  # said once, though both files failed
-    assert [f["status"] for f in doc["files"]] == ["failed", "failed"]
+    assert [f["status"] for f in doc["results"]["files"]] == ["failed", "failed"]
     assert files_in(tmp_path) == {"a.jpg", "b.jpg", "broken.safetensors", "w/tiny.safetensors"}
 
 

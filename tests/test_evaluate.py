@@ -50,7 +50,7 @@ def test_eval_json_shape_and_save_dir(photos, weights, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["name"] == "invgray-eval" and report["description"]
-    assert report["model"] == "tiny.test" and len(report["sha256"]) == 64
+    assert report["model"]["name"] == "tiny.test" and len(report["model"]["sha256"]) == 64
     assert set(report["versions"]) >= {"invgray", "torch", "numpy", "pillow", "python"}
     assert report["device"] == "cpu"
     assert report["paper"]["psnr"] == 36.02 and report["paper"]["gray_structure"] == 0.9799

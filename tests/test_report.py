@@ -1,0 +1,31 @@
+"""eval, bench and encode/decode --json print one report shape."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import TINY_NAME, photo, run, weights  # noqa: F401 - fixtures
+
+COMMON = ["name", "description", "model", "versions", "device"]
+
+
+def test_every_report_has_the_same_envelope(tmp_path: Path, weights: Path) -> None:
+    photo(tmp_path / "a.png")
+    reports = {
+        "invgray-eval": run("eval", tmp_path / "a.png", "--weights", weights, "--json"),
+        "invgray-bench": run("bench", "--sizes", "32", "--repeats", "1", "--warmup", "0", "--device", "cpu",
+                             "--weights", weights, "--json"),
+        "invgray-encode": run("encode", tmp_path / "a.png", "-o", tmp_path / "a.gray.png", "--weights", weights,
+                              "--json"),
+        "invgray-decode": run("decode", tmp_path / "a.gray.png", "-o", tmp_path / "b.png", "--weights", weights,
+                              "--json"),
+    }
+    for name, result in reports.items():
+        assert result.exit_code == 0, (name, result.stderr)
+        doc = json.loads(result.stdout)
+        keys = list(doc)
+        assert keys[:5] == COMMON and keys[-1] == "results", (name, keys)
+        assert doc["name"] == name and doc["description"]
+        assert doc["model"]["name"] == TINY_NAME and set(doc["model"]) == {"name", "sha256"}
+        assert {"invgray", "torch", "numpy", "pillow", "python"} <= set(doc["versions"])
+        assert "cpu" in doc["device"] or doc["device"] == "auto"
