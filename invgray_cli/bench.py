@@ -3,7 +3,7 @@
 Times the codec's array path as a user runs it (uint8 in, tiled, uint8 out) on synthetic
 square images. Warm-up runs are not timed; CUDA is synchronised before each clock read;
 median and min of several repeats are reported. With ``--paper`` the random-weight rebuild
-of the paper's network (``benchmarks/paper_arch.py`` in a source checkout) is timed in the
+of the paper's network (``models/paper.py``) is timed in the
 same run, whole image at once as the paper's Table 3, and the speed ratio is given.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each measurement);
@@ -14,7 +14,6 @@ This module imports torch lazily so the CLI starts fast.
 """
 from __future__ import annotations
 
-import importlib.util
 import platform
 import statistics
 import time
@@ -49,7 +48,6 @@ MEMORY_NOTE = (
     "measurement) and its growth over the resident size just before; cuda: torch.cuda.max_memory_allocated"
 )
 # not installed with the package: found in the source checkout that holds invgray_cli/
-PAPER_ARCH_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "paper_arch.py"
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
@@ -189,19 +187,6 @@ def random_codec(device: str, tile: int | None) -> Codec:
     return Codec.from_model(net, info, device=device, tile=tile)
 
 
-def load_paper_arch(path: Path = PAPER_ARCH_PATH) -> ModuleType:
-    """benchmarks/paper_arch.py of the source checkout beside the package, or a one-line error."""
-    if not path.is_file():
-        raise InvgrayError(
-            f"--paper needs benchmarks/paper_arch.py from a source checkout of invgray (not found at {path}); "
-            "run bench from the repository (pip install -e .) or leave out --paper"
-        )
-    spec = importlib.util.spec_from_file_location("invgray_benchmarks_paper_arch", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def bench_codec(codec: Codec, size: Size, warmup: int, repeats: int) -> dict[str, Any]:
     rgb = synthetic_photo(size)
     gray = codec.encode_array(rgb)
@@ -275,7 +260,9 @@ def run_bench(
     """Time every size on every device; returns the ``invgray bench --json`` document."""
     import torch
 
-    paper_module = load_paper_arch() if paper else None
+    from .models import paper as paper_arch
+
+    paper_module = paper_arch if paper else None
     results, device_info, model = [], {}, model_facts(None, None)
     for spec in devices:
         codec = load_codec(spec)

@@ -5,7 +5,8 @@ import torch
 from click.testing import CliRunner
 
 from invgray_cli import bench
-from invgray_cli.bench import load_paper_arch, measure, parse_sizes
+from invgray_cli.bench import measure, parse_sizes
+from invgray_cli.models import paper
 from invgray_cli.cli import cli
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.registry import save_weights
@@ -14,14 +15,13 @@ FAST = ["bench", "--sizes", "32", "--repeats", "1", "--warmup", "0", "--device",
 
 
 def test_paper_arch_costs_about_220_gflop_at_256():
-    flops = load_paper_arch().paper_flops(256, 256)
+    flops = paper.paper_flops(256, 256)
     assert flops["total"] == flops["encode"] + flops["decode"]
     assert flops["total"] == pytest.approx(220e9, rel=0.2)
     assert flops["encode"] > flops["decode"] > 0
 
 
 def test_paper_arch_shapes_and_range():
-    paper = load_paper_arch()
     rgb = torch.rand(1, 3, 12, 20)
     with torch.inference_mode():
         gray = paper.PaperEncoder()(rgb)
@@ -32,7 +32,7 @@ def test_paper_arch_shapes_and_range():
 
 def test_paper_flops_refuses_sizes_it_cannot_run():
     with pytest.raises(ValueError):
-        load_paper_arch().paper_flops(255, 256)
+        paper.paper_flops(255, 256)
 
 
 # ---------------------------------------------------------------- invgray bench
@@ -115,6 +115,3 @@ def test_cuda_without_gpu():
     assert result.exit_code == 1 and "no CUDA GPU" in result.stderr
 
 
-def test_paper_rebuild_missing_says_so(tmp_path):
-    with pytest.raises(InvgrayError, match="source checkout"):
-        load_paper_arch(tmp_path / "paper_arch.py")

@@ -27,7 +27,7 @@ Assumptions: the up-convolutions are nearest-neighbour upsampling followed by a 
 up to a constant factor), no batch norm (the release leaves it out). Cost per 256x256 image
 (FLOP = 2 x multiply-accumulate of the convolutions, counted by
 ``torch.utils.flop_counter``): encode 121.1 GFLOP + decode 96.8 GFLOP = 217.9 GFLOP,
-the "about 220 GFLOP" of the issue. Run ``python benchmarks/paper_arch.py`` to print it.
+the "about 220 GFLOP" of the issue. Run ``python -m invgray_cli.models.paper`` to print it.
 """
 from __future__ import annotations
 
