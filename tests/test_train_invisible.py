@@ -295,3 +295,13 @@ def test_exported_weights_are_readable_by_others(tmp_path):
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_train_takes_the_codecs_device_option(photos, tmp_path):  # noqa: F811
+    bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--device", "tpu"])
+    assert bad.exit_code == 2 and "'tpu' is not a device" in bad.stderr
+    cfg = tiny_config(photos, steps=1, val=[], device="cpu")
+    train(cfg, tmp_path / "cpu.ckpt", log=lambda m: None)
+    from invgray_cli.train.loop import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "cpu.ckpt")["config"]["device"] == "cpu"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..options import device_option
+
 
 @click.command("train")
 @click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -25,6 +27,7 @@ import click
 @click.option("--vgg19", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local VGG-19 state dict (torchvision layout) for the paper's conv4_4 contrast term.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@device_option
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="When the run ends, write shippable .safetensors weights here.")
 @click.option("--log-every", default=50, show_default=True, help="Log line interval when stderr is no terminal.")
@@ -51,7 +54,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   threads: int | None, export_path: Path | None, log_every: int, init: str | None,
                   loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
-                  border_emulation: float, synthetic_texture: float) -> None:
+                  border_emulation: float, synthetic_texture: float, device: str) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -68,7 +71,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       weights=parse_loss_terms(loss_terms), stage2_fraction=stage2_fraction,
                       smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
                       gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
-                      border_emulation=border_emulation, synthetic_texture=synthetic_texture)
+                      border_emulation=border_emulation, synthetic_texture=synthetic_texture, device=device)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..devices import resolve_device
 from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
@@ -48,6 +49,7 @@ class TrainConfig:
     synthetic_fraction: float = 0.0  # share of each batch replaced by gradients and flat shapes
     synthetic_texture: float = 0.5  # share of those with a fine periodic texture on top
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
+    device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
     gray_mean_floor: float = GRAY_RULE[0]
@@ -211,7 +213,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
 
     model = InvertibleGray(NetConfig(**cfg.net))
     if cfg.init:
