@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from invgray_cli.metrics import gray_structure, luma_bt601, psnr
+from invgray_cli.metrics import gray_structure
 from invgray_cli.models.net import InvertibleGray, NetConfig, rgb_to_luma
 from invgray_cli.train import losses
 from invgray_cli.train.data import augment_colour, find_images, load_all, sample_crops
@@ -371,22 +371,26 @@ def test_train_runs_checkpoints_and_validates(photos, tmp_path):
 
 
 def test_validate_measures_what_eval_measures(tiny_model):
-    """Whole photos (cropped to the divisibility), 8-bit gray, 8-bit colour, as `invgray eval` scores them."""
+    """Whole photos at their own sizes through the codec path, scored as `invgray eval` scores them."""
+    from invgray_cli.codec import Codec
+    from invgray_cli.evaluate import png_round_trip, score_image
+    from invgray_cli.models.registry import ModelInfo
+
     images = [photo_array(34, 45, seed=5), photo_array(24, 20, seed=6)]
     tiny_model.train()
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     measured = validate(tiny_model, images)
-    assert tiny_model.training  # handed back in training mode
-    psnrs, structures = [], []
-    d = tiny_model.divisibility
+    assert tiny_model.training and all(p.requires_grad for p in tiny_model.parameters())  # untouched
+    assert_same_weights(tiny_model.state_dict(), before)
+    codec = Codec.from_model(tiny_model, ModelInfo("t", "", tiny_model.divisibility, tiny_model.receptive_field),
+                             device="cpu")
+    scores = []
     for image in images:
-        image = image[: image.shape[0] // d * d, : image.shape[1] // d * d]
-        with torch.no_grad():
-            gray8 = torch.round(tiny_model.encode(as_tensor(image)) * 255)
-            restored = torch.round(tiny_model.decode(gray8 / 255).clamp(0, 1) * 255)
-        psnrs.append(psnr(restored[0].permute(1, 2, 0).numpy(), image))
-        structures.append(gray_structure(gray8[0, 0].numpy(), luma_bt601(image)))
-    assert measured["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
-    assert measured["gray_structure"] == pytest.approx(np.mean(structures), abs=1e-4)
+        gray = png_round_trip(codec.encode_array(image))
+        scores.append(score_image(image, gray, codec.decode_array(gray)))
+    assert measured["psnr"] == pytest.approx(np.mean([s["psnr"] for s in scores]), abs=1e-9)
+    assert measured["gray_structure"] == pytest.approx(np.mean([s["gray_structure"] for s in scores]), abs=1e-9)
+    assert measured["gray_structure_min"] == pytest.approx(min(s["gray_structure"] for s in scores), abs=1e-9)
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_weights(photos, tmp_path):

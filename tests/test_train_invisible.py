@@ -16,7 +16,6 @@ from invgray_cli.train import losses
 from invgray_cli.train.cli import parse_loss_terms
 from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
 from invgray_cli.train.loop import TrainConfig, compute_losses, is_best, meets_gray_rule, remake_border, train
-from invgray_cli.tiling import compute_padding, crop_padded
 
 from test_train import TINY_NET, as_tensor, photo_array, photos, tiny_config  # noqa: F401  (fixture)
 

@@ -1,6 +1,7 @@
 """The training loop: two stages as the paper's Table 1, Adam with linear decay, checkpoints."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import metrics
 from ..devices import resolve_device
 from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
@@ -132,21 +134,20 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-@torch.inference_mode()
 def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float]:
-    """Whole-image encode -> 8-bit round -> decode; mean PSNR, mean and minimum gray structure."""
-    model.eval()
+    """The photos through the codec path as `invgray eval` runs it (whole photos at their own
+    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure."""
+    from ..codec import Codec
+    from ..models.registry import ModelInfo
+
+    device = next(model.parameters()).device
+    info = ModelInfo("in-training", "", model.divisibility, model.receptive_field)
+    codec = Codec.from_model(copy.deepcopy(model), info, device=str(device))  # the copy goes to eval mode
     psnrs, structures = [], []
     for image in images:
-        h, w = (s - s % model.divisibility for s in image.shape[:2])
-        rgb = torch.from_numpy(np.array(image[:h, :w])).permute(2, 0, 1)[None].float() / 255.0
-        rgb = rgb.to(next(model.parameters()).device)
-        gray = torch.round(model.encode(rgb) * 255.0) / 255.0
-        restored = torch.round(model.decode(gray).clamp(0, 1) * 255.0)
-        mse = torch.mean((restored - rgb * 255.0) ** 2).clamp_min(1e-10)
-        psnrs.append(float(10 * torch.log10(255.0**2 / mse)))
-        structures.append(float(losses.structure_term(gray, rgb_to_luma(rgb))))
-    model.train()
+        gray = codec.encode_array(image)
+        psnrs.append(metrics.psnr(codec.decode_array(gray), image))
+        structures.append(metrics.gray_structure(gray, metrics.luma_bt601(image)))
     return {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
             "gray_structure_min": float(np.min(structures))}
 
