@@ -11,8 +11,6 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from invgray_cli.cli import cli
-from invgray_cli.models import registry
-from invgray_cli.models.registry import WeightsEntry, save_weights
 
 
 def photo(path: Path, width: int = 24, height: int = 18, mode: str = "RGB", seed: int = 0) -> Path:
@@ -61,26 +59,4 @@ def open_png(data: bytes | Path) -> Image.Image:
     return image
 
 
-# ---- fixtures (import them into a test module to use them)
-
-TINY_NAME = "tiny.test"
-
-
-@pytest.fixture
-def weights(tmp_path: Path, tiny_model) -> Path:
-    """The tiny random model as a --weights file, outside the folders the tests encode."""
-    path = tmp_path / "w" / "tiny.safetensors"
-    path.parent.mkdir()
-    save_weights(tiny_model, path, name=TINY_NAME)
-    return path
-
-
-@pytest.fixture
-def registered(weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The tiny model as the one shipped (default) model, so no --weights is needed."""
-    model = registry.load_weights(weights)
-    entry = WeightsEntry(TINY_NAME, weights.name, registry.file_sha256(weights), model.config.to_dict(),
-                         model.divisibility, model.receptive_field, "tiny random test model", "MIT")
-    monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(weights.parent))
-    monkeypatch.setattr(registry, "REGISTRY", [entry])
-    return weights
+TINY_NAME = "tiny.test"  # the name the conftest fixtures register the tiny model under

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cli_helpers import (  # noqa: F401 - fixtures
+from cli_helpers import (
     TINY_NAME,
     assert_one_line_error,
     files_in,
     open_png,
     photo,
-    registered,
     run,
     run_json,
-    weights,
 )
 from invgray_cli import cli as cli_module
 from invgray_cli import runner

@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import (  # noqa: F401 - fixtures
+from cli_helpers import (
     assert_one_line_error,
     files_in,
     open_png,
     photo,
-    registered,
     run,
     run_json,
-    weights,
 )
 from invgray_cli.codec import CHUNK_KEY
 

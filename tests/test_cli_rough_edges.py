@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import assert_one_line_error, files_in, photo, registered, run, weights  # noqa: F401 - fixtures
+from cli_helpers import assert_one_line_error, files_in, photo, run
 
 
 def test_several_inputs_with_a_file_name_for_o_is_refused(tmp_path: Path, weights: Path) -> None:

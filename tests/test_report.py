@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_helpers import TINY_NAME, photo, run, weights  # noqa: F401 - fixtures
+from cli_helpers import TINY_NAME, photo, run
 
 COMMON = ["name", "description", "model", "versions", "device"]
 
