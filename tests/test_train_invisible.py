@@ -304,3 +304,23 @@ def test_train_takes_the_codecs_device_option(photos, tmp_path):  # noqa: F811
     from invgray_cli.train.loop import load_checkpoint
 
     assert load_checkpoint(tmp_path / "cpu.ckpt")["config"]["device"] == "cpu"
+
+
+def test_training_progress_fits_80_columns():
+    import io
+    import re
+
+    from rich.console import Console
+
+    from invgray_cli.train.cli import brief_terms, progress_bar
+    from invgray_cli.train.loop import StepReport
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True)
+    bar = progress_bar(console)
+    report = StepReport(12345, 99999, {"mse": 1.234e-4, "struct": 0.98765}, 1234.5, 1e-4, 1)
+    task = bar.add_task("train", total=99999, terms=brief_terms(report))
+    bar.update(task, completed=12345)
+    console.print(bar.get_renderable())
+    lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buffer.getvalue()).splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 80 and "struct 0.988" in lines[0]

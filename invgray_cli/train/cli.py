@@ -79,10 +79,9 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         click.echo(message, err=True)
 
     if interactive:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.console import Console
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[terms]}"))
+        progress = progress_bar(Console(stderr=True))
         task = progress.add_task("train", total=steps, terms="")
         progress.start()
     last_val = ""
@@ -99,8 +98,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         terms = (f"stage {report.stage} mse {t['mse']:.2e} struct {t['struct']:.4f} locvar {t['locvar']:.2e} "
                  f"contrast {t['contrast']:.2e} quant {t['quant']:.2e} lr {report.lr:.1e} "
                  f"{report.images_per_second:.1f} img/s {last_val}")
-        if interactive:
-            progress.update(task, completed=report.step, terms=terms)
+        if interactive:  # the bar's line stays short (80 columns); validations are logged above it
+            progress.update(task, completed=report.step, terms=brief_terms(report))
         elif report.step % log_every == 0:
             log(f"step {report.step}/{report.total_steps} {terms}")
 
@@ -143,3 +142,18 @@ def parse_loss_terms(terms: tuple[str, ...]) -> dict:
         except ValueError:
             raise click.BadParameter(f"'{term}' needs a number after '='", param_hint="--loss") from None
     return weights
+
+
+def brief_terms(report) -> str:
+    """What the progress bar shows beside itself: the loss and the gray structure of the batch."""
+    t = report.terms
+    return f"mse {t['mse']:.1e} struct {t['struct']:.3f} {report.images_per_second:.0f} img/s"
+
+
+def progress_bar(console):
+    """The training bar, sized to fit one 80-column line with `brief_terms`."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                    TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                    TextColumn("{task.fields[terms]}"), console=console)
