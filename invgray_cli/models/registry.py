@@ -50,8 +50,21 @@ class ModelInfo:
     gray_floor: float | None = None  # from the registry entry; None for a --weights file
 
 
-# First entry = default. Each file is made by `invgray train` (recipe in weights/README.md).
+# First entry = default. Each file is made by `invgray train` (recipe in its model card, weights/NAME.md).
 REGISTRY: list[WeightsEntry] = [
+    WeightsEntry(
+        name="igray_s4w96.invisible_v2",
+        file="igray_s4w96_invisible_v2-d6f47905.safetensors",
+        sha256="d6f479059d21df5455f0633e8998b5b413b1c29e059374fe668f616c79681449",
+        config={"scale": 4, "width": 96, "encoder_blocks": 4, "decoder_blocks": 4, "max_residual": 0.25,
+                "carrier_gain": 0.25},
+        divisibility=4,
+        receptive_field=44,
+        description="the gray first: photos789_v1 fine-tuned to hide its pattern on smooth photos and digital "
+        "art (per-window structure hinge, defocus and synthetic-art crops); gray floor 0.955",
+        licence="code MIT; weights trained on research-use photos, see weights/igray_s4w96.invisible_v2.md",
+        gray_floor=0.955,
+    ),
     WeightsEntry(
         name="igray_s4w96.photos789_v1",
         file="igray_s4w96_photos789_v1-9a9af3f1.safetensors",
@@ -60,9 +73,9 @@ REGISTRY: list[WeightsEntry] = [
                 "carrier_gain": 0.25},
         divisibility=4,
         receptive_field=44,
-        description="4x4-block nets (96 ch, 4+4 residual blocks) trained on 789 photos "
-        "(BSDS500, COCO, Sun-Hays 80, Urban100)",
-        licence="code MIT; weights trained on research-use photos, see weights/README.md",
+        description="colour first: 4x4-block nets (96 ch, 4+4 residual blocks) trained on 789 photos "
+        "(BSDS500, COCO, Sun-Hays 80, Urban100); invgray 0.1's default",
+        licence="code MIT; weights trained on research-use photos, see weights/igray_s4w96.photos789_v1.md",
     ),
 ]
 
