@@ -87,7 +87,7 @@ def parse_devices(text: str | None) -> list[str]:
 
 
 def synthetic_photo(size: Size, seed: int = 0) -> np.ndarray:
-    """A deterministic uint8 HxWx3 test image: colour gradients plus noise (content does not change speed)."""
+    """A deterministic uint8 HxWx3 test image: colour gradients plus noise (noisy enough that the gray guard acts on it: the worst case of its cost)."""
     import numpy as np
 
     width, height = size

@@ -30,7 +30,7 @@ def with_floor(codec, floor: float | None):
 device_option = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
                              callback=check_device, help="Where the network runs.")
 gray_floor_option = click.option(
-    "--gray-floor", type=click.FloatRange(0.0, 1.0), default=None, metavar="F",
+    "--gray-floor", type=click.FloatRange(0.0, 0.999), default=None, metavar="F",
     help="Keep each gray's structure term vs luma at least F, weakening the hidden colour where needed "
          "(default: the model's own floor; 0 = off).")
 tile_option = click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N", callback=check_tile,

@@ -10,42 +10,60 @@ from invgray_cli.codec import Codec
 from invgray_cli.models.registry import ModelInfo
 
 
-def _scene(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A weakly textured luma (where a pattern shows) and a checkerboard residual on it."""
+def _scene(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """A colour photo with weak texture, where a pattern shows, and the encoder's float gray for
+    it: its luma plus a checkerboard residual. Returns (rgb, gray, luma)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    luma = 120 + 40 * np.sin(x / 17.0) * np.cos(y / 23.0) + rng.normal(0, 2.0, (height, width))
+    base = 120 + 40 * np.sin(x / 17.0) * np.cos(y / 23.0)
+    rgb = np.stack([base + 20, base - 10, base + 5], axis=-1) + rng.normal(0, 2.0, (height, width, 3))
+    rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    luma = metrics.luma_bt601(rgb)
     residual = 3.0 * (-1.0) ** (x + y) * (1 + 0.5 * np.sin(y / 9.0))
-    return torch.from_numpy(luma.astype(np.float32)), torch.from_numpy(residual.astype(np.float32))
+    gray = torch.from_numpy(((luma + residual) / 255.0).astype(np.float32))
+    return torch.from_numpy(rgb), gray, luma
 
 
 @pytest.mark.parametrize("strength", [1.0, 0.6, 0.25])
-def test_closed_form_structure_is_the_measured_one(strength, monkeypatch):
-    luma, residual = _scene(70, 90)
-    monkeypatch.setattr(guard, "BAND_ROWS", 16)  # several bands, their seams included
-    assert len(guard._bands(70)) > 2
-    gray = np.clip(np.round((luma + strength * residual).numpy()), 0, 255).astype(np.uint8)
-    measured = metrics.gray_structure(gray, luma.numpy().astype(np.float64))
-    assert guard.structure_at(luma, residual, [strength])[0] == pytest.approx(measured, abs=2e-3)
+def test_closed_form_structure_is_the_measured_one(strength):
+    rgb, gray, luma = _scene(70, 90)
+    assert len(guard._bands(70, 90, band_pixels=16 * 90)) > 2  # several bands, their seams included
+    scaled = np.clip(np.round(luma + strength * (gray.numpy().astype(np.float64) * 255 - luma)), 0, 255).astype(np.uint8)
+    measured = metrics.gray_structure(scaled, luma)
+    got = guard.structure_at(rgb, gray, [strength], band_pixels=16 * 90)[0]
+    assert got == pytest.approx(measured, abs=5e-4)
+    assert got == pytest.approx(guard.structure_at(rgb, gray, [strength])[0], abs=1e-6)  # bands change nothing
 
 
-def test_bands_cover_every_window_position_once():
-    for height in (5, 11, 600, 1045, 1500):
-        bands = guard._bands(height)
-        positions = sum(bottom - top - (min(11, height) - 1) for top, bottom in bands)
-        assert positions == height - (min(11, height) - 1)
-        assert bands[0][0] == 0 and bands[-1][1] == height
+@pytest.mark.parametrize("height, width", [(5, 7), (11, 11), (600, 30), (1045, 3), (1500, 2000), (40, 7)])
+def test_bands_cover_every_window_position_once(height, width):
+    window = metrics._window_size(height, width)
+    bands = guard._bands(height, width, band_pixels=64 * width)
+    positions = sum(bottom - top - (window - 1) for top, bottom in bands)
+    assert positions == height - (window - 1)
+    assert bands[0][0] == 0 and bands[-1][1] == height
 
 
 def test_pattern_strength_meets_the_floor_and_only_when_needed():
-    luma, residual = _scene(64, 64)
-    before = guard.structure_at(luma, residual, [1.0])[0]
+    rgb, gray, _ = _scene(64, 64)
+    before = guard.structure_at(rgb, gray, [1.0])[0]
     assert before < 0.95  # the pattern shows
-    assert guard.pattern_strength(luma, residual, before - 0.01) == 1.0
-    strength = guard.pattern_strength(luma, residual, 0.97)
+    assert guard.pattern_strength(rgb, gray, before - 0.01) == 1.0
+    strength = guard.pattern_strength(rgb, gray, 0.97)
     assert 0.0 < strength < 1.0
-    assert guard.structure_at(luma, residual, [strength])[0] >= 0.97
-    assert guard.structure_at(luma, residual, [strength + 1 / 64])[0] < 0.97  # the largest such strength
+    assert guard.structure_at(rgb, gray, [strength])[0] >= 0.97
+    assert guard.structure_at(rgb, gray, [strength + 1 / 64])[0] < 0.97  # the largest such strength
+    assert guard.pattern_strength(rgb, gray, 1.5) == 0.0  # out of reach: only the luma itself
+
+
+def test_guarded_gray_scales_the_residual_in_place_of_the_network_gray():
+    rgb, gray, luma = _scene(48, 40)
+    strength = guard.pattern_strength(rgb, gray, 0.97)
+    expected = np.clip(np.round(luma + strength * (gray.numpy().astype(np.float64) * 255 - luma)), 0, 255)
+    got = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.97).numpy()
+    assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected).max() <= 1
+    untouched = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.0).numpy()
+    np.testing.assert_array_equal(untouched, torch.round(gray * 255).clamp(0, 255).to(torch.uint8).numpy())
 
 
 def _codec(model, floor: float | None) -> Codec:
@@ -65,23 +83,14 @@ def test_codec_holds_its_gray_floor(tiny_model):
     np.testing.assert_array_equal(lenient, free)
 
 
-def test_gray_floor_option_on_encode_and_eval(tmp_path):
+def test_gray_floor_option_on_encode_and_eval(tmp_path, weights):
     """--gray-floor reaches the codec from both commands, and eval reports the floor it ran with."""
     import json
 
     from PIL import Image
 
     from cli_helpers import run
-    from invgray_cli.models.net import InvertibleGray, NetConfig
-    from invgray_cli.models.registry import save_weights
 
-    torch.manual_seed(0)
-    model = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))
-    for p in model.parameters():
-        if p.dim() > 1:
-            torch.nn.init.normal_(p, std=0.1)
-    weights = tmp_path / "tiny.safetensors"
-    save_weights(model, weights)
     rgb = np.random.default_rng(1).integers(90, 170, (48, 40, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
     luma = metrics.luma_bt601(rgb)
@@ -94,4 +103,15 @@ def test_gray_floor_option_on_encode_and_eval(tmp_path):
     result = run("eval", tmp_path / "a.png", "--weights", weights, "--gray-floor", "0.95", "--json")
     report = json.loads(result.stdout)
     assert report["gray_floor"] == 0.95 and report["results"]["gray_structure_min"] >= 0.95 - 2e-3
-    assert run("encode", tmp_path / "a.png", "--gray-floor", "1.5").exit_code == 2
+    assert run("encode", tmp_path / "a.png", "--gray-floor", "1.0").exit_code == 2  # unreachable: refused
+
+
+def test_a_shipped_file_named_by_path_keeps_its_gray_floor(weights, monkeypatch):
+    from invgray_cli.models import registry
+
+    entry = registry.make_entry(weights, "tiny.floored", "test", "MIT")
+    monkeypatch.setattr(registry, "REGISTRY", [registry.WeightsEntry(**{**entry.__dict__, "gray_floor": 0.97})])
+    _, info = registry.resolve_model(weights_path=weights)
+    assert (info.name, info.gray_floor) == ("tiny.floored", 0.97)
+    monkeypatch.setattr(registry, "REGISTRY", [])
+    assert registry.resolve_model(weights_path=weights)[1].gray_floor is None  # someone else's file: no floor

@@ -191,7 +191,7 @@ def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
     result = CliRunner().invoke(cli, [str(a) for a in (
         "train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8, "--blocks", 1,
         "--val", photos, "--val-every", 1, "--loss", "window_hinge=0.5", "--smooth-augment", 0.5,
-        "--synthetic", 0.5, "--border-emulation", 0.5, "--gray-floor", 0.5, "--image-floor", 0.2)])
+        "--synthetic", 0.5, "--border-emulation", 0.5, "--rule-mean", 0.5, "--rule-image", 0.2)])
     assert result.exit_code == 0, result.output
     assert f"| {photos} " in result.stderr and "(min " in result.stderr  # each validation set reported apart
     bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -222,7 +222,11 @@ def make_entry(path: str | Path, name: str, description: str, licence: str) -> W
 def resolve_model(name: str | None = None, weights_path: str | Path | None = None) -> tuple[InvertibleGray, ModelInfo]:
     """The model to run: a user's ``weights_path``, else the shipped ``name``, else the default."""
     if weights_path is not None:
-        return load_weights_with_info(weights_path)
+        model, info = load_weights_with_info(weights_path)
+        shipped = next((e for e in REGISTRY if e.sha256 == info.sha256), None)
+        if shipped is not None:  # a shipped file named by path is that model, its gray floor included
+            info = replace(info, name=shipped.name, gray_floor=shipped.gray_floor)
+        return model, info
     if name is None:
         name = default_model_name()
         if name is None:

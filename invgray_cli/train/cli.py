@@ -45,9 +45,9 @@ from ..options import device_option
               help="Share of the synthetic crops with a fine periodic gray texture on top.")
 @click.option("--border-emulation", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does.")
-@click.option("--gray-floor", "gray_mean_floor", default=0.98, show_default=True,
-              help="Kept checkpoints have at least this mean gray structure on every --val set.")
-@click.option("--image-floor", "gray_image_floor", default=0.95, show_default=True,
+@click.option("--rule-mean", "gray_mean_floor", default=0.98, show_default=True,
+              help="The gray rule of kept checkpoints: at least this mean gray structure on every --val set ...")
+@click.option("--rule-image", "gray_image_floor", default=0.95, show_default=True,
               help="... and no --val image below this gray structure.")
 def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
                   crop: int, lr: float, width: int, blocks: int, scale: int, seed: int, val_every: int, vgg19: str | None,
