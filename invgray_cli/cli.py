@@ -248,7 +248,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
 
     from . import imageio
-    from .codec import Codec
+    from .codec import Codec, held_warning
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
     codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile),
@@ -258,10 +258,11 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         t0 = time.perf_counter()
         image = imageio.read_color(read_source(job.item), max_pixels=opts.max_pixels)
         model = codec()
-        gray = model.encode_array(image.rgb, on_tile=on_tile)
+        gray, strength = model.encode_held(image.rgb, on_tile=on_tile)
         size = write_output(job.output, lambda dest: imageio.write_gray_png(gray, image.alpha, model.chunk_text(), dest))
-        warning = None if image.frames == 1 else f"an animation of {image.frames} frames: only the first is encoded"
-        return _ok(job, size, gray.shape, t0, model.info.name, warning)
+        animation = None if image.frames == 1 else f"an animation of {image.frames} frames: only the first is encoded"
+        warnings = [w for w in (animation, held_warning(strength, model.info.gray_floor)) if w]
+        return _ok(job, size, gray.shape, t0, model.info.name, "; ".join(warnings) or None)
 
     results = run_jobs("encode", jobs, process, opts)
     finish("encode", "encoded", results, opts, started)

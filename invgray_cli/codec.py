@@ -166,9 +166,14 @@ class Codec:
 
     def encode_array(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> uint8 HxW gray (held to the model's gray floor, see guard.py)."""
+        return self.encode_held(rgb, on_tile)[0]
+
+    def encode_held(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> tuple[np.ndarray, float]:
+        """``encode_array`` and the strength the gray floor left the hidden pattern (1 = untouched)."""
         if self.info.gray_floor is None:
-            return self._encode(rgb, True, on_tile).numpy()
-        return guarded_gray(rgb, self._encode(rgb, False, on_tile), self.info.gray_floor).numpy()
+            return self._encode(rgb, True, on_tile).numpy(), 1.0
+        gray, strength = guarded_gray(rgb, self._encode(rgb, False, on_tile), self.info.gray_floor)
+        return gray.numpy(), strength
 
     def encode_float(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
@@ -181,6 +186,14 @@ class Codec:
         model = self.model
         out = self._run(lambda t: model.decode(t / 255.0).clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
         return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
+
+
+def held_warning(strength: float, floor: float | None) -> str | None:
+    """What the user hears when the gray floor weakened an image's hidden colour."""
+    if strength >= 1.0:
+        return None
+    return (f"hidden colour weakened to {strength:.2f} of the model's to keep the gray plain (gray floor {floor}); "
+            "its colour comes back less saturated (--gray-floor 0 keeps it)")
 
 
 # ---- choosing the model for a gray -------------------------------------------------------------
@@ -277,9 +290,10 @@ def encode_file(
 ) -> FileResult:
     """Read a photo, encode it and write the gray PNG (atomically when ``dest`` is a path)."""
     colour = read_color(source, max_pixels)
-    gray = codec.encode_array(colour.rgb, on_tile)
+    gray, strength = codec.encode_held(colour.rgb, on_tile)
     write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
-    return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name)
+    return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name,
+                      held_warning(strength, codec.info.gray_floor))
 
 
 def decode_file(
@@ -345,7 +359,9 @@ def encode(
     codec = codec or Codec.load(model, weights, device=device, tile=tile)
     if isinstance(image, (bytes, bytearray)):
         buffer = io.BytesIO()
-        encode_file(bytes(image), buffer, codec, max_pixels=max_pixels)
+        result = encode_file(bytes(image), buffer, codec, max_pixels=max_pixels)
+        if result.warning:
+            warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
     if isinstance(image, Image.Image):
         image = ImageOps.exif_transpose(image)  # as for files; returns a copy

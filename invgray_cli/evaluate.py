@@ -165,7 +165,8 @@ def evaluate_folder(
     for index, (set_name, item) in enumerate(items):
         try:
             rgb = read_color(item.source).rgb
-            gray = png_round_trip(codec.encode_array(rgb))
+            held, strength = codec.encode_held(rgb)
+            gray = png_round_trip(held)
             restored = codec.decode_array(gray)
         except InvgrayError as exc:
             failed.append({"file": str(item.source), "error": str(exc)})
@@ -174,7 +175,7 @@ def evaluate_folder(
             continue
         scores = score_image(rgb, gray, restored)
         record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                  **scores}
+                  **scores, "pattern_strength": strength}
         per_image.append(record)
         if save_dir is not None:
             target = _strip_path(save_dir, item.rel, written)

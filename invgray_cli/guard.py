@@ -93,10 +93,10 @@ def pattern_strength(rgb: Tensor, gray: Tensor, floor: float) -> float:
 
 
 @torch.inference_mode()  # the tiler's output is an inference tensor, updated in place here
-def guarded_gray(rgb: np.ndarray, gray: Tensor, floor: float) -> Tensor:
+def guarded_gray(rgb: np.ndarray, gray: Tensor, floor: float) -> tuple[Tensor, float]:
     """The encoder's float gray (HxW, [0,1]) of ``rgb`` (uint8 HxWx3) as uint8, its residual from
     the luma scaled down where needed so its mean structure term against the luma is at least
-    ``floor``. Works in place on ``gray``."""
+    ``floor``, and the strength applied (1: the network's gray). Works in place on ``gray``."""
     pixels = _as_tensor(rgb)
     strength = pattern_strength(pixels, gray, floor)
     gray.mul_(255.0)
@@ -105,4 +105,4 @@ def guarded_gray(rgb: np.ndarray, gray: Tensor, floor: float) -> Tensor:
         for top in range(0, gray.shape[0], rows):
             luma = luma_of(pixels[top : top + rows])
             gray[top : top + rows].sub_(luma).mul_(strength).add_(luma)
-    return gray.round_().clamp_(0, 255).to(torch.uint8)
+    return gray.round_().clamp_(0, 255).to(torch.uint8), strength

@@ -331,7 +331,7 @@ def test_unexpected_error_is_one_line_unless_debug(tmp_path: Path, weights: Path
     def broken(self, rgb, on_tile=None):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Codec, "encode_array", broken)
+    monkeypatch.setattr(Codec, "encode_held", broken)
     result = run("encode", tmp_path / "a.jpg", "--weights", weights)
     assert_one_line_error(result, 1, "RuntimeError: boom", "--debug")
     result = run("--debug", "encode", tmp_path / "a.jpg", "--weights", weights)

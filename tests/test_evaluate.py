@@ -58,7 +58,8 @@ def test_eval_json_shape_and_save_dir(photos, weights, tmp_path):
     assert [Path(r["file"]).name for r in per_image] == ["a.png", "b.png"]  # sorted, recursive
     assert (per_image[0]["width"], per_image[0]["height"]) == (30, 20)
     for record in per_image:
-        assert set(record) == {"file", "set", "width", "height", *METRIC_NAMES}
+        assert set(record) == {"file", "set", "width", "height", *METRIC_NAMES, "pattern_strength"}
+        assert record["pattern_strength"] == 1.0  # a --weights file of no shipped model: no gray floor
     mean = report["results"]["mean"]
     assert set(mean) == set(METRIC_NAMES)
     assert mean["ssim"] == pytest.approx(np.mean([r["ssim"] for r in per_image]))
@@ -102,8 +103,8 @@ class _LosslessGrayCodec:
     device: torch.device = torch.device("cpu")
     tile: int | None = None
 
-    def encode_array(self, rgb: np.ndarray) -> np.ndarray:
-        return rgb[:, :, 0].copy()
+    def encode_held(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        return rgb[:, :, 0].copy(), 1.0
 
     def decode_array(self, gray: np.ndarray) -> np.ndarray:
         return np.repeat(gray[:, :, None], 3, axis=2)

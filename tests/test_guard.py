@@ -60,9 +60,13 @@ def test_guarded_gray_scales_the_residual_in_place_of_the_network_gray():
     rgb, gray, luma = _scene(48, 40)
     strength = guard.pattern_strength(rgb, gray, 0.97)
     expected = np.clip(np.round(luma + strength * (gray.numpy().astype(np.float64) * 255 - luma)), 0, 255)
-    got = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.97).numpy()
+    got, applied = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.97)
+    assert applied == strength < 1.0
+    got = got.numpy()
     assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected).max() <= 1
-    untouched = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.0).numpy()
+    untouched, applied = guard.guarded_gray(rgb.numpy(), gray.clone(), 0.0)
+    assert applied == 1.0
+    untouched = untouched.numpy()
     np.testing.assert_array_equal(untouched, torch.round(gray * 255).clamp(0, 255).to(torch.uint8).numpy())
 
 
@@ -100,9 +104,12 @@ def test_gray_floor_option_on_encode_and_eval(tmp_path, weights):
     free = np.asarray(Image.open(tmp_path / "free.png"))
     held = np.asarray(Image.open(tmp_path / "held.png"))
     assert metrics.gray_structure(free, luma) < 0.9 <= 0.95 - 2e-3 <= metrics.gray_structure(held, luma)
+    result = run("encode", tmp_path / "a.png", "-o", tmp_path / "again.png", "--weights", weights, "--gray-floor", "0.95")
+    assert "hidden colour weakened to" in result.stderr and "gray floor 0.95" in result.stderr  # said, per file
     result = run("eval", tmp_path / "a.png", "--weights", weights, "--gray-floor", "0.95", "--json")
     report = json.loads(result.stdout)
     assert report["gray_floor"] == 0.95 and report["results"]["gray_structure_min"] >= 0.95 - 2e-3
+    assert 0.0 < report["results"]["per_image"][0]["pattern_strength"] < 1.0
     assert run("encode", tmp_path / "a.png", "--gray-floor", "1.0").exit_code == 2  # unreachable: refused
 
 
