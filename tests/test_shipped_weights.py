@@ -20,10 +20,10 @@ COLOUR_FIRST = "igray_s4w96.photos789_v1"
 # Measured on scikit-image's chelsea (300x451) through the CLI; the bars sit a little below the
 # measured figures so a regression in the weights, the codec, the guard or the tiling trips them.
 BARS = {  # model: (min PSNR, min SSIM, min gray structure) on the photo
-    DEFAULT: (40.5, 0.98, 0.985),  # measured 42.41 dB, 0.9875, 0.9923
+    DEFAULT: (40.5, 0.98, 0.985),  # measured 42.52 dB, 0.9877, 0.9926
     COLOUR_FIRST: (41.0, 0.98, 0.97),  # measured 43.09 dB, 0.9876, 0.9741
 }
-SMOOTH_FLOOR = 0.95  # the default's gray rule on every image (measured 0.9823, 47.01 dB; photos789_v1: 0.9191)
+SMOOTH_FLOOR = 0.95  # the default's gray rule on every image (measured 0.9832, 47.02 dB; photos789_v1: 0.9191)
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,8 @@ class ModelInfo:
 REGISTRY: list[WeightsEntry] = [
     WeightsEntry(
         name="igray_s4w96.invisible_v2",
-        file="igray_s4w96_invisible_v2-d6f47905.safetensors",
-        sha256="d6f479059d21df5455f0633e8998b5b413b1c29e059374fe668f616c79681449",
+        file="igray_s4w96_invisible_v2-5ee4bae4.safetensors",
+        sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
         config={"scale": 4, "width": 96, "encoder_blocks": 4, "decoder_blocks": 4, "max_residual": 0.25,
                 "carrier_gain": 0.25},
         divisibility=4,
