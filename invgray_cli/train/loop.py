@@ -39,7 +39,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.01
     linear_lr_scale: float = 0.01
     # last part of the run with rounding in the loop + quantisation loss (paper Table 1, stage II);
-    # off: with omega_1 halved it let the pattern grow, gray structure 0.981 -> 0.959 (weights/README.md)
+    # off: with omega_1 halved it let the pattern grow, gray structure 0.981 -> 0.959 (weights/igray_s4w96.photos789_v1.md)
     stage2_fraction: float = 0.0
     stage1_quantiser: str = "noise"
     seed: int = 0
@@ -134,15 +134,17 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float]:
-    """The photos through the codec path as `invgray eval` runs it (whole photos at their own
-    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure."""
+def _validation_codec(model: InvertibleGray):
+    """The codec `invgray eval` would run, on a copy of the net (the copy goes to eval mode)."""
     from ..codec import Codec
     from ..models.registry import ModelInfo
 
     device = next(model.parameters()).device
     info = ModelInfo("in-training", "", model.divisibility, model.receptive_field)
-    codec = Codec.from_model(copy.deepcopy(model), info, device=str(device))  # the copy goes to eval mode
+    return Codec.from_model(copy.deepcopy(model), info, device=str(device))
+
+
+def _score(codec, images: list[np.ndarray]) -> dict[str, float]:
     psnrs, structures = [], []
     for image in images:
         gray = codec.encode_array(image)
@@ -152,10 +154,18 @@ def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float
             "gray_structure_min": float(np.min(structures))}
 
 
+def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float]:
+    """The photos through the codec path as `invgray eval` runs it (whole photos at their own
+    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure."""
+    return _score(_validation_codec(model), images)
+
+
 def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]]) -> dict:
-    """`validate` on each named set; the top level holds the means over sets and the worst minimum,
-    so no one kind of content (textured photos, smooth photos, digital art) outweighs the others."""
-    per_set = {name: validate(model, images) for name, images in sets.items()}
+    """`validate` on each named set (one copy of the net for all); the top level holds the means
+    over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
+    digital art) outweighs the others."""
+    codec = _validation_codec(model)
+    per_set = {name: _score(codec, images) for name, images in sets.items()}
     return {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
             "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
             "gray_structure_min": float(min(v["gray_structure_min"] for v in per_set.values())),
