@@ -338,3 +338,11 @@ def write_color(rgb: np.ndarray, alpha: np.ndarray | None, dest: str | Path | Bi
     image = _with_alpha(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), alpha, "RGBA")
     params = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
     _write(image, dest, fmt, **params)
+
+
+def jpeg_round_trip(gray: np.ndarray, quality: int) -> np.ndarray:
+    """A uint8 HxW gray as Pillow reads it back after saving it as a JPEG at ``quality``."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L").save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("L"))

@@ -43,9 +43,18 @@ class NetConfig:
     decoder_blocks: int = 4  # residual blocks in the decoder
     max_residual: float = 0.25  # bound on |gray - luma| in [0, 1] units (< the 70/255 lightness hinge)
     carrier_gain: float = 0.25  # initial carrier coefficient per unit of chroma on the linear path
+    # (row, column) sequencies of the (Cb, Cr) carriers of the initial code; None: CARRIER_SEQUENCIES
+    carriers: tuple[tuple[int, int], tuple[int, int]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.carriers is not None:  # JSON gives lists; keep configs comparable
+            object.__setattr__(self, "carriers", tuple(tuple(int(v) for v in pair) for pair in self.carriers))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if self.carriers is None:  # files written before the field existed stay byte-identical
+            del config["carriers"]
+        return config
 
 
 class ResidualBlock(nn.Module):
@@ -73,14 +82,15 @@ def _trunk(in_channels: int, out_channels: int, width: int, blocks: int) -> nn.S
     )
 
 
-def carrier_patterns(scale: int) -> Tensor:
+def carrier_patterns(scale: int, sequencies: tuple[tuple[int, int], ...] | None = None) -> Tensor:
     """(2, scale*scale) orthonormal block patterns in pixel-unshuffle order (row-major)."""
     walsh = torch.tensor(WALSH[scale], dtype=torch.float32)
-    patterns = [torch.outer(walsh[r], walsh[c]).flatten() / scale for r, c in CARRIER_SEQUENCIES[scale]]
+    patterns = [torch.outer(walsh[r], walsh[c]).flatten() / scale for r, c in sequencies or CARRIER_SEQUENCIES[scale]]
     return torch.stack(patterns)
 
 
-def _carrier_weights(scale: int, gain: float) -> tuple[Tensor, Tensor]:
+def _carrier_weights(scale: int, gain: float, sequencies: tuple[tuple[int, int], ...] | None = None
+                     ) -> tuple[Tensor, Tensor]:
     """Initial 1x1 weights of the linear paths (pixel-unshuffled blocks of n = scale^2 pixels).
 
     Encoder (3n -> n): in each block, replace the luma's coefficients on two carriers by
@@ -89,7 +99,7 @@ def _carrier_weights(scale: int, gain: float) -> tuple[Tensor, Tensor]:
     gives the joint training a working code from the first step instead of having to find one.
     """
     n = scale * scale
-    carriers = carrier_patterns(scale)  # (2 bands, n positions)
+    carriers = carrier_patterns(scale, sequencies)  # (2 bands, n positions)
     luma, cb, cr = (torch.tensor(w) for w in (LUMA_WEIGHTS, CB_WEIGHTS, CR_WEIGHTS))
     chroma_weights = torch.stack([cb, cr])  # (2 bands, 3 colours)
     # encoder: out[k] = sum_b p_b[k] * (gain * mean_j chroma_b(rgb_j) - sum_j p_b[j] * luma(rgb_j))
@@ -126,7 +136,7 @@ class InvertibleGray(nn.Module):
             self.encoder_linear.bias.zero_()
             self.decoder_linear.bias.zero_()
             if s in WALSH:
-                encoder_init, decoder_init = _carrier_weights(s, config.carrier_gain)
+                encoder_init, decoder_init = _carrier_weights(s, config.carrier_gain, config.carriers)
                 self.encoder_linear.weight.copy_(encoder_init)
                 self.decoder_linear.weight.copy_(decoder_init)
 

@@ -45,6 +45,12 @@ from ..options import device_option
               help="Share of the synthetic crops with a fine periodic gray texture on top.")
 @click.option("--border-emulation", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does.")
+@click.option("--jpeg", "jpeg_share", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of crops whose gray goes through a differentiable JPEG before decoding.")
+@click.option("--jpeg-quality", "jpeg_qualities", default="50-95", show_default=True, callback=lambda c, p, v: parse_range(v),
+              help="Range of those JPEG qualities, LOW-HIGH (drawn uniformly).")
+@click.option("--val-jpeg", default=None, type=click.IntRange(1, 100),
+              help="Also validate after saving each gray as a JPEG of this quality, and keep the best by that PSNR.")
 @click.option("--rule-mean", "gray_mean_floor", default=0.98, show_default=True,
               help="The gray rule of kept checkpoints: at least this mean gray structure on every --val set ...")
 @click.option("--rule-image", "gray_image_floor", default=0.95, show_default=True,
@@ -54,7 +60,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   threads: int | None, export_path: Path | None, log_every: int, init: str | None,
                   loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
-                  border_emulation: float, synthetic_texture: float, device: str) -> None:
+                  border_emulation: float, synthetic_texture: float, device: str, jpeg_share: float,
+                  jpeg_qualities: tuple[int, int], val_jpeg: int | None) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -71,7 +78,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       weights=parse_loss_terms(loss_terms), stage2_fraction=stage2_fraction,
                       smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
                       gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
-                      border_emulation=border_emulation, synthetic_texture=synthetic_texture, device=device)
+                      border_emulation=border_emulation, synthetic_texture=synthetic_texture, device=device,
+                      jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 
@@ -91,8 +99,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         if report.validation:
             v = report.validation
             last_val = f"val psnr {v['psnr']:.2f} struct {v['gray_structure']:.4f} min {v['gray_structure_min']:.3f}"
-            per_set = "; ".join(f"{name} {s['psnr']:.2f} dB {s['gray_structure']:.4f} (min {s['gray_structure_min']:.3f})"
-                                for name, s in v.get("sets", {}).items())
+            per_set = "; ".join(f"{name} {s['psnr']:.2f} dB{_jpeg_part(s)} {s['gray_structure']:.4f} "
+                                f"(min {s['gray_structure_min']:.3f})" for name, s in v.get("sets", {}).items())
             log(f"step {report.step}: {last_val} | {per_set}")
         t = report.terms
         terms = (f"stage {report.stage} mse {t['mse']:.2e} struct {t['struct']:.4f} locvar {t['locvar']:.2e} "
@@ -123,6 +131,22 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
 
         digest = save_weights(model, export_path)
         log(f"wrote {export_path} (sha256 {digest})")
+
+
+def _jpeg_part(score: dict) -> str:
+    return f" (JPEG {score['psnr_jpeg']:.2f})" if "psnr_jpeg" in score else ""
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"50-95"`` -> (50, 95): a JPEG quality range; a single number is a range of one."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not LOW-HIGH (e.g. 50-95)", param_hint="--jpeg-quality") from None
+    if not 1 <= bounds[0] <= bounds[1] <= 100:
+        raise click.BadParameter(f"'{text}' must satisfy 1 <= LOW <= HIGH <= 100", param_hint="--jpeg-quality")
+    return bounds
 
 
 def parse_loss_terms(terms: tuple[str, ...]) -> dict:

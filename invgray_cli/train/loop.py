@@ -20,6 +20,7 @@ from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
 from . import losses
+from .jpeg import BLOCK as JPEG_BLOCK, jpeg_gray
 from .data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
 
 
@@ -51,6 +52,9 @@ class TrainConfig:
     synthetic_fraction: float = 0.0  # share of each batch replaced by gradients and flat shapes
     synthetic_texture: float = 0.5  # share of those with a fine periodic texture on top
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
+    jpeg_share: float = 0.0  # share of crops whose gray is decoded after a (differentiable) JPEG round trip
+    jpeg_qualities: tuple[int, int] = (50, 95)  # their qualities, uniform in this range
+    val_jpeg: int | None = None  # also validate after saving each gray as JPEG at this quality; selects on it
     device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -104,14 +108,25 @@ def remake_border(image: Tensor, cut: tuple[int, int]) -> Tensor:
     return crop_padded(image[..., : height - cut[0], : width - cut[1]], 0, height, 0, width)
 
 
+def received_gray(gray: Tensor, jpeg_qualities: list[int | None] | None) -> Tensor:
+    """What decode reads: each crop's gray as stored, after a JPEG at its quality where one is given."""
+    if not jpeg_qualities or not any(jpeg_qualities):
+        return gray
+    saved = jpeg_gray(gray, [q or 100 for q in jpeg_qualities])
+    as_jpeg = torch.tensor([q is not None for q in jpeg_qualities], device=gray.device).view(-1, 1, 1, 1)
+    return torch.where(as_jpeg, saved, gray)
+
+
 def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeights, quantiser: str,
-                   vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0)
-                   ) -> tuple[Tensor, dict[str, float]]:
+                   vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
+                   jpeg_qualities: list[int | None] | None = None) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
-    path makes them: the gray is stored at the image's size and its padding re-made at decode."""
+    path makes them: the gray is stored at the image's size and its padding re-made at decode.
+    ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
-    restored = model.decode(remake_border(losses.quantise(gray, quantiser), border_cut))
+    stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
+    restored = model.decode(remake_border(stored, border_cut))
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
     invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
@@ -144,32 +159,43 @@ def _validation_codec(model: InvertibleGray):
     return Codec.from_model(copy.deepcopy(model), info, device=str(device))
 
 
-def _score(codec, images: list[np.ndarray]) -> dict[str, float]:
-    psnrs, structures = [], []
+def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None) -> dict[str, float]:
+    from ..imageio import jpeg_round_trip
+
+    psnrs, structures, jpeg_psnrs = [], [], []
     for image in images:
         gray = codec.encode_array(image)
         psnrs.append(metrics.psnr(codec.decode_array(gray), image))
         structures.append(metrics.gray_structure(gray, metrics.luma_bt601(image)))
-    return {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
-            "gray_structure_min": float(np.min(structures))}
+        if jpeg_quality is not None:
+            jpeg_psnrs.append(metrics.psnr(codec.decode_array(jpeg_round_trip(gray, jpeg_quality)), image))
+    score = {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
+             "gray_structure_min": float(np.min(structures))}
+    if jpeg_psnrs:
+        score["psnr_jpeg"] = float(np.mean(jpeg_psnrs))
+    return score
 
 
-def validate(model: InvertibleGray, images: list[np.ndarray]) -> dict[str, float]:
+def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int | None = None) -> dict[str, float]:
     """The photos through the codec path as `invgray eval` runs it (whole photos at their own
-    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure."""
-    return _score(_validation_codec(model), images)
+    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure; with
+    ``jpeg_quality`` also the mean PSNR after saving each gray as a JPEG (``psnr_jpeg``)."""
+    return _score(_validation_codec(model), images, jpeg_quality)
 
 
-def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]]) -> dict:
+def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None) -> dict:
     """`validate` on each named set (one copy of the net for all); the top level holds the means
     over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
     digital art) outweighs the others."""
     codec = _validation_codec(model)
-    per_set = {name: _score(codec, images) for name, images in sets.items()}
-    return {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
-            "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
-            "gray_structure_min": float(min(v["gray_structure_min"] for v in per_set.values())),
-            "sets": per_set}
+    per_set = {name: _score(codec, images, jpeg_quality) for name, images in sets.items()}
+    result = {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
+              "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
+              "gray_structure_min": float(min(v["gray_structure_min"] for v in per_set.values())),
+              "sets": per_set}
+    if jpeg_quality is not None:
+        result["psnr_jpeg"] = float(np.mean([v["psnr_jpeg"] for v in per_set.values()]))
+    return result
 
 
 def meets_gray_rule(validation: dict, cfg: TrainConfig) -> bool:
@@ -181,12 +207,17 @@ def meets_gray_rule(validation: dict, cfg: TrainConfig) -> bool:
                for v in per_set.values())
 
 
+def selection_score(validation: dict) -> float:
+    """What a kept checkpoint maximises: PSNR after the validation JPEG when there is one, else PSNR."""
+    return validation.get("psnr_jpeg", validation["psnr"])
+
+
 def is_best(validation: dict, earlier: list[dict], cfg: TrainConfig) -> bool:
-    """Highest validation PSNR so far among results that meet the gray rule."""
+    """Highest validation score so far among results that meet the gray rule."""
     if not meets_gray_rule(validation, cfg):
         return False
-    eligible = [h["psnr"] for h in earlier if meets_gray_rule(h, cfg)]
-    return not eligible or validation["psnr"] > max(eligible)
+    eligible = [selection_score(h) for h in earlier if meets_gray_rule(h, cfg)]
+    return not eligible or selection_score(validation) > max(eligible)
 
 
 def best_path(out: Path) -> Path:
@@ -331,8 +362,9 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         border_cut = (0, 0)
         if cfg.border_emulation and rng.random() < cfg.border_emulation:
             border_cut = (int(rng.integers(model.divisibility)), int(rng.integers(model.divisibility)))
+        qualities = jpeg_draws(cfg, rng)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut)
+            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -342,7 +374,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         progress.step_applied(done)
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_sets(model, val_sets)
+            validation = validate_sets(model, val_sets, cfg.val_jpeg)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
@@ -353,6 +385,16 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         report = StepReport(done, cfg.steps, terms, cfg.batch / max(now - tick, 1e-9), lr, stage, validation)
         tick = now
         on_report(report)
+
+
+def jpeg_draws(cfg: TrainConfig, rng: np.random.Generator) -> list[int | None] | None:
+    """A JPEG quality for each crop of the step (None: stored losslessly), or None without JPEG training."""
+    if not cfg.jpeg_share:
+        return None
+    if cfg.crop % JPEG_BLOCK:
+        raise InvgrayError(f"JPEG training needs a crop that is a multiple of {JPEG_BLOCK}, got {cfg.crop}")
+    low, high = cfg.jpeg_qualities
+    return [int(rng.integers(low, high + 1)) if rng.random() < cfg.jpeg_share else None for _ in range(cfg.batch)]
 
 
 def config_json(cfg: TrainConfig) -> str:
