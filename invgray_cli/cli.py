@@ -215,9 +215,9 @@ def _colour_in_folder(path: Path) -> str | None:
 
 
 def _check_gray_output(path: Path) -> None:
-    if path.suffix.lower() != ".png":
-        raise click.BadParameter(f"{path}: a gray must be a PNG (lossy formats destroy the hidden colour); "
-                                 "use a name ending in .png", param_hint="-o/--output")
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise click.BadParameter(f"{path}: a gray is written as .png (lossless) or .jpg (with the model trained "
+                                 "for JPEG); other formats destroy the hidden colour", param_hint="-o/--output")
 
 
 def _check_color_output(path: Path) -> None:
@@ -234,12 +234,15 @@ def _check_color_output(path: Path) -> None:
 @click.option("--model", "model_name", default=None, metavar="NAME",
               help="Shipped model to use (see `invgray models`; default: the first).")
 @gray_floor_option
+@click.option("--quality", type=click.IntRange(1, 100), default=None, metavar="Q",
+              help="JPEG quality of a .jpg gray (default: the model's, 90).")
 def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool,
-                   model_name: str | None, gray_floor: float | None) -> None:
+                   model_name: str | None, gray_floor: float | None, quality: int | None) -> None:
     """Encode colour photos into gray PNGs that hide their colour.
 
-    INPUT may be files, folders (recursive), quoted globs or '-' for stdin.
+    INPUT may be files, folders (recursive), quoted globs or '-' for stdin. With -o NAME.jpg the
+    gray is a JPEG written by the model trained for JPEG grays (unless --model/--weights say otherwise).
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
@@ -248,7 +251,11 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
 
     from . import imageio
-    from .codec import Codec, held_warning
+    from .codec import DEFAULT_JPEG_QUALITY, Codec, held_warning, model_for_jpeg
+
+    as_jpeg = len(jobs) == 1 and jobs[0].output is not None and imageio.is_jpeg_name(jobs[0].output)
+    if as_jpeg and not (model_name or weights):
+        model_name = model_for_jpeg()
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
     codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile),
@@ -259,9 +266,15 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         image = imageio.read_color(read_source(job.item), max_pixels=opts.max_pixels)
         model = codec()
         gray, strength = model.encode_held(image.rgb, on_tile=on_tile)
-        size = write_output(job.output, lambda dest: imageio.write_gray_png(gray, image.alpha, model.chunk_text(), dest))
+        if as_jpeg:
+            jpeg_quality = quality or model.info.jpeg_quality or DEFAULT_JPEG_QUALITY
+            size = write_output(job.output, lambda dest: imageio.write_gray_jpeg(gray, model.chunk_text(), dest, jpeg_quality))
+        else:
+            size = write_output(job.output, lambda dest: imageio.write_gray_png(gray, image.alpha, model.chunk_text(), dest))
         animation = None if image.frames == 1 else f"an animation of {image.frames} frames: only the first is encoded"
-        warnings = [w for w in (animation, held_warning(strength, model.info.gray_floor)) if w]
+        alpha = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
+                 if as_jpeg and image.alpha is not None else None)
+        warnings = [w for w in (animation, held_warning(strength, model.info.gray_floor), alpha) if w]
         return _ok(job, size, gray.shape, t0, model.info.name, "; ".join(warnings) or None)
 
     results = run_jobs("encode", jobs, process, opts)
@@ -287,9 +300,9 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     loaders: dict[Any, Callable[[], Any]] = {}  # one Codec per model the grays' chunks ask for
 
-    def codec_for(text: dict[str, str], label: str) -> tuple[Any, str | None]:
+    def codec_for(text: dict[str, str], label: str, lossy: bool) -> tuple[Any, str | None]:
         try:
-            spec, warning = choose_model(text, weights=weights)
+            spec, warning = choose_model(text, weights=weights, lossy=lossy)
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
@@ -300,7 +313,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
         image = imageio.read_gray(read_source(job.item), max_pixels=opts.max_pixels)
-        model, warning = codec_for(image.text, job.item.label)
+        model, warning = codec_for(image.text, job.item.label, image.lossy)
         rgb = model.decode_array(image.gray, on_tile=on_tile)
         fmt = "PNG" if job.output is None else imageio.format_for_path(job.output)
         size = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))

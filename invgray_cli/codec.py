@@ -30,11 +30,12 @@ from .imageio import (
     read_color,
     read_gray,
     write_color,
+    write_gray_jpeg,
     write_gray_png,
 )
 from .guard import guarded_gray
 from .models.net import InvertibleGray
-from .models.registry import ModelInfo, default_model_name, find_entry, resolve_model
+from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
 FORMAT_VERSION = 1
@@ -208,16 +209,22 @@ class ModelSpec:
 
 
 NO_CHUNK_WARNING = "has no invgray chunk (re-saved by another tool, or not made by invgray encode); decoding with {model}"
+DEFAULT_JPEG_QUALITY = 90
+
+
+def model_for_jpeg() -> str | None:
+    """The shipped model JPEG grays are written and read with: the JPEG-trained one, else the default."""
+    return jpeg_model_name() or default_model_name()
 
 
 def choose_model(
-    text: dict[str, str] | None, model: str | None = None, weights: str | Path | None = None
+    text: dict[str, str] | None, model: str | None = None, weights: str | Path | None = None, lossy: bool = False
 ) -> tuple[ModelSpec, str | None]:
     """The weights to decode a gray with, and a warning for the user (or None).
 
     Explicit ``weights``/``model`` win; else the model named in the chunk (its sha256 prefix must
-    match the shipped file); else the default model, with a warning. ``text`` None means the input
-    could not carry a chunk (a bare array): no warning then.
+    match the shipped file); else the default model (the JPEG one for a ``lossy`` gray), with a
+    warning. ``text`` None means the input could not carry a chunk (a bare array): no warning then.
     """
     chunk = parse_chunk(text) if text is not None else None
     if weights is not None:
@@ -239,7 +246,7 @@ def choose_model(
             )
         return ModelSpec(name=chunk.model), None
     else:
-        default = default_model_name()
+        default = model_for_jpeg() if lossy else default_model_name()
         if default is None:
             raise InvgrayError("no shipped weights; pass --weights PATH")
         spec = ModelSpec(name=default)
@@ -265,9 +272,10 @@ def codec_for_gray(
     device: str = "auto",
     tile: int | None = None,
     model: str | None = None,
+    lossy: bool = False,
 ) -> tuple[Codec, str | None]:
     """Load the codec that should decode a gray with PNG ``text``; returns (codec, warning or None)."""
-    spec, warning = choose_model(text, model=model, weights=weights)
+    spec, warning = choose_model(text, model=model, weights=weights, lossy=lossy)
     codec = Codec.load(spec.name, spec.weights, device=device, tile=tile)
     return codec, warning or chunk_mismatch_warning(text, codec.info)
 
@@ -286,12 +294,16 @@ class FileResult:
 
 def encode_file(
     source: Source, dest: Destination, codec: Codec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    on_tile: ProgressFn | None = None,
+    on_tile: ProgressFn | None = None, jpeg_quality: int | None = None,
 ) -> FileResult:
-    """Read a photo, encode it and write the gray PNG (atomically when ``dest`` is a path)."""
+    """Read a photo, encode it and write the gray (atomically when ``dest`` is a path): a PNG, or
+    with ``jpeg_quality`` a JPEG (no alpha) carrying the model in its comment."""
     colour = read_color(source, max_pixels)
     gray, strength = codec.encode_held(colour.rgb, on_tile)
-    write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
+    if jpeg_quality is not None:
+        write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
+    else:
+        write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
     return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name,
                       held_warning(strength, codec.info.gray_floor))
 
@@ -308,7 +320,8 @@ def decode_file(
     """
     gray = read_gray(source, max_pixels)
     if codec is None:
-        codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model)
+        codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
+                                        lossy=gray.lossy)
     else:
         warning = chunk_mismatch_warning(gray.text, codec.info)
         if warning is None and parse_chunk(gray.text) is None:

@@ -103,13 +103,23 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def jpeg_key(quality: int) -> str:
+    """The record field of the PSNR restored from the gray re-saved as a JPEG at ``quality``."""
+    return f"psnr_jpeg{quality}"
+
+
+def _measure_names(records: Sequence[dict]) -> list[str]:
+    extra = [key for key in (records[0] if records else {}) if key.startswith("psnr_jpeg")]
+    return [*METRIC_NAMES, *extra]
+
+
 def summarise(records: Sequence[dict]) -> dict:
     """Means of the measures over ``records``, with the worst and 5th-percentile gray structure:
     the gray rule is about the images where the pattern shows, which a mean hides."""
     structures = [r["gray_structure"] for r in records]
     return {
         "count": len(records),
-        "mean": {name: _finite(_mean([r[name] for r in records])) for name in METRIC_NAMES},
+        "mean": {name: _finite(_mean([r[name] for r in records])) for name in _measure_names(records)},
         "gray_structure_min": min(structures) if structures else None,
         "gray_structure_p5": _percentile(structures, 5),
     }
@@ -133,6 +143,7 @@ def evaluate_folder(
     save_dir: str | Path | None = None,
     on_image: ImageCallback | None = None,
     limit: int | None = None,
+    jpeg_qualities: Sequence[int] = (),
 ) -> dict:
     """Run every image under ``paths`` (files or folders, recursive, sorted) through ``codec``.
 
@@ -140,10 +151,12 @@ def evaluate_folder(
     ``results.failed`` and do not stop the rest; non-image names met in folders under
     ``results.skipped``. ``on_image(index, total, record)`` is
     called after each image (for progress). ``save_dir`` gets one comparison strip per image,
-    its subfolder tree mirroring the inputs'.
+    its subfolder tree mirroring the inputs'. Each of ``jpeg_qualities`` adds the PSNR restored
+    from the gray re-saved as a JPEG at that quality by Pillow (``psnr_jpegQ``).
     """
     from .batch import expand_inputs
-    from .imageio import read_color, write_color
+    from . import metrics
+    from .imageio import jpeg_round_trip, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
     items, notes = [], []
@@ -174,6 +187,8 @@ def evaluate_folder(
                 on_image(index, len(items), failed[-1])
             continue
         scores = score_image(rgb, gray, restored)
+        for quality in jpeg_qualities:
+            scores[jpeg_key(quality)] = metrics.psnr(codec.decode_array(jpeg_round_trip(gray, quality)), rgb)
         record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                   **scores, "pattern_strength": strength}
         per_image.append(record)
@@ -188,16 +203,19 @@ def evaluate_folder(
     overall = summarise(per_image)
     sets = {name: summarise([r for r in per_image if r["set"] == name]) for name in dict.fromkeys(s for s, _ in items)}
     for record in per_image:
-        record["psnr"], record["gray_psnr"] = _finite(record["psnr"]), _finite(record["gray_psnr"])
+        for key in ("psnr", "gray_psnr", *map(jpeg_key, jpeg_qualities)):
+            record[key] = _finite(record[key])
     info = codec.info
     return envelope(
         "invgray-eval",
         "restored colour (PSNR, SSIM mean over RGB, MAE on 0-255) and gray conformity "
-        "(SSIM structure term and PSNR vs BT.601 luma) through the real 8-bit PNG codec path",
+        "(SSIM structure term and PSNR vs BT.601 luma) through the real 8-bit PNG codec path"
+        + ("; psnr_jpegQ: PSNR restored from the gray re-saved as a Pillow JPEG of quality Q" if jpeg_qualities else ""),
         model_facts(info.name, info.sha256),
         str(codec.device),
         tile=codec.tile,
         gray_floor=info.gray_floor,
+        jpeg_qualities=list(jpeg_qualities),
         paper=dict(PAPER_FIGURES),
         results={
             "per_image": per_image,
@@ -212,7 +230,7 @@ def evaluate_folder(
 def _fmt(name: str, value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value:.2f}" if name in ("psnr", "gray_psnr") else f"{value:.3f}" if name == "mae" else f"{value:.4f}"
+    return f"{value:.2f}" if "psnr" in name else f"{value:.3f}" if name == "mae" else f"{value:.4f}"
 
 
 def render_table(report: dict, per_image: bool = True) -> Any:
@@ -222,24 +240,26 @@ def render_table(report: dict, per_image: bool = True) -> Any:
     results = report["results"]
     table = Table(title=f"invgray eval — {report['model']['name']} on {report['device']}")
     table.add_column("image", overflow="fold")
-    headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB")
+    jpeg_names = [jpeg_key(q) for q in report.get("jpeg_qualities", [])]
+    headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB", *(f"JPEG {n[9:]} dB" for n in jpeg_names))
     for header in headers:
         table.add_column(header, justify="right")
     table.add_column("gray structure min / p5", justify="right")
+    names = (*METRIC_NAMES, *jpeg_names)
     if per_image:
         for record in results["per_image"]:
-            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in METRIC_NAMES), "")
+            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in names), "")
         table.add_section()
 
     def summary_row(label: str, summary: dict, style: str = "") -> None:
         worst = f"{_fmt('gray_structure', summary['gray_structure_min'])} / {_fmt('gray_structure', summary['gray_structure_p5'])}"
-        table.add_row(f"{style}{label}", *(f"{style}{_fmt(n, summary['mean'][n])}" for n in METRIC_NAMES), f"{style}{worst}")
+        table.add_row(f"{style}{label}", *(f"{style}{_fmt(n, summary['mean'].get(n))}" for n in names), f"{style}{worst}")
 
     if len(results["sets"]) > 1:
         for name, summary in results["sets"].items():
             summary_row(f"{name} (mean of {summary['count']})", summary)
     summary_row(f"mean of {results['count']}", results, "[bold]")
-    table.add_row("[dim]paper (VOC2012)", *(f"[dim]{_fmt(n, report['paper'][n])}" for n in METRIC_NAMES), "")
+    table.add_row("[dim]paper (VOC2012)", *(f"[dim]{_fmt(n, report['paper'].get(n))}" for n in names), "")
     return table
 
 
@@ -253,6 +273,8 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @tile_option
 @gray_floor_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
+@click.option("--jpeg", "jpeg_qualities", multiple=True, type=click.IntRange(1, 100), metavar="Q",
+              help="Also restore from the gray re-saved as a JPEG of quality Q (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def eval_command(
     paths: tuple[str, ...],
@@ -265,6 +287,7 @@ def eval_command(
     gray_floor: float | None,
     limit: int | None,
     quiet: bool,
+    jpeg_qualities: tuple[int, ...],
 ) -> None:
     """Measure restored-colour and gray quality on PATHS (images or folders, recursive)."""
     import json
@@ -286,7 +309,8 @@ def eval_command(
         def on_image(index: int, total: int, record: dict) -> None:
             progress.update(task, completed=index + 1, total=total, description=Path(record["file"]).name)
 
-        report = evaluate_folder(paths, codec, save_dir=save_dir, on_image=on_image, limit=limit)
+        report = evaluate_folder(paths, codec, save_dir=save_dir, on_image=on_image, limit=limit,
+                                 jpeg_qualities=jpeg_qualities)
     results = report["results"]
     console.print(render_table(report, per_image=results["count"] <= 100))
     for note in results["skipped"]:

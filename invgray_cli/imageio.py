@@ -17,6 +17,7 @@ Writes to a path are atomic: a temporary file in the same folder, then ``os.repl
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import struct
@@ -57,6 +58,7 @@ class GrayImage:
     gray: np.ndarray  # uint8 HxW
     alpha: np.ndarray | None  # uint8 HxW
     text: dict[str, str] = field(default_factory=dict)
+    lossy: bool = False  # read from a JPEG: decode with a model trained for JPEG grays
 
 
 def source_name(source: Source) -> str:
@@ -130,7 +132,7 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
             )
         frames = int(getattr(image, "n_frames", 1) or 1)  # while the file is open: counting may seek
         image.load()
-        text = png_text(image)
+        text = png_text(image) or jpeg_comment_text(image)
         apply_orientation(image)
     return image, text, frames
 
@@ -149,7 +151,7 @@ def read_header(source: Source) -> ImageHeader:
     but no pixel is decoded, so there is no decompression bomb to fear."""
     with _reading(source) as (_, handle):
         with Image.open(handle) as image:
-            text = {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+            text = {str(k): v for k, v in image.info.items() if isinstance(v, str)} | jpeg_comment_text(image)
             header = ImageHeader(image.width, image.height, image.mode, str(image.format), text)
             image.verify()
     return header
@@ -240,10 +242,23 @@ def png_text(image: Image.Image) -> dict[str, str]:
     return {str(k): str(v) for k, v in text.items()} if isinstance(text, dict) else {}
 
 
+def jpeg_comment_text(image: Image.Image) -> dict[str, str]:
+    """The text invgray wrote into a JPEG's comment segment (a JSON object of strings), else {}."""
+    comment = image.info.get("comment") if image.format == "JPEG" else None
+    try:
+        text = json.loads(comment) if comment else None
+    except (ValueError, UnicodeDecodeError):
+        return {}  # another tool's comment
+    if not isinstance(text, dict):
+        return {}
+    return {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
+
+
 def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> GrayImage:
-    """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the PNG text chunks."""
+    """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the text invgray wrote
+    into it (PNG text chunks, or a JPEG's comment)."""
     image, text, _ = _load(source, max_pixels)
-    return normalise_gray(image, text, source_name(source))
+    return replace(normalise_gray(image, text, source_name(source)), lossy=image.format == "JPEG")
 
 
 def format_for_path(path: str | Path) -> str:
@@ -313,6 +328,16 @@ def write_gray_png(gray: np.ndarray, alpha: np.ndarray | None, text: dict[str, s
         info.add_text(key, value)
     image = _with_alpha(Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L"), alpha, "LA")
     _write(image, dest, "PNG", pnginfo=info)
+
+
+def write_gray_jpeg(gray: np.ndarray, text: dict[str, str], dest: str | Path | BinaryIO, quality: int) -> None:
+    """A baseline 8-bit gray JPEG at ``quality`` carrying ``text`` as JSON in its comment segment."""
+    image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L")
+    _write(image, dest, "JPEG", quality=quality, comment=json.dumps(text, separators=(",", ":")).encode())
+
+
+def is_jpeg_name(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".jpg", ".jpeg")
 
 
 def flatten_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -250,7 +250,7 @@ def test_quiet_prints_nothing_but_errors(tmp_path: Path, weights: Path) -> None:
     (["encode", "a.jpg", "b.jpg", "-o", "-"], "single input"),
     (["encode", "a.jpg", "-o", "-", "--json"], "--json"),
     (["encode", "-", "a.jpg"], "only input"),
-    (["encode", "a.jpg", "-o", "g.jpg"], "must be a PNG"),
+    (["encode", "a.jpg", "-o", "g.tiff"], "other formats destroy the hidden colour"),
     (["decode", "a.jpg", "-o", "c.xyz"], "cannot tell the image format"),
     (["encode", "a.jpg", "--model", "x.y", "--weights", "w.safetensors"], "give one"),
     (["encode", "a.jpg", "--tile", "-3"], "--tile"),

@@ -36,6 +36,8 @@ class WeightsEntry:
     licence: str
     # encode keeps each gray's mean structure term vs luma at least this (see guard.py); None: off
     gray_floor: float | None = None
+    # trained with JPEG in the loop: the model for JPEG grays, written at this quality by default
+    jpeg_quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class ModelInfo:
     receptive_field: int
     path: Path | None = None
     gray_floor: float | None = None  # from the registry entry; None for a --weights file
+    jpeg_quality: int | None = None  # the registry's JPEG quality for a model trained with JPEG in the loop
 
 
 # First entry = default. Each file is made by `invgray train` (recipe in its model card, weights/NAME.md).
@@ -86,6 +89,11 @@ def list_models() -> list[WeightsEntry]:
 
 def default_model_name() -> str | None:
     return REGISTRY[0].name if REGISTRY else None
+
+
+def jpeg_model_name() -> str | None:
+    """The shipped model for JPEG grays (the first trained with JPEG in the loop), or None."""
+    return next((e.name for e in REGISTRY if e.jpeg_quality is not None), None)
 
 
 def find_entry(name: str) -> WeightsEntry:
@@ -225,7 +233,7 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
         model, info = load_weights_with_info(weights_path)
         shipped = next((e for e in REGISTRY if e.sha256 == info.sha256), None)
         if shipped is not None:  # a shipped file named by path is that model, its gray floor included
-            info = replace(info, name=shipped.name, gray_floor=shipped.gray_floor)
+            info = replace(info, name=shipped.name, gray_floor=shipped.gray_floor, jpeg_quality=shipped.jpeg_quality)
         return model, info
     if name is None:
         name = default_model_name()
@@ -236,4 +244,5 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
     if not path.is_file():
         raise InvgrayError(f"shipped weights for '{name}' are missing: {path}; reinstall invgray or pass --weights PATH")
     model, info = load_weights_with_info(path, entry.sha256)
-    return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path, entry.gray_floor)
+    return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path, entry.gray_floor,
+                            entry.jpeg_quality)
