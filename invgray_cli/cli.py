@@ -19,7 +19,7 @@ import click
 from . import __version__, batch
 from .batch import FileResult, InputItem, Job
 from .errors import InvgrayError
-from .options import device_option, gray_floor_option, tile_option, with_floor
+from .options import device_option, gray_floor_option, precision_option, tile_option, with_floor
 from .runner import (
     PROG,
     OnTile,
@@ -160,6 +160,7 @@ def _codec_options(command: Callable) -> Callable:
         click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (resume a batch)."),
         device_option,
         tile_option,
+        precision_option,
         click.option("--weights", type=click.Path(path_type=Path), default=None, metavar="PATH",
                      help="Use this weights file instead of a shipped model."),
         click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
@@ -237,7 +238,7 @@ def _check_color_output(path: Path) -> None:
 @click.option("--quality", type=click.IntRange(1, 100), default=None, metavar="Q",
               help="JPEG quality of a .jpg gray (default: the model's, 90).")
 def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
-                   tile: int | None, weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool,
+                   tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool,
                    model_name: str | None, gray_floor: float | None, quality: int | None) -> None:
     """Encode colour photos into gray PNGs that hide their colour.
 
@@ -258,8 +259,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         model_name = model_for_jpeg()
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
-    codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile),
-                                          gray_floor))
+    codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile,
+                                                     precision=precision), gray_floor))
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
@@ -284,7 +285,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 @cli.command("decode")
 @_codec_options
 def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
-                   tile: int | None, weights: Path | None, max_pixels: int | None, quiet: bool,
+                   tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool,
                    as_json: bool) -> None:
     """Restore colour photos from invgray gray PNGs.
 
@@ -306,7 +307,8 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
-            loaders[spec] = _load_once(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile))
+            loaders[spec] = _load_once(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile,
+                                                          precision=precision))
         model = loaders[spec]()
         return model, warning or chunk_mismatch_warning(text, model.info)
 

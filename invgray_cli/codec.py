@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from . import __version__
-from .devices import dtype_for, resolve_device
+from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from .errors import InvgrayError
 from .imageio import (
     DEFAULT_MAX_PIXELS,
@@ -101,13 +101,15 @@ def _check_array(array: np.ndarray, channels: int, what: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Codec:
-    """A loaded model, the device and dtype it runs in, and the tile edge (None = whole image)."""
+    """A loaded model, the device and dtype it runs in, and the tile edge (None = whole image);
+    ``autocast`` is the reduced precision the nets compute in (None: fp32)."""
 
     model: InvertibleGray
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype
     tile: int | None
+    autocast: torch.dtype | None = None
 
     @classmethod
     def load(
@@ -116,22 +118,32 @@ class Codec:
         weights: str | Path | None = None,
         device: str = "auto",
         tile: int | None = None,
+        precision: str = "auto",
     ) -> "Codec":
         """Shipped ``model`` (default: the first registered) or a ``weights`` file; ``tile``
-        None = automatic for the device, 0 = whole image in one pass."""
+        None = automatic for the device, 0 = whole image in one pass; ``precision`` auto (fp16 on
+        CUDA, fp32 on CPU), fp32 or fp16."""
         net, info = resolve_model(model, weights)
-        return cls.from_model(net, info, device=device, tile=tile)
+        return cls.from_model(net, info, device=device, tile=tile, precision=precision)
 
     @classmethod
-    def from_model(cls, net: InvertibleGray, info: ModelInfo, device: str = "auto", tile: int | None = None) -> "Codec":
+    def from_model(cls, net: InvertibleGray, info: ModelInfo, device: str = "auto", tile: int | None = None,
+                   precision: str = "auto") -> "Codec":
         """Wrap an in-memory net (moved to the device in place), e.g. a random one for benchmarks."""
         torch_device = resolve_device(device)
         dtype = dtype_for(torch_device)
+        autocast = compute_dtype(precision, torch_device)
+        exact_fp32(torch_device)
         if tile is not None and tile < 0:
             raise InvgrayError(f"tile size must be positive (or 0 for the whole image), got {tile}")
         tile_edge = auto_tile_size(torch_device) if tile is None else (tile or None)
         net = net.to(device=torch_device, dtype=dtype).eval().requires_grad_(False)
-        return cls(net, info, torch_device, dtype, tile_edge)
+        return cls(net, info, torch_device, dtype, tile_edge, autocast)
+
+    @property
+    def precision(self) -> str:
+        """What the nets compute in, as --precision names it."""
+        return "fp16" if self.autocast == torch.float16 else "fp32"
 
     def with_tile(self, tile: int | None) -> "Codec":
         """The same loaded model with another tile edge (None = whole image)."""
@@ -146,7 +158,8 @@ class Codec:
 
     def _run(self, fn, image: torch.Tensor, halo: int, out_channels: int, quantise: bool, on_tile: ProgressFn | None):
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast or torch.float16,
+                                                        enabled=self.autocast is not None):
                 return run_tiled(
                     fn, image, divisibility=self.model.divisibility, halo=halo, tile=self.tile, device=self.device,
                     dtype=self.dtype, out_channels=out_channels, on_tile=on_tile,
@@ -162,7 +175,7 @@ class Codec:
         _check_array(rgb, 3, "rgb")
         image = _as_tensor(rgb).permute(2, 0, 1).unsqueeze(0)  # a view, stays uint8
         model = self.model
-        out = self._run(lambda t: model.encode(t / 255.0), image, model.encoder_receptive_field, 1, quantise, on_tile)
+        out = self._run(lambda t: model.encode(t / 255.0).float(), image, model.encoder_receptive_field, 1, quantise, on_tile)
         return out[0, 0]
 
     def encode_array(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
@@ -185,7 +198,7 @@ class Codec:
         _check_array(gray, 1, "gray")
         image = _as_tensor(gray)[None, None]
         model = self.model
-        out = self._run(lambda t: model.decode(t / 255.0).clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
+        out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
         return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
 
 

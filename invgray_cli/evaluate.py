@@ -20,7 +20,7 @@ import click
 from .batch import EVAL_SUFFIX, OWN_OUTPUTS
 from .errors import InvgrayError
 from .report import envelope, model_facts
-from .options import device_option, gray_floor_option, tile_option, with_floor
+from .options import device_option, gray_floor_option, precision_option, tile_option, with_floor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,6 +214,7 @@ def evaluate_folder(
         model_facts(info.name, info.sha256),
         str(codec.device),
         tile=codec.tile,
+        precision=codec.precision,
         gray_floor=info.gray_floor,
         jpeg_qualities=list(jpeg_qualities),
         paper=dict(PAPER_FIGURES),
@@ -271,6 +272,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
 @device_option
 @tile_option
+@precision_option
 @gray_floor_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
 @click.option("--jpeg", "jpeg_qualities", multiple=True, type=click.IntRange(1, 100), metavar="Q",
@@ -284,6 +286,7 @@ def eval_command(
     model_name: str | None,
     device: str,
     tile: int | None,
+    precision: str,
     gray_floor: float | None,
     limit: int | None,
     quiet: bool,
@@ -298,7 +301,8 @@ def eval_command(
     from .codec import Codec
 
     console = Console(stderr=True, quiet=quiet)
-    codec = with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile), gray_floor)
+    codec = with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile, precision=precision),
+                       gray_floor)
     progress = Progress(
         TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
         console=console, transient=True, disable=quiet or not console.is_terminal,

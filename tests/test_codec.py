@@ -326,3 +326,45 @@ def test_out_of_memory_becomes_a_one_line_error(tiny_codec, monkeypatch):
     monkeypatch.setattr(codec_module, "run_tiled", exhausted)
     with pytest.raises(InvgrayError, match="out of memory on cpu"):
         tiny_codec.encode_array(_rgb())
+
+
+def test_precision_is_chosen_per_device(weights):
+    import torch
+
+    from invgray_cli.codec import Codec
+    from invgray_cli.devices import compute_dtype
+    from invgray_cli.errors import InvgrayError
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compute_dtype("auto", cpu) is None and compute_dtype("fp32", cpu) is None
+    assert compute_dtype("auto", cuda) == torch.float16 and compute_dtype("fp32", cuda) is None
+    assert compute_dtype("fp16", cuda) == torch.float16
+    with pytest.raises(InvgrayError, match="CUDA only"):
+        compute_dtype("fp16", cpu)
+    with pytest.raises(InvgrayError, match="unknown precision"):
+        compute_dtype("fp8", cpu)
+    assert Codec.load(weights=weights, device="cpu").precision == "fp32"
+
+
+def test_precision_option_errors_are_usage_errors(weights, tmp_path):
+    from cli_helpers import assert_one_line_error, photo, run
+
+    source = photo(tmp_path / "a.png")
+    assert_one_line_error(run("encode", source, "--precision", "fp8", "--weights", weights), 2, "fp8")
+    if not torch.cuda.is_available():
+        assert_one_line_error(run("encode", source, "--device", "cpu", "--precision", "fp16", "--weights", weights),
+                              1, "CUDA only")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_on_cuda_stays_close_to_fp32(weights):
+    from invgray_cli.codec import Codec
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    fp32 = Codec.load(weights=weights, device="cuda", precision="fp32")
+    fp16 = Codec.load(weights=weights, device="cuda", precision="fp16")
+    gray32, gray16 = fp32.encode_array(rgb).astype(int), fp16.encode_array(rgb).astype(int)
+    assert np.abs(gray32 - gray16).max() <= 2
+    colour32, colour16 = fp32.decode_array(fp32.encode_array(rgb)), fp16.decode_array(fp32.encode_array(rgb))
+    assert np.abs(colour32.astype(int) - colour16.astype(int)).mean() < 1.0

@@ -102,6 +102,7 @@ class _LosslessGrayCodec:
     info: ModelInfo = ModelInfo("identity.test", "f" * 64, 1, 0)
     device: torch.device = torch.device("cpu")
     tile: int | None = None
+    precision: str = "fp32"
 
     def encode_held(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
         return rgb[:, :, 0].copy(), 1.0

@@ -72,8 +72,11 @@ def test_tiled_encode_equals_untiled(tiny_model_any_scale, height, width, tile):
     assert tiled.shape == (1, 1, height, width) and tiled.dtype == torch.float32
     assert (tiled - whole).abs().max() <= 1e-4
     assert (whole - reference).abs().max() <= 1e-5
+    # within the float bound above a value next to a rounding boundary may round either way
+    # (convolution kernels differ by tile shape on some CPUs): at most one level, on few pixels
     q_tiled, q_whole = torch.round(tiled * 255), torch.round(whole * 255)
-    assert (q_tiled == q_whole).float().mean() >= 0.9999
+    assert (q_tiled - q_whole).abs().max() <= 1
+    assert (q_tiled == q_whole).float().mean() >= 0.999
 
 
 def test_tiled_decode_equals_untiled_with_quantisation(tiny_model):

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .. import metrics
-from ..devices import resolve_device
+from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
@@ -256,6 +256,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    reproducible(device)
 
     model = InvertibleGray(NetConfig(**cfg.net))
     if cfg.init:
