@@ -173,13 +173,13 @@ def _codec_options(command: Callable) -> Callable:
     return command
 
 
-def _run_options(output: str | None, force: bool, skip_existing: bool, device: str, tile: int | None,
-                 weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool) -> RunOptions:
+def _run_options(output: str | None, force: bool, skip_existing: bool, max_pixels: int | None, quiet: bool,
+                 as_json: bool) -> RunOptions:
     if max_pixels is None:
         from .imageio import DEFAULT_MAX_PIXELS
 
         max_pixels = DEFAULT_MAX_PIXELS
-    return RunOptions(output, force, skip_existing, device, tile, weights, max_pixels or None, quiet, as_json)
+    return RunOptions(output, force, skip_existing, max_pixels or None, quiet, as_json)
 
 
 def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: Callable[[Path], None],
@@ -246,7 +246,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     gray is a JPEG written by the model trained for JPEG grays (unless --model/--weights say otherwise).
     """
     started = time.perf_counter()
-    opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
+    opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     if model_name and weights:
         raise click.UsageError("--model and --weights both name the model; give one")
     jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
@@ -259,7 +259,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         model_name = model_for_jpeg()
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
-    codec = _load_once(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile,
+    codec = LoadOnce(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile,
                                                      precision=precision), gray_floor))
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
@@ -279,7 +279,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         return _ok(job, size, gray.shape, t0, model.info.name, "; ".join(warnings) or None)
 
     results = run_jobs("encode", jobs, process, opts)
-    finish("encode", "encoded", results, opts, started)
+    finish("encode", "encoded", results, opts, started, codec.loaded())
 
 
 @cli.command("decode")
@@ -293,13 +293,13 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     -o names another extension (e.g. -o photo.jpg). Colour images met in folders are skipped.
     """
     started = time.perf_counter()
-    opts = _run_options(output, force, skip_existing, device, tile, weights, max_pixels, quiet, as_json)
+    opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output, refuse=_colour_in_folder)
 
     from . import imageio
     from .codec import Codec, chunk_mismatch_warning, choose_model
 
-    loaders: dict[Any, Callable[[], Any]] = {}  # one Codec per model the grays' chunks ask for
+    loaders: dict[Any, LoadOnce] = {}  # one Codec per model the grays' chunks ask for
 
     def codec_for(text: dict[str, str], label: str, lossy: bool) -> tuple[Any, str | None]:
         try:
@@ -307,7 +307,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
-            loaders[spec] = _load_once(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile,
+            loaders[spec] = LoadOnce(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile,
                                                           precision=precision))
         model = loaders[spec]()
         return model, warning or chunk_mismatch_warning(text, model.info)
@@ -323,25 +323,30 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         return _ok(job, size, rgb.shape, t0, model.info.name, "; ".join(warnings) or None)
 
     results = run_jobs("decode", jobs, process, opts)
-    finish("decode", "decoded", results, opts, started)
+    finish("decode", "decoded", results, opts, started, [c for load in loaders.values() for c in load.loaded()])
 
 
-def _load_once(load: Callable[[], Any]) -> Callable[[], Any]:
+class LoadOnce:
     """Call ``load`` on first use and remember its value, or its InvgrayError, for the rest of the run."""
-    memo: list[tuple[Any, InvgrayError | None]] = []
 
-    def get() -> Any:
-        if not memo:
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self._memo: list[tuple[Any, InvgrayError | None]] = []
+
+    def __call__(self) -> Any:
+        if not self._memo:
             try:
-                memo.append((load(), None))
+                self._memo.append((self._load(), None))
             except InvgrayError as e:
-                memo.append((None, e))
-        value, error = memo[0]
+                self._memo.append((None, e))
+        value, error = self._memo[0]
         if error is not None:
             raise InvgrayError(str(error))
         return value
 
-    return get
+    def loaded(self) -> list[Any]:
+        """The value when it was loaded, for the report; [] when never asked for or it failed."""
+        return [value for value, error in self._memo if error is None]
 
 
 def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str, warning: str | None = None) -> FileResult:

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +62,6 @@ class RunOptions:
     output: str | None
     force: bool
     skip_existing: bool
-    device: str
-    tile: int | None
-    weights: Path | None
     max_pixels: int | None  # None = no limit
     quiet: bool
     as_json: bool
@@ -195,15 +192,21 @@ def _console_say(console: Any) -> Emit:
     return emit
 
 
-def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float) -> None:
-    """Summary line on stderr, JSON on stdout (the shared report shape), and the exit code."""
+def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float,
+           codecs: Sequence[Any] = ()) -> None:
+    """Summary line on stderr, JSON on stdout (the shared report shape), and the exit code.
+
+    ``codecs`` are the ones the run loaded: the report names their model, weights and device (a
+    run that loaded several, e.g. decode of grays from two models, names each file's model only)."""
     summary = batch.summary(results)
     if opts.as_json:
         from .report import envelope, model_facts
 
-        models = sorted({r.model for r in results if r.model})
-        report = envelope(f"invgray-{command}", f"per-file results of invgray {command}",
-                          model_facts(models[0] if len(models) == 1 else None, None), opts.device, summary)
+        one = codecs[0] if len(codecs) == 1 else None
+        model = model_facts(one.info.name, one.info.sha256) if one is not None else model_facts(None, None)
+        devices = sorted({str(c.device) for c in codecs})
+        report = envelope(f"invgray-{command}", f"per-file results of invgray {command}", model,
+                          devices[0] if len(devices) == 1 else None, summary)
         click.echo(json.dumps(report, indent=2))
     counts = summary["counts"]
     if not opts.quiet:
