@@ -252,7 +252,7 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
 
     from . import imageio
-    from .codec import DEFAULT_JPEG_QUALITY, Codec, held_warning, model_for_jpeg
+    from .codec import DEFAULT_JPEG_QUALITY, Codec, encode_file, model_for_jpeg
 
     as_jpeg = len(jobs) == 1 and jobs[0].output is not None and imageio.is_jpeg_name(jobs[0].output)
     if as_jpeg and not (model_name or weights):
@@ -264,19 +264,12 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
-        image = imageio.read_color(read_source(job.item), max_pixels=opts.max_pixels)
         model = codec()
-        gray, strength = model.encode_held(image.rgb, on_tile=on_tile)
-        if as_jpeg:
-            jpeg_quality = quality or model.info.jpeg_quality or DEFAULT_JPEG_QUALITY
-            size = write_output(job.output, lambda dest: imageio.write_gray_jpeg(gray, model.chunk_text(), dest, jpeg_quality))
-        else:
-            size = write_output(job.output, lambda dest: imageio.write_gray_png(gray, image.alpha, model.chunk_text(), dest))
-        animation = None if image.frames == 1 else f"an animation of {image.frames} frames: only the first is encoded"
-        alpha = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
-                 if as_jpeg and image.alpha is not None else None)
-        warnings = [w for w in (animation, held_warning(strength, model.info.gray_floor), alpha) if w]
-        return _ok(job, size, gray.shape, t0, model.info.name, "; ".join(warnings) or None)
+        jpeg_quality = (quality or model.info.jpeg_quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
+        done = write_output(job.output, lambda dest: encode_file(read_source(job.item), dest, model,
+                                                                 max_pixels=opts.max_pixels, on_tile=on_tile,
+                                                                 jpeg_quality=jpeg_quality))
+        return _ok(job, done, t0)
 
     results = run_jobs("encode", jobs, process, opts)
     finish("encode", "encoded", results, opts, started, codec.loaded())
@@ -296,31 +289,27 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output, refuse=_colour_in_folder)
 
-    from . import imageio
-    from .codec import Codec, chunk_mismatch_warning, choose_model
+    from .codec import Codec, chunk_mismatch_warning, choose_model, decode_file
 
     loaders: dict[Any, LoadOnce] = {}  # one Codec per model the grays' chunks ask for
 
-    def codec_for(text: dict[str, str], label: str, lossy: bool) -> tuple[Any, str | None]:
+    def codec_for(gray: Any, label: str) -> tuple[Any, str | None]:
         try:
-            spec, warning = choose_model(text, weights=weights, lossy=lossy)
+            spec, warning = choose_model(gray.text, weights=weights, lossy=gray.lossy)
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
             loaders[spec] = LoadOnce(lambda: Codec.load(spec.name, spec.weights, device=device, tile=tile,
-                                                          precision=precision))
+                                                        precision=precision))
         model = loaders[spec]()
-        return model, warning or chunk_mismatch_warning(text, model.info)
+        return model, warning or chunk_mismatch_warning(gray.text, model.info)
 
     def process(job: Job, on_tile: OnTile | None) -> FileResult:
         t0 = time.perf_counter()
-        image = imageio.read_gray(read_source(job.item), max_pixels=opts.max_pixels)
-        model, warning = codec_for(image.text, job.item.label, image.lossy)
-        rgb = model.decode_array(image.gray, on_tile=on_tile)
-        fmt = "PNG" if job.output is None else imageio.format_for_path(job.output)
-        size = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))
-        warnings = [w for w in (warning, imageio.alpha_loss_warning(image.alpha, fmt)) if w]
-        return _ok(job, size, rgb.shape, t0, model.info.name, "; ".join(warnings) or None)
+        done = write_output(job.output, lambda dest: decode_file(
+            read_source(job.item), dest, max_pixels=opts.max_pixels, on_tile=on_tile,
+            choose=lambda gray: codec_for(gray, job.item.label)))
+        return _ok(job, done, t0)
 
     results = run_jobs("decode", jobs, process, opts)
     finish("decode", "decoded", results, opts, started, [c for load in loaders.values() for c in load.loaded()])
@@ -349,10 +338,12 @@ class LoadOnce:
         return [value for value, error in self._memo if error is None]
 
 
-def _ok(job: Job, size: int, shape: tuple[int, ...], t0: float, model: str, warning: str | None = None) -> FileResult:
+def _ok(job: Job, done: tuple[int, Any], t0: float) -> FileResult:
+    """The summary line of a written file, from ``write_output``'s (bytes, codec FileResult)."""
+    size, result = done
     output = None if job.output is None else str(job.output)
-    return FileResult(job.item.label, output, "ok", bytes=size, width=int(shape[1]), height=int(shape[0]),
-                      seconds=round(time.perf_counter() - t0, 4), model=model, warning=warning)
+    return FileResult(job.item.label, output, "ok", bytes=size, width=result.width, height=result.height,
+                      seconds=round(time.perf_counter() - t0, 4), model=result.model, warning=result.warning)
 
 
 # ---------------------------------------------------------------- info / models

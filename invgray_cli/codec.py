@@ -12,7 +12,7 @@ import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -23,7 +23,10 @@ from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from .errors import InvgrayError
 from .imageio import (
     DEFAULT_MAX_PIXELS,
+    GrayImage,
     Source,
+    alpha_loss_warning,
+    format_for_path,
     normalise_color,
     normalise_gray,
     png_text,
@@ -286,10 +289,11 @@ def codec_for_gray(
     tile: int | None = None,
     model: str | None = None,
     lossy: bool = False,
+    precision: str = "auto",
 ) -> tuple[Codec, str | None]:
     """Load the codec that should decode a gray with PNG ``text``; returns (codec, warning or None)."""
     spec, warning = choose_model(text, model=model, weights=weights, lossy=lossy)
-    codec = Codec.load(spec.name, spec.weights, device=device, tile=tile)
+    codec = Codec.load(spec.name, spec.weights, device=device, tile=tile, precision=precision)
     return codec, warning or chunk_mismatch_warning(text, codec.info)
 
 
@@ -302,7 +306,11 @@ class FileResult:
     height: int
     alpha: bool
     model: str
-    warning: str | None = None
+    warning: str | None = None  # for the user: what was lost or assumed ("; "-joined)
+
+
+def _joined(*warnings: str | None) -> str | None:
+    return "; ".join(w for w in warnings if w) or None
 
 
 def encode_file(
@@ -317,31 +325,40 @@ def encode_file(
         write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
     else:
         write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
+    animation = None if colour.frames == 1 else f"an animation of {colour.frames} frames: only the first is encoded"
+    alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
+                     if jpeg_quality is not None and colour.alpha is not None else None)
     return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name,
-                      held_warning(strength, codec.info.gray_floor))
+                      _joined(animation, held_warning(strength, codec.info.gray_floor), alpha_dropped))
 
 
 def decode_file(
     source: Source, dest: Destination, *, codec: Codec | None = None, format: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, on_tile: ProgressFn | None = None,
     model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
+    precision: str = "auto", choose: Callable[[GrayImage], tuple[Codec, str | None]] | None = None,
 ) -> FileResult:
     """Read a gray, decode it and write the colour image (format from ``format`` or the extension).
 
-    Without ``codec`` the model is chosen from the gray's chunk (see :func:`choose_model`);
-    the returned warning is for the user (the CLI prints it on stderr).
+    The codec: ``codec`` if given; else ``choose(gray)`` (e.g. a caller's cache of loaded models);
+    else the one the gray's chunk names (see :func:`choose_model`). The returned warning is for
+    the user (the CLI prints it on stderr).
     """
     gray = read_gray(source, max_pixels)
-    if codec is None:
-        codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
-                                        lossy=gray.lossy)
-    else:
+    if codec is not None:
         warning = chunk_mismatch_warning(gray.text, codec.info)
         if warning is None and parse_chunk(gray.text) is None:
             warning = NO_CHUNK_WARNING.format(model=f"model '{codec.info.name}'")
+    elif choose is not None:
+        codec, warning = choose(gray)
+    else:
+        codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
+                                        lossy=gray.lossy, precision=precision)
     rgb = codec.decode_array(gray.gray, on_tile)
-    write_color(rgb, gray.alpha, dest, format)
-    return FileResult(rgb.shape[1], rgb.shape[0], gray.alpha is not None, codec.info.name, warning)
+    fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
+    write_color(rgb, gray.alpha, dest, fmt)
+    return FileResult(rgb.shape[1], rgb.shape[0], gray.alpha is not None, codec.info.name,
+                      _joined(warning, alpha_loss_warning(gray.alpha, fmt)))
 
 
 # ---- rembg-style API: same type out as in ------------------------------------------------------

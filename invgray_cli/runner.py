@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +27,7 @@ PROG = "invgray"
 DEBUG_ENV = "INVGRAY_DEBUG"
 
 OnTile = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def message_line(kind: str, message: str) -> str:
@@ -79,17 +80,18 @@ def read_source(item: InputItem) -> Path | io.BytesIO:
     return stream
 
 
-def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], None]) -> int:
-    """Write via ``write`` to a path (atomically, by imageio) or to stdout; returns the byte count."""
+def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], T]) -> tuple[int, T]:
+    """Write via ``write`` to a path (atomically, by imageio) or to stdout; returns the byte count
+    and what ``write`` returned."""
     if output is not None:
-        write(output)
-        return output.stat().st_size
+        value = write(output)
+        return output.stat().st_size, value
     buffer = io.BytesIO()
-    write(buffer)
+    value = write(buffer)
     stdout = sys.stdout.buffer
     stdout.write(buffer.getvalue())
     stdout.flush()
-    return buffer.tell()
+    return buffer.tell(), value
 
 
 @contextmanager

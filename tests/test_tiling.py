@@ -1,5 +1,4 @@
 """Tiled inference equals whole-image inference; padding helpers."""
-import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
