@@ -21,11 +21,13 @@ IMAGE_SUFFIXES = frozenset({
 })
 GRAY_SUFFIX = ".gray.png"
 COLOR_SUFFIX = ".color.png"
+COLORIZED_SUFFIX = ".colorized.png"  # `invgray colorize`
 EVAL_SUFFIX = ".eval.png"  # `invgray eval --save-dir` strips
-OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, EVAL_SUFFIX)  # invgray's files: never photos to measure or train on
+OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX, EVAL_SUFFIX)  # invgray's files: never photos to measure or train on
 # invgray outputs that a folder or glob does not feed back in: encode takes neither its grays nor
 # decode's restorations (re-encoding one would collide with its original's gray); decode skips its own.
-FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX,)}
+FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX),
+                COLORIZED_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX)}
 _NAME_TAGS = (".gray", ".color")  # stripped from a stem before the new suffix, so a.gray.png -> a.color.png
 
 Status = Literal["ok", "skipped", "failed"]

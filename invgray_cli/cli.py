@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
@@ -38,6 +39,7 @@ LAZY_COMMANDS = {
     "eval": ("invgray_cli.evaluate", "eval_command"),
     "bench": ("invgray_cli.bench", "bench_command"),
     "train": ("invgray_cli.train.cli", "train_command"),
+    "train-colorizer": ("invgray_cli.train.cli", "train_colorizer_command"),
 }
 
 CHUNK_LABELS = {"model": "model", "sha256": "weights sha256", "format": "invgray format", "version": "written by invgray"}
@@ -313,6 +315,73 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     results = run_jobs("decode", jobs, process, opts)
     finish("decode", "decoded", results, opts, started, [c for load in loaders.values() for c in load.loaded()])
+
+
+@cli.command("colorize")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", metavar="PATH",
+              help="Output file for one input, folder for several (tree mirrored), '-' for stdout. "
+                   "Default: NAME.colorized.png beside each input.")
+@click.option("--hint", "hint_texts", multiple=True, metavar="X,Y,#RRGGBB",
+              help="The colour around pixel (X, Y) of the input (repeatable).")
+@click.option("--hints", "hints_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help='A JSON list of {"x": int, "y": int, "color": "#rrggbb"}.')
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone (resume a batch).")
+@device_option
+@click.option("--colorizer-weights", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="A colouriser weights file instead of the shipped one.")
+@click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Refuse images larger than N pixels (default ~89 MP; 0 = no limit).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, notes or summary on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+def colorize_command(inputs: tuple[str, ...], output: str | None, hint_texts: tuple[str, ...], hints_file: Path | None,
+                     force: bool, skip_existing: bool, device: str, colorizer_weights: Path | None,
+                     max_pixels: int | None, quiet: bool, as_json: bool) -> None:
+    """Colourise grays that carry no hidden code (old photos, scans, other tools' grays).
+
+    A colour photo is taken as its BT.601 luma. The output keeps the input's tones: its luma is the
+    gray. Hints say which colour a spot has; they apply to every input.
+    """
+    started = time.perf_counter()
+    opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
+    from .colorize import ColorizerCodec, check_hints, parse_hint, read_hints_file
+
+    try:
+        hints = [parse_hint(text) for text in hint_texts] + (read_hints_file(hints_file) if hints_file else [])
+    except InvgrayError as e:
+        raise click.BadParameter(str(e), param_hint="--hint/--hints") from None
+    jobs = plan(inputs, opts, batch.COLORIZED_SUFFIX, _check_color_output)
+
+    import numpy as np
+
+    from . import imageio
+    from .metrics import luma_bt601
+
+    colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=device))
+
+    def process(job: Job, on_tile: OnTile | None) -> FileResult:
+        t0 = time.perf_counter()
+        image = imageio.read_color(read_source(job.item), max_pixels=opts.max_pixels)
+        gray = np.round(luma_bt601(image.rgb)).astype(np.uint8)
+        check_hints(hints, gray.shape[1], gray.shape[0], job.item.label)
+        model = colorizer()
+        rgb = model.colorize_array(gray, hints)
+        fmt = "PNG" if job.output is None else imageio.format_for_path(job.output)
+        size, _ = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))
+        done = (size, ColourisedFile(rgb.shape[1], rgb.shape[0], model.name, imageio.alpha_loss_warning(image.alpha, fmt)))
+        return _ok(job, done, t0)
+
+    results = run_jobs("colorize", jobs, process, opts)
+    finish("colorize", "colourised", results, opts, started, colorizer.loaded())
+
+
+@dataclass(frozen=True)
+class ColourisedFile:
+    width: int
+    height: int
+    model: str
+    warning: str | None
 
 
 class LoadOnce:

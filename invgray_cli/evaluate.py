@@ -228,6 +228,69 @@ def evaluate_folder(
     )
 
 
+def _eval_items(paths: Sequence[str | Path], limit: int | None) -> tuple[list, list[str]]:
+    """(set name, item) for every image under ``paths`` (one set per argument), and the notes."""
+    from .batch import expand_inputs
+
+    items, notes = [], []
+    for path in paths:
+        expansion = expand_inputs([str(path)], skip_suffixes=OWN_OUTPUTS)
+        if expansion.missing:
+            raise InvgrayError(expansion.missing[0][1])
+        items += [(str(path), item) for item in expansion.items if item.source is not None]
+        notes += expansion.notes
+    items = items[:limit] if limit is not None else items
+    if not items:
+        raise InvgrayError(f"no images found in {', '.join(map(str, paths))}")
+    return items, notes
+
+
+def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_counts: Sequence[int] = (0,),
+                          limit: int | None = None, on_image: ImageCallback | None = None) -> dict:
+    """Colourise each photo's BT.601 luma with N random true-colour single-pixel hints for each N
+    in ``hint_counts`` (seeded by the image's index, so runs repeat), against the photo:
+    PSNR, SSIM and colourfulness (Hasler-Süsstrunk) relative to the photo's."""
+    import numpy as np
+
+    from . import metrics
+    from .colorize import colourfulness, random_hints
+    from .imageio import read_color
+
+    items, notes = _eval_items(paths, limit)
+    per_image, failed = [], []
+    for index, (set_name, item) in enumerate(items):
+        try:
+            rgb = read_color(item.source).rgb
+        except InvgrayError as exc:
+            failed.append({"file": str(item.source), "error": str(exc)})
+            continue
+        gray = np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+        record: dict = {"file": str(item.source), "set": set_name, "gray_psnr": _finite(metrics.psnr(np.repeat(gray[:, :, None], 3, 2), rgb))}
+        original = max(colourfulness(rgb), 1e-6)
+        for count in hint_counts:
+            out = colorizer.colorize_array(gray, random_hints(rgb, count, np.random.default_rng(index)))
+            record[f"psnr_{count}"] = _finite(metrics.psnr(out, rgb))
+            record[f"ssim_{count}"] = metrics.ssim(out, rgb)
+            record[f"colourfulness_{count}"] = colourfulness(out) / original
+        per_image.append(record)
+        if on_image is not None:
+            on_image(index, len(items), record)
+
+    def means(records: list[dict]) -> dict:
+        keys = [k for k in (records[0] if records else {}) if k not in ("file", "set")]
+        return {"count": len(records), "mean": {k: _finite(_mean([r[k] for r in records if r[k] is not None])) for k in keys}}
+
+    sets = {name: means([r for r in per_image if r["set"] == name]) for name in dict.fromkeys(s for s, _ in items)}
+    return envelope(
+        "invgray-eval-colorize",
+        "colourisation of each photo's BT.601 luma with N random single-pixel true-colour hints: PSNR and SSIM "
+        "against the photo, colourfulness (Hasler-Susstrunk) as a share of the photo's; gray_psnr: the luma alone",
+        model_facts(colorizer.info.name, colorizer.info.sha256), str(colorizer.device),
+        hint_counts=list(hint_counts),
+        results={"per_image": per_image, **means(per_image), "sets": sets, "failed": failed, "skipped": notes},
+    )
+
+
 def _fmt(name: str, value: float | None) -> str:
     if value is None:
         return "–"
@@ -275,6 +338,12 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @precision_option
 @gray_floor_option
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
+@click.option("--colorize", "colorize", is_flag=True,
+              help="Measure the colouriser instead: each photo's luma colourised with --hints N random hints.")
+@click.option("--hints", "hint_counts", multiple=True, type=click.IntRange(min=0), metavar="N",
+              help="With --colorize: random true-colour hints per image (repeatable; default 0).")
+@click.option("--colorizer-weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="With --colorize: a colouriser weights file instead of the shipped one.")
 @click.option("--jpeg", "jpeg_qualities", multiple=True, type=click.IntRange(1, 100), metavar="Q",
               help="Also restore from the gray re-saved as a JPEG of quality Q (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
@@ -290,10 +359,17 @@ def eval_command(
     gray_floor: float | None,
     limit: int | None,
     quiet: bool,
+    colorize: bool,
+    hint_counts: tuple[int, ...],
+    colorizer_weights: str | None,
     jpeg_qualities: tuple[int, ...],
 ) -> None:
     """Measure restored-colour and gray quality on PATHS (images or folders, recursive)."""
     import json
+
+    if colorize:
+        _eval_colorize(paths, hint_counts or (0,), colorizer_weights, device, limit, quiet, as_json)
+        return
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -320,6 +396,36 @@ def eval_command(
     for note in results["skipped"]:
         console.print(f"note: {note}", highlight=False, markup=False)
     for failure in results["failed"]:  # shown even with -q
+        click.echo(f"invgray: error: {failure['error']}", err=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
+    if results["failed"]:
+        click.get_current_context().exit(1)
+
+
+def _eval_colorize(paths: Sequence[str], hint_counts: Sequence[int], weights: str | None, device: str,
+                   limit: int | None, quiet: bool, as_json: bool) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .colorize import ColorizerCodec
+
+    console = Console(stderr=True, quiet=quiet)
+    colorizer = ColorizerCodec.load(weights=weights, device=device)
+    report = evaluate_colorization(paths, colorizer, hint_counts, limit=limit)
+    results = report["results"]
+    table = Table(title=f"invgray eval --colorize — {report['model']['name']} on {report['device']}")
+    for header in ("set", "hints", "PSNR dB", "SSIM", "colourfulness vs photo", "gray alone dB"):
+        table.add_column(header, justify="right")
+    for name, summary in {**results["sets"], f"mean of {results['count']}": results}.items():
+        mean = summary["mean"]
+        for count in hint_counts:
+            table.add_row(name, str(count), _fmt("psnr", mean[f"psnr_{count}"]), _fmt("ssim", mean[f"ssim_{count}"]),
+                          f"{mean[f'colourfulness_{count}']:.0%}", _fmt("psnr", mean["gray_psnr"]))
+    console.print(table)
+    for failure in results["failed"]:
         click.echo(f"invgray: error: {failure['error']}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2, allow_nan=False))

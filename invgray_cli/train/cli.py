@@ -181,3 +181,52 @@ def progress_bar(console):
     return Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
                     TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
                     TextColumn("{task.fields[terms]}"), console=console)
+
+
+@click.command("train-colorizer")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint file; an existing one is resumed.")
+@click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Validation photos (colourised whole at 0, 10 and 100 hints), repeatable.")
+@click.option("--steps", default=6000, type=click.IntRange(min=1), show_default=True)
+@click.option("--batch", default=16, type=click.IntRange(min=1), show_default=True)
+@click.option("--crop", default=128, type=click.IntRange(min=16), show_default=True)
+@click.option("--lr", default=5e-4, show_default=True)
+@click.option("--width", default=32, show_default=True, help="Channels at full resolution (doubled per level).")
+@click.option("--colourfulness", "colourfulness_weight", default=0.1, show_default=True,
+              help="Weight of the hinge on chroma magnitude below the photo's.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-every", default=1000, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@device_option
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="When the run ends, write the best validated (else the last) weights here as .safetensors.")
+@click.option("--log-every", default=50, show_default=True)
+def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
+                            crop: int, lr: float, width: int, colourfulness_weight: float, seed: int, val_every: int,
+                            threads: int | None, device: str, export_path: Path | None, log_every: int) -> None:
+    """Train the colouriser for grays without a hidden code (resumable from --out)."""
+    import torch
+
+    from ..models.colorizer import ColorizerConfig, save_colorizer
+    from .colorize import ColorizerTrainConfig, train_colorizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = ColorizerTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps,
+                               batch=batch, crop=crop, lr=lr, seed=seed, val_every=val_every, device=device,
+                               colourfulness_weight=colourfulness_weight,
+                               net=ColorizerConfig(width=width).to_dict())
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    model = train_colorizer(cfg, out, log=log, log_every=log_every)
+    if export_path is not None:
+        best = out.with_name(out.stem + ".best" + out.suffix)
+        if best.exists():
+            state = torch.load(best, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            log(f"exporting the best validated weights: step {state['step']}")
+        log(f"wrote {export_path} (sha256 {save_colorizer(model, export_path)})")

@@ -1,0 +1,142 @@
+"""Colourisation of a plain gray: luma plus sparse colour hints in, BT.601 chroma out.
+
+A U-Net after Zhang et al. 2017 (seed 002): the gray and the user's hints (their Cb/Cr and a mask)
+go in at full resolution; the hints are also spread by normalised convolution at two scales, so
+even the first layers see a dense guess of the colour near each hint, which the net then bends
+along the image's edges. The output is chroma only: the luma stays the input gray (see
+``chroma_to_rgb``), so colourisation never changes the picture's tones.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import InvgrayError
+from .net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS, ResidualBlock
+
+COLORIZER_FORMAT = "invgray-colorizer/1"
+SPREAD_SCALES = (8, 32)  # box sizes of the normalised-convolution hint maps
+
+
+@dataclass(frozen=True)
+class ColorizerConfig:
+    width: int = 32  # channels at full resolution; doubled at each of the levels below
+    levels: int = 3  # 2x downsamplings
+    bottom_blocks: int = 2  # residual blocks at the coarsest level
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rgb_to_chroma(rgb: Tensor) -> Tensor:
+    """(B,3,H,W) RGB in [0,1] -> (B,2,H,W) BT.601 Cb, Cr in [-0.5, 0.5]."""
+    weights = rgb.new_tensor((CB_WEIGHTS, CR_WEIGHTS)).view(2, 3, 1, 1)
+    return F.conv2d(rgb, weights)
+
+
+def chroma_to_rgb(luma: Tensor, chroma: Tensor) -> Tensor:
+    """Luma (B,1,H,W) and chroma (B,2,H,W) -> RGB in [0,1] whose BT.601 luma is ``luma``.
+
+    Where a colour falls outside the RGB cube its chroma is scaled down (towards gray) just enough
+    to fit, instead of clipping channels, which would change the luma.
+    """
+    offsets = F.conv2d(chroma, chroma.new_tensor(CHROMA_TO_RGB).view(3, 2, 1, 1))  # RGB - Y per channel
+    room_up = (1.0 - luma) / offsets.clamp(min=1e-6)
+    room_down = luma / (-offsets).clamp(min=1e-6)
+    limits = torch.where(offsets > 1e-6, room_up, torch.where(offsets < -1e-6, room_down, torch.ones_like(offsets)))
+    scale = limits.amin(dim=1, keepdim=True).clamp(0.0, 1.0)
+    return (luma + scale * offsets).clamp(0.0, 1.0)
+
+
+def spread_hints(hints: Tensor, mask: Tensor) -> Tensor:
+    """Normalised convolution of the hint colours at each of SPREAD_SCALES: (B, 3*scales, H, W),
+    per scale the mean hint Cb, Cr within the box and how much hint there was (its confidence)."""
+    height, width = hints.shape[-2:]
+    maps = []
+    for size in SPREAD_SCALES:
+        pooled_mask = F.avg_pool2d(mask, size, ceil_mode=True)
+        pooled = F.avg_pool2d(hints * mask, size, ceil_mode=True) / pooled_mask.clamp(min=1e-6)
+        confidence = (pooled_mask * size * size).clamp(max=1.0)
+        coarse = torch.cat([pooled, confidence], dim=1)
+        maps.append(F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False))
+    return torch.cat(maps, dim=1)
+
+
+class Colorizer(nn.Module):
+    """luma (B,1,H,W) in [0,1], hint chroma (B,2,H,W), hint mask (B,1,H,W) -> chroma (B,2,H,W)."""
+
+    def __init__(self, config: ColorizerConfig = ColorizerConfig()) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        widths = [w * 2 ** level for level in range(config.levels + 1)]
+        self.stem = nn.Sequential(nn.Conv2d(4 + 3 * len(SPREAD_SCALES), w, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                          nn.Conv2d(widths[i + 1], widths[i + 1], 3, padding=1), nn.ReLU(inplace=True))
+            for i in range(config.levels))
+        self.bottom = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(config.bottom_blocks)])
+        self.up = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in reversed(range(config.levels)))
+        self.merge = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(2 * widths[i], widths[i], 3, padding=1), nn.ReLU(inplace=True))
+            for i in reversed(range(config.levels)))
+        self.head = nn.Conv2d(w, 2, 3, padding=1)
+
+    @property
+    def divisibility(self) -> int:
+        return 2 ** self.config.levels
+
+    def forward(self, luma: Tensor, hints: Tensor, mask: Tensor) -> Tensor:
+        x = torch.cat([luma - 0.5, hints * mask, mask, spread_hints(hints, mask)], dim=1)
+        skips = [self.stem(x)]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        x = self.bottom(skips.pop())
+        for up, merge in zip(self.up, self.merge):
+            skip = skips.pop()
+            x = F.interpolate(up(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = merge(torch.cat([x, skip], dim=1))
+        # where a hint is given, the colour is the hint's
+        return torch.where(mask > 0, hints, self.head(x))
+
+
+def save_colorizer(model: Colorizer, path: str | Path, name: str | None = None) -> str:
+    """Write ``model`` as safetensors with its config; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    from .registry import file_sha256
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": COLORIZER_FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True)}
+    if name:
+        metadata["name"] = name
+    save_file(tensors, str(path), metadata=metadata)
+    Path(path).chmod(0o644)
+    return file_sha256(Path(path))
+
+
+def load_colorizer(path: str | Path, expected_sha256: str | None = None) -> tuple[Colorizer, str, str]:
+    """(model, name, sha256) of a colouriser file, checked against ``expected_sha256`` (prefix)."""
+    from .registry import _check_file, _read_weights, file_sha256
+
+    path = Path(path)
+    _check_file(path)
+    digest = file_sha256(path)
+    if expected_sha256 and not digest.startswith(expected_sha256.lower()):
+        raise InvgrayError(f"colouriser weights {path} have sha256 {digest[:16]}… but {expected_sha256[:16]}… was "
+                           "expected: the file is corrupt or was tampered with")
+    metadata, tensors = _read_weights(path)
+    if metadata.get("format") != COLORIZER_FORMAT:
+        raise InvgrayError(f"{path} is not an invgray colouriser file (metadata format {metadata.get('format')!r})")
+    try:
+        model = Colorizer(ColorizerConfig(**json.loads(metadata["config"])))
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InvgrayError(f"{path} does not match its own colouriser config ({str(exc).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False), metadata.get("name") or f"file:{path.stem}", digest

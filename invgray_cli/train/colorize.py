@@ -1,0 +1,157 @@
+"""Training the colouriser: luma in, chroma out, with random single-pixel hints (Zhang et al. 2017).
+
+Crops of the training photos with flips and transposes only: hue shifts would teach wrong
+colours. Each crop gets no hint (a share of ``no_hint_share``) or a log-uniform number of hints
+at uniformly random pixels with the crop's own colour, as `invgray eval --colorize --hints N`
+samples them. Validation colourises whole photos at 0, 10 and 100 hints and keeps the best mean.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from .. import metrics
+from ..devices import reproducible, resolve_device
+from ..errors import InvgrayError
+from ..models.colorizer import Colorizer, ColorizerConfig, rgb_to_chroma
+from ..models.net import rgb_to_luma
+from .data import find_images, load_all, sample_crops
+
+VALIDATION_HINTS = (0, 10, 100)
+
+
+@dataclass
+class ColorizerTrainConfig:
+    data: list[str]
+    val: list[str] = field(default_factory=list)
+    steps: int = 6000
+    batch: int = 16
+    crop: int = 128
+    lr: float = 5e-4
+    final_lr_fraction: float = 0.05
+    seed: int = 0
+    val_every: int = 1000
+    checkpoint_every: int = 100
+    no_hint_share: float = 0.3
+    max_hints: int = 64  # per crop: 100 hints on a 481x321 photo are ~11 on a 128^2 crop
+    # chroma magnitude below the photo's costs this much extra: regression alone averages
+    # ambiguous colours into browns (Zhang et al. 2016)
+    colourfulness_weight: float = 0.1
+    device: str = "auto"
+    net: dict = field(default_factory=lambda: ColorizerConfig().to_dict())
+
+
+def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    """Random single-pixel hints of each crop's true chroma: (B,2,H,W) chroma and (B,1,H,W) mask."""
+    batch, _, height, width = chroma.shape
+    mask = torch.zeros(batch, 1, height, width)
+    for i in range(batch):
+        if rng.random() < config.no_hint_share:
+            continue
+        count = int(math.exp(rng.uniform(0.0, math.log(config.max_hints + 1))))
+        positions = torch.from_numpy(rng.choice(height * width, size=count, replace=False))
+        mask[i, 0].view(-1)[positions] = 1.0
+    return chroma * mask, mask
+
+
+def colorizer_loss(predicted: Tensor, target: Tensor, colourfulness_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Smooth L1 on chroma plus a hinge on each image's chroma magnitude falling short of the truth."""
+    regression = F.smooth_l1_loss(predicted, target, beta=0.02)
+    magnitude = lambda c: c.norm(dim=1).mean(dim=(1, 2))  # noqa: E731
+    dullness = F.relu(magnitude(target) - magnitude(predicted)).mean()
+    total = regression + colourfulness_weight * dullness
+    return total, {"total": float(total.detach()), "l1": float(regression.detach()), "dull": float(dullness.detach())}
+
+
+def validate_colorizer(model: Colorizer, images: list[np.ndarray], device: torch.device) -> dict:
+    """Whole photos colourised from their luma at each of VALIDATION_HINTS (seeded hints)."""
+    from ..colorize import ColorizerCodec, colourfulness, random_hints
+
+    codec = ColorizerCodec(model.eval(), "in-training", "", device)
+    result: dict = {}
+    for count in VALIDATION_HINTS:
+        psnrs, ratio = [], []
+        for index, rgb in enumerate(images):
+            gray = np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+            hints = random_hints(rgb, count, np.random.default_rng(index))
+            out = codec.colorize_array(gray, hints)
+            psnrs.append(metrics.psnr(out, rgb))
+            ratio.append(colourfulness(out) / max(colourfulness(rgb), 1e-6))
+        result[f"psnr_{count}"] = float(np.mean(psnrs))
+        result[f"colourfulness_{count}"] = float(np.mean(ratio))
+    model.train()
+    result["score"] = float(np.mean([result[f"psnr_{c}"] for c in VALIDATION_HINTS]))
+    return result
+
+
+def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], None] = print,
+                    log_every: int = 50) -> Colorizer:
+    """Train (or resume from ``out``) and return the model; ``out.best`` holds the best validated one."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = resolve_device(cfg.device)
+    reproducible(device)
+    model = Colorizer(ColorizerConfig(**cfg.net)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start, history = 0, []
+    best = out.with_name(out.stem + ".best" + out.suffix)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        state = torch.load(out, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["step"], state["history"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {out} at step {start}")
+    images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
+    if not images:
+        raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
+    val_images = load_all(find_images([Path(p) for p in cfg.val]), 8, on_skip=log) if cfg.val else []
+    log(f"{len(images)} training and {len(val_images)} validation photos")
+
+    def save(step: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history,
+                 "config": asdict(cfg), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        torch.save(state, out.with_suffix(".tmp"))
+        out.with_suffix(".tmp").replace(out)
+
+    model.train()
+    tick = time.perf_counter()
+    for step in range(start, cfg.steps):
+        lr = cfg.lr * (1.0 - step / cfg.steps * (1.0 - cfg.final_lr_fraction))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rgb = sample_crops(images, cfg.batch, cfg.crop, rng)
+        chroma = rgb_to_chroma(rgb)
+        hints, mask = sample_hints(chroma, cfg, rng)
+        luma = torch.round(rgb_to_luma(rgb) * 255.0) / 255.0  # the 8-bit gray a user has
+        predicted = model(luma.to(device), hints.to(device), mask.to(device))
+        loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        done = step + 1
+        if done % log_every == 0:
+            now = time.perf_counter()
+            log(f"step {done}/{cfg.steps} loss {terms['total']:.4f} l1 {terms['l1']:.4f} dull {terms['dull']:.4f} "
+                f"lr {lr:.1e} {log_every * cfg.batch / (now - tick):.1f} img/s")
+            tick = now
+        if val_images and (done % cfg.val_every == 0 or done == cfg.steps):
+            validation = validate_colorizer(model, val_images, device)
+            history.append({"step": done, **validation})
+            log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
+            if validation["score"] >= max(h["score"] for h in history):
+                torch.save({"model": model.state_dict(), "step": done, "validation": validation}, best)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            save(done)
+    return model.cpu().eval()
