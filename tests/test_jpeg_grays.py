@@ -151,3 +151,9 @@ def test_registry_jpeg_model_name(with_jpeg_model):
     info = codec_module.Codec.load(JPEG_NAME, device="cpu").info
     assert info.jpeg_quality == 80
     assert replace(info, jpeg_quality=None).jpeg_quality is None
+
+
+def test_encode_to_jpg_warns_when_no_jpeg_model_ships(registered, tmp_path):
+    result = run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.jpg")
+    assert result.exit_code == 0 and "no model trained for JPEG grays" in result.stderr
+    assert "no model trained" not in run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.png").stderr
