@@ -63,7 +63,7 @@ def encode_folder(input_dir: Path, output_dir: Path, workers: int = 2, gpus_per_
     connected to (ray.init() first); returns one {path, output, status} row per photo."""
     import ray
 
-    items = photo_items(input_dir)
+    items = photo_items(input_dir.resolve())  # absolute: actors may run in other working directories
     if not items:
         return []
     output_dir.mkdir(parents=True, exist_ok=True)

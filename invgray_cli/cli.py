@@ -261,6 +261,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     from .models.registry import jpeg_model_name
 
     as_jpeg = len(jobs) == 1 and jobs[0].output is not None and imageio.is_jpeg_name(jobs[0].output)
+    if quality is not None and not as_jpeg:
+        raise click.UsageError("--quality is for a JPEG gray: give one input and -o NAME.jpg")
     if as_jpeg and not (model_name or weights):
         model_name = model_for_jpeg()
         if jpeg_model_name() is None and not quiet:

@@ -27,6 +27,7 @@ from .imageio import (
     Source,
     alpha_loss_warning,
     format_for_path,
+    jpeg_comment_text,
     normalise_color,
     normalise_gray,
     png_text,
@@ -328,7 +329,7 @@ def encode_file(
     animation = None if colour.frames == 1 else f"an animation of {colour.frames} frames: only the first is encoded"
     alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
                      if jpeg_quality is not None and colour.alpha is not None else None)
-    return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None, codec.info.name,
+    return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None and jpeg_quality is None, codec.info.name,
                       _joined(animation, held_warning(strength, codec.info.gray_floor), alpha_dropped))
 
 
@@ -437,10 +438,11 @@ def decode(
         if result.warning:
             warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
+    lossy = False
     if isinstance(gray, Image.Image):
-        text = png_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
+        text = png_text(gray) or jpeg_comment_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
         data = normalise_gray(gray, text)
-        main, alpha, text = data.gray, data.alpha, data.text
+        main, alpha, text, lossy = data.gray, data.alpha, data.text, gray.format == "JPEG"
     elif isinstance(gray, np.ndarray):
         main, alpha = _split_array(gray, 1)
         main = main[:, :, 0] if main.ndim == 3 else main
@@ -448,7 +450,7 @@ def decode(
     else:
         raise TypeError(f"decode expects a PIL image, a numpy array or bytes, got {type(gray).__name__}")
     if codec is None:
-        codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model)
+        codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, lossy=lossy)
     else:
         warning = chunk_mismatch_warning(text, codec.info)
     if warning:

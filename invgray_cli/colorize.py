@@ -22,7 +22,7 @@ from .models.colorizer import Colorizer, chroma_to_rgb, load_colorizer, rgb_to_c
 HINT_PATTERN = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*#?([0-9a-fA-F]{6})\s*$")
 # Above this many pixels the net runs on overlapping tiles (its U-Net sees about 2 x this margin).
 WHOLE_IMAGE_PIXELS = 4096 * 4096
-TILE_MARGIN = 64
+TILE_MARGIN = 128  # > the U-Net's reach: ~71 px for the luma, ~96 px for a hint (3 levels)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ class ColorizerCodec:
         height, width = luma.shape[-2:]
         step = self.model.divisibility
         pad = (0, -width % step, 0, -height % step)
-        inputs = [torch.nn.functional.pad(t, pad, mode="replicate") for t in (luma, hints, mask)]
+        inputs = [torch.nn.functional.pad(luma, pad, mode="replicate"),  # no hints in the padding
+                  torch.nn.functional.pad(hints, pad), torch.nn.functional.pad(mask, pad)]
         out = self.model(*(t.to(self.device) for t in inputs))
         return out[..., :height, :width].float().cpu()
 

@@ -367,6 +367,11 @@ def eval_command(
     """Measure restored-colour and gray quality on PATHS (images or folders, recursive)."""
     import json
 
+    if hint_counts and not colorize:
+        raise click.UsageError("--hints counts colourisation hints; it needs --colorize")
+    if colorize and (jpeg_qualities or save_dir or weights or model_name or gray_floor is not None):
+        raise click.UsageError("--colorize measures the colouriser: --jpeg, --save-dir, --weights, --model and "
+                               "--gray-floor are for the codec (use --colorizer-weights)")
     if colorize:
         _eval_colorize(paths, hint_counts or (0,), colorizer_weights, device, limit, quiet, as_json)
         return
@@ -421,6 +426,8 @@ def _eval_colorize(paths: Sequence[str], hint_counts: Sequence[int], weights: st
         table.add_column(header, justify="right")
     for name, summary in {**results["sets"], f"mean of {results['count']}": results}.items():
         mean = summary["mean"]
+        if not summary["count"]:
+            continue
         for count in hint_counts:
             table.add_row(name, str(count), _fmt("psnr", mean[f"psnr_{count}"]), _fmt("ssim", mean[f"ssim_{count}"]),
                           f"{mean[f'colourfulness_{count}']:.0%}", _fmt("psnr", mean["gray_psnr"]))

@@ -247,7 +247,7 @@ def jpeg_comment_text(image: Image.Image) -> dict[str, str]:
     comment = image.info.get("comment") if image.format == "JPEG" else None
     try:
         text = json.loads(comment) if comment else None
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # UnicodeDecodeError included
         return {}  # another tool's comment
     if not isinstance(text, dict):
         return {}

@@ -351,9 +351,8 @@ def test_precision_option_errors_are_usage_errors(weights, tmp_path):
 
     source = photo(tmp_path / "a.png")
     assert_one_line_error(run("encode", source, "--precision", "fp8", "--weights", weights), 2, "fp8")
-    if not torch.cuda.is_available():
-        assert_one_line_error(run("encode", source, "--device", "cpu", "--precision", "fp16", "--weights", weights),
-                              1, "CUDA only")
+    assert_one_line_error(run("encode", source, "--device", "cpu", "--precision", "fp16", "--weights", weights),
+                          1, "CUDA only")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

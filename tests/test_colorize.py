@@ -98,14 +98,23 @@ def _ramp_image() -> Image.Image:
     return Image.fromarray(np.tile(np.linspace(20, 230, 40, dtype=np.uint8), (30, 1)), "L")
 
 
-def test_tiles_are_placed_where_they_belong(colorizer_weights):
+def test_tiles_with_their_margin_match_the_whole_image(colorizer_weights, monkeypatch):
     codec = ColorizerCodec.load(weights=colorizer_weights, device="cpu")
-    gray = np.asarray(_ramp_image().resize((96, 80)))
+    rng = np.random.default_rng(0)
+    gray = np.asarray(_ramp_image().resize((320, 288))).copy()
+    gray[::7] = 40  # some structure for the net to follow
     luma = torch.from_numpy(gray.astype(np.float32) / 255)[None, None]
-    hints, mask = hint_planes([Hint(90, 70, (0, 0, 255))], 80, 96)
-    whole = codec._whole(luma, hints, mask)
-    tiled = codec._tiled(luma, hints, mask, tile=48)  # each tile's margin reaches over the whole image
-    assert torch.allclose(tiled, whole, atol=1e-5)
+    hints = [Hint(int(x), int(y), (200, 60, 30)) for x, y in zip(rng.integers(0, 320, 20), rng.integers(0, 288, 20))]
+    planes = hint_planes(hints, 288, 320)
+    whole = codec._whole(luma, *planes)
+    tiled = codec._tiled(luma, *planes, tile=64)  # 20 tiles, each seeing TILE_MARGIN around it
+    assert tiled.shape == whole.shape
+    assert float((tiled - whole).abs().max()) < 0.02  # only the coarse hint maps resample differently
+    from invgray_cli import colorize
+
+    monkeypatch.setattr(colorize, "TILE_MARGIN", 0)  # the margin is what makes it work: without it, seams
+    seamed = codec._tiled(luma, *planes, tile=64)
+    assert float((seamed - whole).abs().max()) > 5 * float((tiled - whole).abs().max())
 
 
 def test_random_hints_are_the_photos_own_pixels_and_repeat():
@@ -175,7 +184,8 @@ def test_eval_colorize_reports_each_hint_count(colorizer_weights, tmp_path):
     assert report["name"] == "invgray-eval-colorize" and report["hint_counts"] == [0, 5]
     mean = report["results"]["mean"]
     assert {"psnr_0", "psnr_5", "ssim_0", "colourfulness_5", "gray_psnr"} <= set(mean)
-    again = run_json("eval", folder, "--colorize", "--hints", "5", "--colorizer-weights", colorizer_weights, "-q")[1]
+    again = run_json("eval", folder, "--colorize", "--hints", "5", "--colorizer-weights", colorizer_weights,
+                     "--device", "cpu", "-q")[1]
     assert again["results"]["mean"]["psnr_5"] == pytest.approx(mean["psnr_5"])  # seeded hints repeat
 
 
@@ -205,3 +215,10 @@ def test_training_the_colorizer_resumes_and_validates(tmp_path):
     chroma = torch.rand(4, 2, 16, 16)
     hints, mask = sample_hints(chroma, cfg, np.random.default_rng(0))
     assert torch.equal(hints, chroma * mask) and set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_eval_colorize_options_are_checked(colorizer_weights, tmp_path):
+    source = photo(tmp_path / "p.png")
+    assert_one_line_error(run("eval", source, "--hints", "10"), 2, "--colorize")
+    assert_one_line_error(run("eval", source, "--colorize", "--jpeg", "90", "--colorizer-weights", colorizer_weights),
+                          2, "--colorize")

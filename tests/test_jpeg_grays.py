@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,10 +149,35 @@ def test_registry_jpeg_model_name(with_jpeg_model):
     assert codec_module.model_for_jpeg() == JPEG_NAME
     info = codec_module.Codec.load(JPEG_NAME, device="cpu").info
     assert info.jpeg_quality == 80
-    assert replace(info, jpeg_quality=None).jpeg_quality is None
 
 
 def test_encode_to_jpg_warns_when_no_jpeg_model_ships(registered, tmp_path):
     result = run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.jpg")
     assert result.exit_code == 0 and "no model trained for JPEG grays" in result.stderr
     assert "no model trained" not in run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.png").stderr
+
+
+def test_api_decode_of_a_pil_jpeg_reads_its_comment(with_jpeg_model, tmp_path):
+    import warnings
+
+    from invgray_cli import codec as api
+
+    run("encode", photo(tmp_path / "p.png", 32, 24), "-o", tmp_path / "g.jpg", "--model", TINY_NAME)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the comment names the model: no "no chunk" warning
+        out = api.decode(Image.open(tmp_path / "g.jpg"), device="cpu")
+    assert out.size == (32, 24)
+    bare = Image.open(io.BytesIO(_jpeg_without_comment(tmp_path / "g.jpg")))
+    with pytest.warns(UserWarning, match=JPEG_NAME):  # no comment: the JPEG model, said so
+        api.decode(bare, device="cpu")
+
+
+def _jpeg_without_comment(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(Image.open(path))).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_quality_needs_a_jpeg_output(registered, tmp_path):
+    assert_one_line_error(run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.png", "--quality", "80"),
+                          2, "--quality")

@@ -120,3 +120,11 @@ def test_net_config_carriers_survive_json_and_keep_old_files_identical():
     patterns = InvertibleGray(NetConfig(carriers=((2, 0), (0, 2)))).encoder_linear.weight
     assert not torch.equal(patterns, InvertibleGray(NetConfig()).encoder_linear.weight)
     assert TINY_NET.carriers is None
+
+
+def test_differentiable_jpeg_stays_fp32_under_autocast():
+    gray = torch.from_numpy(_textured_gray(32) / 255.0).float()[None, None]
+    plain = jpeg_gray(gray, [95])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = jpeg_gray(gray, [95])
+    assert cast.dtype == torch.float32 and torch.equal(cast, plain)

@@ -65,10 +65,14 @@ def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Ge
 def colorizer_loss(predicted: Tensor, target: Tensor, colourfulness_weight: float) -> tuple[Tensor, dict[str, float]]:
     """Smooth L1 on chroma plus a hinge on each image's chroma magnitude falling short of the truth."""
     regression = F.smooth_l1_loss(predicted, target, beta=0.02)
-    magnitude = lambda c: c.norm(dim=1).mean(dim=(1, 2))  # noqa: E731
-    dullness = F.relu(magnitude(target) - magnitude(predicted)).mean()
+    dullness = F.relu(_chroma_magnitude(target) - _chroma_magnitude(predicted)).mean()
     total = regression + colourfulness_weight * dullness
     return total, {"total": float(total.detach()), "l1": float(regression.detach()), "dull": float(dullness.detach())}
+
+
+def _chroma_magnitude(chroma: Tensor) -> Tensor:
+    """Each image's mean distance from gray in the chroma plane."""
+    return chroma.norm(dim=1).mean(dim=(1, 2))
 
 
 def validate_colorizer(model: Colorizer, images: list[np.ndarray], device: torch.device) -> dict:
@@ -106,6 +110,9 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         state = torch.load(out, map_location="cpu", weights_only=False)
+        if state.get("config", {}).get("net") != cfg.net:
+            raise InvgrayError(f"{out} is not a colouriser checkpoint with net {cfg.net}; pass the same --width "
+                               "or a new --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
@@ -151,7 +158,9 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
             history.append({"step": done, **validation})
             log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
             if validation["score"] >= max(h["score"] for h in history):
-                torch.save({"model": model.state_dict(), "step": done, "validation": validation}, best)
+                torch.save({"model": model.state_dict(), "step": done, "validation": validation},
+                           best.with_suffix(".tmp"))
+                best.with_suffix(".tmp").replace(best)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             save(done)
     return model.cpu().eval()

@@ -54,6 +54,12 @@ def jpeg_gray(gray: Tensor, qualities: list[int]) -> Tensor:
     batch, _, height, width = gray.shape
     if height % BLOCK or width % BLOCK:
         raise ValueError(f"jpeg_gray needs sides that are multiples of {BLOCK}, got {height}x{width}")
+    with torch.autocast(gray.device.type, enabled=False):  # bf16 matmuls would swamp the JPEG's own error
+        return _jpeg_fp32(gray.float(), qualities)
+
+
+def _jpeg_fp32(gray: Tensor, qualities: list[int]) -> Tensor:
+    batch, _, height, width = gray.shape
     matrix = dct_matrix().to(gray)
     tables = torch.stack([quality_table(q) for q in qualities]).to(gray).view(batch, 1, 1, BLOCK, BLOCK)
     pixels = _round_straight_through(gray * 255.0) - 128.0

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .. import metrics
-from ..devices import reproducible, resolve_device
+from ..devices import exact_fp32, reproducible, resolve_device
 from ..errors import InvgrayError
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
@@ -216,7 +216,9 @@ def is_best(validation: dict, earlier: list[dict], cfg: TrainConfig) -> bool:
     """Highest validation score so far among results that meet the gray rule."""
     if not meets_gray_rule(validation, cfg):
         return False
-    eligible = [selection_score(h) for h in earlier if meets_gray_rule(h, cfg)]
+    # only like with like: a run resumed with --val-jpeg added must not weigh JPEG PSNR against lossless
+    same_kind = [h for h in earlier if ("psnr_jpeg" in h) == ("psnr_jpeg" in validation)]
+    eligible = [selection_score(h) for h in same_kind if meets_gray_rule(h, cfg)]
     return not eligible or selection_score(validation) > max(eligible)
 
 
@@ -257,6 +259,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     generator = torch.Generator().manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     reproducible(device)
+    exact_fp32(device)  # as validation's codec sets it, from the first step on
 
     model = InvertibleGray(NetConfig(**cfg.net))
     if cfg.init:
