@@ -460,12 +460,14 @@ def models_command(as_json: bool) -> None:
     """List the shipped weights (the first is the default)."""
     from dataclasses import asdict
 
+    from .colorize import COLORIZERS
     from .models.registry import list_models, weights_dir
 
     entries = list_models()
     if as_json:
         rows = [{**asdict(e), "default": i == 0} for i, e in enumerate(entries)]
-        click.echo(json.dumps({"weights_dir": str(weights_dir()), "models": rows}, indent=2))
+        colourisers = [{**asdict(e), "default": i == 0} for i, e in enumerate(COLORIZERS)]
+        click.echo(json.dumps({"weights_dir": str(weights_dir()), "models": rows, "colorizers": colourisers}, indent=2))
         return
     if not entries:
         click.echo(f"no shipped weights (looked in {weights_dir()}); pass --weights PATH to encode/decode")
@@ -481,6 +483,10 @@ def models_command(as_json: bool) -> None:
         facts = (f"file {e.file}", f"sha256 {e.sha256[:12]}", f"divisibility {e.divisibility}",
                  f"receptive field {e.receptive_field} px")
         click.echo(textwrap.fill("  ".join(facts), width, initial_indent="  ", subsequent_indent="  "))
+    for i, c in enumerate(COLORIZERS):  # `invgray colorize`: grays without a code
+        click.echo(f"\n{c.name}  (colouriser{', default' if i == 0 else ''})")
+        click.echo(textwrap.fill(c.description, width, initial_indent="  ", subsequent_indent="  "))
+        click.echo(f"  file {c.file}  sha256 {c.sha256[:12]}")
 
 
 if __name__ == "__main__":

@@ -89,3 +89,21 @@ def test_the_default_gray_stays_invisible_on_smooth_saturated_content(smooth_che
     (tmp_path / "v1").mkdir()
     _, colour_first_gray, _ = _round_trip(smooth_chelsea, tmp_path / "v1", "--model", COLOUR_FIRST)
     assert gray_structure(colour_first_gray, luma_bt601(original)) < gray_structure(gray, luma_bt601(original))
+
+
+def test_shipped_colorizer_keeps_the_luma_and_follows_hints(chelsea, tmp_path):
+    from invgray_cli.colorize import COLORIZERS, ColorizerCodec, random_hints
+
+    if not COLORIZERS:
+        pytest.skip("no colouriser ships yet")
+    rgb = np.asarray(Image.open(chelsea).convert("RGB"))
+    gray = np.round(luma_bt601(rgb)).astype(np.uint8)
+    codec = ColorizerCodec.load(device="cpu")
+    gray_alone = psnr(np.repeat(gray[:, :, None], 3, axis=2), rgb)
+    automatic = codec.colorize_array(gray)
+    hinted = codec.colorize_array(gray, random_hints(rgb, 100, np.random.default_rng(0)))
+    assert np.abs(luma_bt601(automatic) - gray).max() <= 1.0 and np.abs(luma_bt601(hinted) - gray).max() <= 1.0
+    assert psnr(automatic, rgb) > gray_alone  # COLORIZER_BARS
+    assert psnr(hinted, rgb) > psnr(automatic, rgb) + 1.0
+    result = run("colorize", chelsea, "-o", tmp_path / "c.png", "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
