@@ -154,23 +154,11 @@ def evaluate_folder(
     its subfolder tree mirroring the inputs'. Each of ``jpeg_qualities`` adds the PSNR restored
     from the gray re-saved as a JPEG at that quality by Pillow (``psnr_jpegQ``).
     """
-    from .batch import expand_inputs
     from . import metrics
     from .imageio import jpeg_round_trip, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
-    items, notes = [], []
-    for path in paths:  # one set per argument, reported apart as well as together
-        expansion = expand_inputs([str(path)], skip_suffixes=OWN_OUTPUTS, exclude=save_dir)
-        if expansion.missing:
-            raise InvgrayError(expansion.missing[0][1])
-        if any(item.source is None for item in expansion.items):
-            raise InvgrayError("eval reads files and folders, not stdin ('-')")
-        items += [(str(path), item) for item in expansion.items]
-        notes += expansion.notes
-    items = items[:limit] if limit is not None else items
-    if not items:
-        raise InvgrayError(f"no images found in {', '.join(map(str, paths))}")
+    items, notes = _eval_items(paths, limit, exclude=save_dir)
 
     per_image: list[dict] = []
     failed: list[dict] = []
@@ -228,16 +216,19 @@ def evaluate_folder(
     )
 
 
-def _eval_items(paths: Sequence[str | Path], limit: int | None) -> tuple[list, list[str]]:
-    """(set name, item) for every image under ``paths`` (one set per argument), and the notes."""
+def _eval_items(paths: Sequence[str | Path], limit: int | None, exclude: Path | None = None) -> tuple[list, list[str]]:
+    """(set name, item) for every image under ``paths`` (one set per argument, reported apart as
+    well as together), and the notes; files under ``exclude`` (the strips' folder) are left out."""
     from .batch import expand_inputs
 
     items, notes = [], []
     for path in paths:
-        expansion = expand_inputs([str(path)], skip_suffixes=OWN_OUTPUTS)
+        expansion = expand_inputs([str(path)], skip_suffixes=OWN_OUTPUTS, exclude=exclude)
         if expansion.missing:
             raise InvgrayError(expansion.missing[0][1])
-        items += [(str(path), item) for item in expansion.items if item.source is not None]
+        if any(item.source is None for item in expansion.items):
+            raise InvgrayError("eval reads files and folders, not stdin ('-')")
+        items += [(str(path), item) for item in expansion.items]
         notes += expansion.notes
     items = items[:limit] if limit is not None else items
     if not items:
