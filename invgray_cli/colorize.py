@@ -17,12 +17,12 @@ import torch
 from .devices import exact_fp32, resolve_device
 from .errors import InvgrayError
 from .models.registry import ModelInfo
-from .models.colorizer import Colorizer, chroma_to_rgb, load_colorizer, rgb_to_chroma
+from .models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, load_colorizer, rgb_to_chroma
 
 HINT_PATTERN = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*#?([0-9a-fA-F]{6})\s*$")
 # Above this many pixels the net runs on overlapping tiles (its U-Net sees about 2 x this margin).
 WHOLE_IMAGE_PIXELS = 4096 * 4096
-TILE_MARGIN = 128  # > the U-Net's reach: ~71 px for the luma, ~96 px for a hint (3 levels)
+TILE_MARGIN = 128  # > the U-Net's reach over its input planes: ~71 px (3 levels)
 
 
 @dataclass(frozen=True)
@@ -153,29 +153,32 @@ class ColorizerCodec:
         return torch.round(rgb[0] * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
     def _chroma(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The net on the whole image (padded to its divisibility), in tiles only when very large."""
+        """The hint spreads on the whole image, then the net on it whole, or in tiles when very large."""
+        planes = guide(*(t.to(self.device) for t in (luma, hints, mask)))
         height, width = luma.shape[-2:]
         if height * width > WHOLE_IMAGE_PIXELS:
-            return self._tiled(luma, hints, mask)
-        return self._whole(luma, hints, mask)
+            return self._tiled(planes)
+        return self._whole(planes)
 
-    def _whole(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        height, width = luma.shape[-2:]
+    def _whole(self, planes: torch.Tensor) -> torch.Tensor:
+        """The net on ``planes`` padded to its divisibility: the gray and spreads by replication,
+        the hint planes with zeros (no hints in the padding)."""
+        height, width = planes.shape[-2:]
         step = self.model.divisibility
         pad = (0, -width % step, 0, -height % step)
-        inputs = [torch.nn.functional.pad(luma, pad, mode="replicate"),  # no hints in the padding
-                  torch.nn.functional.pad(hints, pad), torch.nn.functional.pad(mask, pad)]
-        out = self.model(*(t.to(self.device) for t in inputs))
-        return out[..., :height, :width].float().cpu()
+        padded = torch.nn.functional.pad(planes, pad, mode="replicate")
+        padded[:, HINT_PLANES, height:] = 0.0
+        padded[:, HINT_PLANES, :, width:] = 0.0
+        return self.model.body(padded)[..., :height, :width].float().cpu()
 
-    def _tiled(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor, tile: int = 2048) -> torch.Tensor:
-        height, width = luma.shape[-2:]
+    def _tiled(self, planes: torch.Tensor, tile: int = 2048) -> torch.Tensor:
+        height, width = planes.shape[-2:]
         out = torch.empty(1, 2, height, width)
         for top in range(0, height, tile):
             for left in range(0, width, tile):
                 y0, x0 = max(top - TILE_MARGIN, 0), max(left - TILE_MARGIN, 0)
                 y1, x1 = min(top + tile + TILE_MARGIN, height), min(left + tile + TILE_MARGIN, width)
-                piece = self._whole(*(t[..., y0:y1, x0:x1] for t in (luma, hints, mask)))
+                piece = self._whole(planes[..., y0:y1, x0:x1])
                 bottom, right = min(top + tile, height), min(left + tile, width)
                 out[..., top:bottom, left:right] = piece[..., top - y0 : bottom - y0, left - x0 : right - x0]
         return out

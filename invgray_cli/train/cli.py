@@ -198,6 +198,8 @@ def progress_bar(console):
               help="Weight of the hinge on chroma magnitude below the photo's.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val-every", default=1000, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start a new run from these colouriser weights (new input planes start at zero).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @device_option
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -205,7 +207,7 @@ def progress_bar(console):
 @click.option("--log-every", default=50, show_default=True)
 def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
                             crop: int, lr: float, width: int, colourfulness_weight: float, seed: int, val_every: int,
-                            threads: int | None, device: str, export_path: Path | None, log_every: int) -> None:
+                            init_from: Path | None, threads: int | None, device: str, export_path: Path | None, log_every: int) -> None:
     """Train the colouriser for grays without a hidden code (resumable from --out)."""
     import torch
 
@@ -216,7 +218,7 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
         torch.set_num_threads(threads)
     cfg = ColorizerTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps,
                                batch=batch, crop=crop, lr=lr, seed=seed, val_every=val_every, device=device,
-                               colourfulness_weight=colourfulness_weight,
+                               colourfulness_weight=colourfulness_weight, init_from=init_from and str(init_from),
                                net=ColorizerConfig(width=width).to_dict())
 
     def log(message: str) -> None:

@@ -47,6 +47,31 @@ class ColorizerTrainConfig:
     colourfulness_weight: float = 0.1
     device: str = "auto"
     net: dict = field(default_factory=lambda: ColorizerConfig().to_dict())
+    init_from: str | None = None  # weights (.safetensors or checkpoint) a fresh run starts from
+
+
+def warm_start(model: Colorizer, path: str | Path) -> None:
+    """Start ``model`` from a colouriser of the same shape, or one with fewer input planes (say,
+    before a new hint spread was added): their weights are copied and the new planes start at zero,
+    so the start behaves exactly like the old net."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        source = load_file(str(path))
+    else:
+        source = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            old = source.get(key)
+            if old is not None and old.shape == value.shape:
+                value.copy_(old)
+            elif old is not None and old.ndim == 4 and old.shape[0] == value.shape[0] and old.shape[2:] == value.shape[2:] \
+                    and old.shape[1] < value.shape[1]:
+                value.zero_()
+                value[:, : old.shape[1]].copy_(old)
+            else:
+                raise InvgrayError(f"{path} does not fit this colouriser at {key} "
+                                   f"({None if old is None else tuple(old.shape)} vs {tuple(value.shape)})")
 
 
 def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
@@ -119,6 +144,9 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {out} at step {start}")
+    elif cfg.init_from:
+        warm_start(model, cfg.init_from)
+        log(f"started from the weights in {cfg.init_from}")
     images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
     if not images:
         raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
