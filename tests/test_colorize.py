@@ -237,3 +237,23 @@ def test_bilateral_spread_keeps_a_hint_on_its_side_of_an_edge():
     assert box_spread > 0.2
     nothing = bilateral_spread(luma, hints, torch.zeros_like(mask), cell=16, bins=8, passes=3)
     assert float(nothing.abs().max()) == 0.0
+
+
+def test_warm_start_from_a_net_with_fewer_input_planes_behaves_like_it(tmp_path):
+    from invgray_cli.train.colorize import warm_start
+
+    torch.manual_seed(0)
+    model = Colorizer(TINY)
+    narrow = {k: (v[:, :10] if k == "stem.0.weight" else v) for k, v in model.state_dict().items()}
+    torch.save({"model": narrow}, tmp_path / "narrow.ckpt")  # as a net before the bilateral planes
+    started = Colorizer(TINY)
+    warm_start(started, tmp_path / "narrow.ckpt")
+    assert float(started.stem[0].weight.detach()[:, 10:].abs().max()) == 0.0
+    hints, mask = hint_planes([Hint(3, 4, (200, 30, 30)), Hint(12, 9, (30, 30, 200))], 16, 16)
+    planes = guide(torch.rand(1, 1, 16, 16), hints, mask)
+    assert float(planes[:, 10:].abs().max()) > 0.1
+    truncated = planes.clone()
+    truncated[:, 10:] = 0.0
+    assert torch.allclose(started.body(planes), model.body(truncated), atol=1e-6)
+    with pytest.raises(InvgrayError, match="does not fit"):
+        warm_start(Colorizer(ColorizerConfig(width=TINY.width * 2, levels=TINY.levels)), tmp_path / "narrow.ckpt")
