@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "bench": ("invgray_cli.bench", "bench_command"),
     "train": ("invgray_cli.train.cli", "train_command"),
     "train-colorizer": ("invgray_cli.train.cli", "train_colorizer_command"),
+    "train-detector": ("invgray_cli.train.cli", "train_detector_command"),
 }
 
 # measured with `invgray eval ../shared/data/val --jpeg 90` on the default model (invisible_v2)
@@ -287,12 +288,16 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
 @cli.command("decode")
 @_codec_options
+@click.option("--no-fallback", is_flag=True,
+              help="Refuse a gray that carries no colour code instead of colourising it.")
 def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool,
-                   as_json: bool) -> None:
+                   as_json: bool, no_fallback: bool) -> None:
     """Restore colour photos from invgray gray PNGs.
 
-    The model is the one named in each gray's chunk (or --weights). Output is PNG unless
+    The model is the one named in each gray's chunk (or --weights). A gray cropped by a few pixels
+    is decoded in the frame its code sits in; one with no chunk and no code (a plain gray, or a
+    coded one re-compressed or resized) is colourised instead, with a note. Output is PNG unless
     -o names another extension (e.g. -o photo.jpg). Colour images met in folders are skipped.
     """
     started = time.perf_counter()
@@ -318,7 +323,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         t0 = time.perf_counter()
         done = write_output(job.output, lambda dest: decode_file(
             read_source(job.item), dest, max_pixels=opts.max_pixels, on_tile=on_tile,
-            choose=lambda gray: codec_for(gray, job.item.label)))
+            choose=lambda gray: codec_for(gray, job.item.label), fallback=not no_fallback))
         return _ok(job, done, t0)
 
     results = run_jobs("decode", jobs, process, opts)

@@ -7,6 +7,7 @@ model that wrote it.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import warnings
@@ -38,6 +39,7 @@ from .imageio import (
     write_gray_png,
 )
 from .guard import guarded_gray
+from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.net import InvertibleGray
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
@@ -114,6 +116,7 @@ class Codec:
     dtype: torch.dtype
     tile: int | None
     autocast: torch.dtype | None = None
+    detector: CodeDetector | None = None  # reads whether a gray carries this model's code (see detector.py)
 
     @classmethod
     def load(
@@ -142,7 +145,7 @@ class Codec:
             raise InvgrayError(f"tile size must be positive (or 0 for the whole image), got {tile}")
         tile_edge = auto_tile_size(torch_device) if tile is None else (tile or None)
         net = net.to(device=torch_device, dtype=dtype).eval().requires_grad_(False)
-        return cls(net, info, torch_device, dtype, tile_edge, autocast)
+        return cls(net, info, torch_device, dtype, tile_edge, autocast, shipped_detector(info.sha256))
 
     @property
     def precision(self) -> str:
@@ -197,13 +200,24 @@ class Codec:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
         return self._encode(rgb, False, on_tile).numpy()
 
-    def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
-        """uint8 HxW gray -> uint8 HxWx3 colour."""
+    def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None,
+                     shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """uint8 HxW gray -> uint8 HxWx3 colour; ``shift`` (dx, dy): decode as if the gray had that
+        many more pixels on the left and top (a crop's grid put back, see ``read_code``)."""
         _check_array(gray, 1, "gray")
+        dx, dy = shift
+        if dx or dy:
+            gray = np.pad(gray, ((dy, 0), (dx, 0)), mode="edge")
         image = _as_tensor(gray)[None, None]
         model = self.model
         out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
-        return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
+        rgb = out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
+        return np.ascontiguousarray(rgb[dy:, dx:]) if dx or dy else rgb
+
+    def read_code(self, gray: np.ndarray) -> CodeReading | None:
+        """Whether a uint8 HxW gray carries this model's code, and the shift that puts its grid back;
+        None when this model has no detector."""
+        return None if self.detector is None else read_code(self.detector, gray)
 
 
 def held_warning(strength: float, floor: float | None) -> str | None:
@@ -298,6 +312,58 @@ def codec_for_gray(
     return codec, warning or chunk_mismatch_warning(text, codec.info)
 
 
+# ---- a gray with or without its code ------------------------------------------------------------
+
+NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
+                   "resized, or not made by invgray")
+SHIFTED_NOTE = "its code's grid sits {dx} px right and {dy} px down of the corner (a crop?): decoded in that frame"
+
+
+@dataclass(frozen=True)
+class Restored:
+    rgb: np.ndarray
+    model: str  # what made the colours: the codec model, or the colouriser it fell back to
+    warning: str | None
+    coded: bool  # False: the gray carried no code (the warning says what was done instead)
+
+
+def fallback_colorizer(device: torch.device):
+    """The shipped colouriser on ``device`` for grays without a code, or None if none ships."""
+    from .colorize import COLORIZERS
+
+    return _load_colorizer(str(device)) if COLORIZERS else None
+
+
+@functools.lru_cache(maxsize=2)
+def _load_colorizer(device: str):
+    from .colorize import ColorizerCodec
+
+    return ColorizerCodec.load(device=device)
+
+
+def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
+            on_tile: ProgressFn | None = None) -> Restored:
+    """Decode a uint8 HxW gray in the frame its code's grid sits in. A gray with neither an invgray
+    chunk nor a readable code is colourised instead (``fallback``; decoded with a warning when no
+    colouriser ships) or, without ``fallback``, refused."""
+    reading = codec.read_code(gray)
+    coded = reading is None or reading.confidence >= CODE_THRESHOLD
+    if not coded and not has_chunk:
+        note = NO_CODE_WARNING.format(confidence=reading.confidence)
+        if not fallback:
+            raise InvgrayError(f"{note}; not decoded (--no-fallback)")
+        colouriser = fallback_colorizer(codec.device)
+        if colouriser is not None:
+            return Restored(colouriser.colorize_array(gray), colouriser.name,
+                            f"{note}; colourised by '{colouriser.name}' instead", False)
+        return Restored(codec.decode_array(gray, on_tile), codec.info.name,
+                        f"{note}; decoded with '{codec.info.name}' anyway: its colours are guesses "
+                        "(this invgray ships no colouriser)", False)
+    shift = reading.shift if coded and reading is not None else (0, 0)
+    warning = SHIFTED_NOTE.format(dx=shift[0], dy=shift[1]) if shift != (0, 0) else None
+    return Restored(codec.decode_array(gray, on_tile, shift), codec.info.name, warning, True)
+
+
 # ---- files --------------------------------------------------------------------------------------
 
 
@@ -338,6 +404,7 @@ def decode_file(
     max_pixels: int | None = DEFAULT_MAX_PIXELS, on_tile: ProgressFn | None = None,
     model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
     precision: str = "auto", choose: Callable[[GrayImage], tuple[Codec, str | None]] | None = None,
+    fallback: bool = True,
 ) -> FileResult:
     """Read a gray, decode it and write the colour image (format from ``format`` or the extension).
 
@@ -355,11 +422,11 @@ def decode_file(
     else:
         codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
                                         lossy=gray.lossy, precision=precision)
-    rgb = codec.decode_array(gray.gray, on_tile)
+    restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile)
     fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
-    write_color(rgb, gray.alpha, dest, fmt)
-    return FileResult(rgb.shape[1], rgb.shape[0], gray.alpha is not None, codec.info.name,
-                      _joined(warning, alpha_loss_warning(gray.alpha, fmt)))
+    write_color(restored.rgb, gray.alpha, dest, fmt)
+    return FileResult(restored.rgb.shape[1], restored.rgb.shape[0], gray.alpha is not None, restored.model,
+                      _joined(warning if restored.coded else None, restored.warning, alpha_loss_warning(gray.alpha, fmt)))
 
 
 # ---- rembg-style API: same type out as in ------------------------------------------------------
@@ -424,17 +491,18 @@ def encode(
 def decode(
     gray: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
     weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str = "PNG",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str = "PNG", fallback: bool = True,
 ) -> Image.Image | np.ndarray | bytes:
     """Gray -> colour, returning the input's type (bytes -> ``format`` bytes, PNG by default).
 
     Without ``codec`` the model named in the gray's chunk is used (default model with a warning
-    when a file or PIL image has none).
+    when a file or PIL image has none). A gray with no chunk and no readable code is colourised
+    instead (see :func:`restore`), or with ``fallback=False`` refused with InvgrayError.
     """
     if isinstance(gray, (bytes, bytearray)):
         buffer = io.BytesIO()
         result = decode_file(bytes(gray), buffer, codec=codec, format=format, max_pixels=max_pixels,
-                             model=model, weights=weights, device=device, tile=tile)
+                             model=model, weights=weights, device=device, tile=tile, fallback=fallback)
         if result.warning:
             warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
@@ -453,9 +521,11 @@ def decode(
         codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, lossy=lossy)
     else:
         warning = chunk_mismatch_warning(text, codec.info)
-    if warning:
-        warnings.warn(f"<image> {warning}", stacklevel=2)
-    rgb = codec.decode_array(np.ascontiguousarray(main), None)
+    restored = restore(np.ascontiguousarray(main), codec, text is not None and parse_chunk(text) is not None, fallback)
+    for note in (warning if restored.coded else None, restored.warning):
+        if note:
+            warnings.warn(f"<image> {note}", stacklevel=2)
+    rgb = restored.rgb
     if isinstance(gray, np.ndarray):
         return _join_array(rgb, alpha)
     return _pil_with_alpha(rgb, alpha, "RGB")

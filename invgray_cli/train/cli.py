@@ -232,3 +232,48 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
             model.load_state_dict(state["model"])
             log(f"exporting the best validated weights: step {state['step']}")
         log(f"wrote {export_path} (sha256 {save_colorizer(model, export_path)})")
+
+
+@click.command("train-detector")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint file of the run (with its validation history).")
+@click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Validation photos (coded at four crops, plain, JPEG 75, halved), repeatable.")
+@click.option("--model", "model_name", default=None, help="The codec model whose code it reads (default: the default).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Or a codec weights file.")
+@click.option("--steps", default=1500, type=click.IntRange(min=1), show_default=True)
+@click.option("--batch", default=32, type=click.IntRange(min=1), show_default=True)
+@click.option("--crop", default=96, type=click.IntRange(min=16), show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--width", default=32, show_default=True, help="Channels of the detector.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-every", default=500, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@device_option
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the best validated detector here as .safetensors.")
+@click.option("--log-every", default=50, show_default=True)
+def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], model_name: str | None,
+                           weights: str | None, steps: int, batch: int, crop: int, lr: float, width: int, seed: int,
+                           val_every: int, threads: int | None, device: str, export_path: Path | None,
+                           log_every: int) -> None:
+    """Train the detector that tells decode whether a gray carries a code, and where its grid is."""
+    import torch
+
+    from ..models.detector import CODE_THRESHOLD, save_detector
+    from .detector import DetectorTrainConfig, train_detector
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = DetectorTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
+                              weights=weights, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
+                              val_every=val_every, device=device, net={"width": width})
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    detector, codec = train_detector(cfg, out, CODE_THRESHOLD, log=log, log_every=log_every)
+    if export_path is not None:
+        log(f"wrote {export_path} (sha256 {save_detector(detector, export_path, codec.info.sha256)})")

@@ -1,0 +1,170 @@
+"""Does a gray carry an invgray colour code, and where does the code's block grid start?
+
+The code lives in the gray's finest detail, on a grid of ``period``-pixel blocks that starts at
+the image's corner. A gray cropped by a few pixels still carries it, shifted; a gray re-saved as
+JPEG, resized or never encoded does not. A small CNN looks at the gray's detail (the gray less its
+3x3 local mean) through a first layer that strides by the period, so each shift of the grid shows
+up as another phase under that stride. It names one of ``period**2`` shifts, or "no code".
+Trained for one codec model by ``invgray train-detector``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import InvgrayError
+
+DETECTOR_FORMAT = "invgray-detector/1"
+NO_CODE = 0  # class index; class 1 + dy * period + dx: a code whose grid needs (dx, dy) pixels of padding
+CODE_THRESHOLD = 0.5  # below this confidence, decode says the gray carries no code
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    period: int = 4  # the codec's block size (its divisibility)
+    width: int = 32
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CodeReading:
+    """What the detector read in a gray: P(code) and the padding that puts its grid back in place."""
+
+    confidence: float  # probability that the gray carries the code, in [0, 1]
+    shift: tuple[int, int]  # (dx, dy): pixels to add on the left and top before decoding
+
+
+class CodeDetector(nn.Module):
+    """gray (B,1,H,W) in [0,1] -> per-region class logits (B, 1 + period**2, h, w)."""
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
+        super().__init__()
+        self.config = config
+        p, w = config.period, config.width
+        self.features = nn.Sequential(
+            nn.Conv2d(1, w, 2 * p, stride=p), nn.ReLU(inplace=True),
+            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 1 + p * p, 1),
+        )
+
+    @property
+    def classes(self) -> int:
+        return 1 + self.config.period ** 2
+
+    def forward(self, gray: Tensor) -> Tensor:
+        local_mean = F.avg_pool2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return self.features((gray - local_mean) * 16.0)  # detail of a few levels -> order 1
+
+    def image_logits(self, gray: Tensor) -> Tensor:
+        """(B, classes): the regions' logits averaged."""
+        return self(gray).mean(dim=(2, 3))
+
+
+def class_of_shift(dx: int, dy: int, period: int) -> int:
+    return 1 + (dy % period) * period + (dx % period)
+
+
+def shift_of_class(index: int, period: int) -> tuple[int, int]:
+    return (index - 1) % period, (index - 1) // period
+
+
+WINDOW = 128  # the detector reads windows of this size, at most MAX_WINDOWS of them
+MAX_WINDOWS = 16
+
+
+def window_origins(height: int, width: int, period: int) -> list[tuple[int, int]]:
+    """Evenly spread window corners, each on the image's own ``period`` grid (so the code's phase
+    is the same in every window as in the image)."""
+    def starts(size: int) -> list[int]:
+        if size <= WINDOW:
+            return [0]
+        count = min(4, -(-size // WINDOW))
+        return sorted({int(round(i * (size - WINDOW) / (count - 1))) // period * period for i in range(count)})
+
+    return [(y, x) for y in starts(height) for x in starts(width)][:MAX_WINDOWS]
+
+
+def read_code(detector: CodeDetector, gray: np.ndarray, device: torch.device | str = "cpu") -> CodeReading:
+    """Read a uint8 HxW gray with ``detector`` (a few windows; milliseconds on a CPU)."""
+    period = detector.config.period
+    height, width = gray.shape
+    image = torch.from_numpy(np.ascontiguousarray(gray)).to(device=device, dtype=torch.float32)[None, None] / 255.0
+    if min(height, width) < 2 * period:
+        return CodeReading(0.0, (0, 0))
+    windows = [image[..., y : y + WINDOW, x : x + WINDOW] for y, x in window_origins(height, width, period)]
+    with torch.inference_mode():
+        logits = torch.stack([detector.image_logits(w)[0] for w in windows]).mean(dim=0)
+        probabilities = logits.float().softmax(dim=0).cpu()
+    best = int(probabilities[1:].argmax()) + 1
+    return CodeReading(float(1.0 - probabilities[NO_CODE]), shift_of_class(best, period))
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    model_sha256: str  # the codec model whose code it reads
+    file: str  # in weights_dir()
+    sha256: str
+
+
+# Each file is made by `invgray train-detector` (recipe in the model card of the codec model it reads).
+DETECTORS: list[DetectorEntry] = []
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_detector(model_sha256: str) -> CodeDetector | None:
+    """The shipped detector for the codec model with this sha256, or None if it has none."""
+    from .registry import weights_dir
+
+    entry = next((e for e in DETECTORS if e.model_sha256 == model_sha256), None)
+    if entry is None:
+        return None
+    path = weights_dir() / entry.file
+    if not path.is_file():
+        raise InvgrayError(f"shipped code detector is missing: {path}; reinstall invgray")
+    return load_detector(path, entry.sha256)[0]
+
+
+def save_detector(model: CodeDetector, path: str | Path, model_sha256: str, name: str | None = None) -> str:
+    """Write ``model`` as safetensors with its config and the codec model it reads; returns sha256."""
+    from safetensors.torch import save_file
+
+    from .registry import file_sha256
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": DETECTOR_FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True),
+                "model_sha256": model_sha256}
+    if name:
+        metadata["name"] = name
+    save_file(tensors, str(path), metadata=metadata)
+    Path(path).chmod(0o644)
+    return file_sha256(Path(path))
+
+
+def load_detector(path: str | Path, expected_sha256: str | None = None) -> tuple[CodeDetector, str]:
+    """(detector, sha256 of the codec model it was trained for), checked against ``expected_sha256``."""
+    from .registry import _check_file, _read_weights, file_sha256
+
+    path = Path(path)
+    _check_file(path)
+    if expected_sha256 and not file_sha256(path).startswith(expected_sha256.lower()):
+        raise InvgrayError(f"code detector {path} does not match its expected sha256; reinstall invgray")
+    metadata, tensors = _read_weights(path)
+    if metadata.get("format") != DETECTOR_FORMAT:
+        raise InvgrayError(f"{path} is not an invgray code detector (metadata format {metadata.get('format')!r})")
+    try:
+        model = CodeDetector(DetectorConfig(**json.loads(metadata["config"])))
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InvgrayError(f"{path} does not match its own detector config ({str(exc).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False), metadata.get("model_sha256", "")

@@ -1,0 +1,190 @@
+"""Training the code detector of one codec model (see ``models/detector.py``).
+
+Each example is a crop of a training photo (some defocused and saturated, some synthetic digital
+art, as the codec's own training sees them) turned into a gray in one of these ways:
+
+- coded: encoded by the codec, then cropped by 0..period-1 pixels at the left and top, so the
+  label is the shift that puts the grid back;
+- not coded: the plain luma; the coded gray re-saved as JPEG (quality 20-90) or resized (x0.4-2.0);
+  the plain luma as JPEG; the coded gray blurred. The code is gone or broken in each.
+
+Validation reads whole photos as ``decode`` does: coded at four crops, plain, JPEG 75, a 50 % resize.
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from torch.nn import functional as F
+
+from .. import metrics
+from ..codec import Codec
+from ..devices import reproducible, resolve_device
+from ..errors import InvgrayError
+from ..models.detector import CodeDetector, DetectorConfig, NO_CODE, class_of_shift, read_code
+from .data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
+
+KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
+               "coded_blurred": 0.05}
+SMOOTH_SHARE, ART_SHARE = 0.25, 0.15  # of the content, as in the codec's training
+MIN_RESIZE = 0.4
+
+
+@dataclass
+class DetectorTrainConfig:
+    data: list[str]
+    val: list[str] = field(default_factory=list)
+    model: str | None = None  # codec model name; None = the default
+    weights: str | None = None  # or a codec weights file
+    steps: int = 1500
+    batch: int = 32
+    crop: int = 96
+    lr: float = 1e-3
+    seed: int = 0
+    val_every: int = 500
+    device: str = "auto"
+    net: dict = field(default_factory=lambda: {"width": DetectorConfig().width})  # the period is the codec's
+
+
+def _jpeg(gray: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("L"))
+
+
+def _resized(gray: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    height, width = gray.shape
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    method = (Image.BILINEAR, Image.BICUBIC, Image.LANCZOS)[rng.integers(3)]
+    return np.asarray(Image.fromarray(gray).resize(size, method))
+
+
+def _content(images: list[np.ndarray], size: int, rng: np.random.Generator, generator: torch.Generator) -> np.ndarray:
+    """One uint8 size x size x 3 crop: a photo, a defocused saturated photo, or synthetic art."""
+    draw = rng.random()
+    if draw < ART_SHARE:
+        rgb = synthetic_art(1, size, generator)
+    else:
+        rgb = sample_crops(images, 1, size, rng)
+        if draw < ART_SHARE + SMOOTH_SHARE:
+            rgb = augment_smooth(rgb, generator, probability=1.0)
+    return (rgb[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.random.Generator,
+                 generator: torch.Generator) -> tuple[np.ndarray, int]:
+    """A crop x crop uint8 gray and its class."""
+    period = codec.model.divisibility
+    kind = rng.choice(list(KIND_SHARES), p=list(KIND_SHARES.values()))
+    factor = 1.0
+    if kind == "coded_resized":
+        factor = float(np.exp(rng.uniform(math.log(MIN_RESIZE), math.log(2.0))))
+        if abs(factor - 1.0) < 0.05:
+            factor = 0.5
+    size = math.ceil(crop / factor) + 2 * period
+    rgb = _content(images, size, rng, generator)
+    gray = codec.encode_array(rgb) if kind.startswith("coded") else np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+    label = NO_CODE
+    if kind == "coded":
+        ox, oy = (int(v) for v in rng.integers(period, size=2))
+        gray, label = gray[oy:, ox:], class_of_shift(ox, oy, period)  # padding ox, oy puts it back
+    elif kind.endswith("jpeg"):
+        gray = _jpeg(gray, int(rng.integers(20, 91)))
+    elif kind == "coded_resized":
+        gray = _resized(gray, factor, rng)
+    elif kind == "coded_blurred":
+        gray = np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.6, 2.0)))))
+    if label == NO_CODE:  # a random crop: no grid phase to learn from
+        y, x = (int(rng.integers(s - crop + 1)) for s in gray.shape)
+    else:
+        y, x = (int(rng.integers((s - crop) // period + 1)) * period for s in gray.shape)
+    return np.ascontiguousarray(gray[y : y + crop, x : x + crop]), label
+
+
+def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, np.ndarray, int]]:
+    """(kind, gray, class) for whole photos: coded at four crops, plain, JPEG 75, a 50 % resize."""
+    period = codec.model.divisibility
+    examples = []
+    for index, rgb in enumerate(images):
+        coded = codec.encode_array(rgb)
+        for ox, oy in ((0, 0), (1, 0), (2, 3), (index % period, (index + 1) % period)):
+            examples.append(("coded", coded[oy:, ox:], class_of_shift(ox, oy, period)))
+        rng = np.random.default_rng(index)
+        examples += [("plain", np.round(metrics.luma_bt601(rgb)).astype(np.uint8), NO_CODE),
+                     ("jpeg75", _jpeg(coded, 75), NO_CODE),
+                     ("half", _resized(coded, 0.5, rng), NO_CODE)]
+    return examples
+
+
+def validate_detector(detector: CodeDetector, examples: list[tuple[str, np.ndarray, int]], threshold: float) -> dict:
+    """Per kind: the share read right (coded: code found and grid shift right; others: no code)."""
+    right: dict[str, list[bool]] = {}
+    confidence: dict[str, list[float]] = {}
+    period = detector.config.period
+    for kind, gray, label in examples:
+        reading = read_code(detector.eval(), gray)
+        found = reading.confidence >= threshold
+        ok = found and class_of_shift(*reading.shift, period) == label if label != NO_CODE else not found
+        right.setdefault(kind, []).append(bool(ok))
+        confidence.setdefault(kind, []).append(reading.confidence)
+    detector.train()
+    result = {f"right_{k}": float(np.mean(v)) for k, v in right.items()}
+    result.update({f"confidence_{k}": float(np.median(v)) for k, v in confidence.items()})
+    result["score"] = float(np.mean(list(right and [result[f"right_{k}"] for k in right])))
+    return result
+
+
+def train_detector(cfg: DetectorTrainConfig, out: Path, threshold: float,
+                   log: Callable[[str], None] = print, log_every: int = 50) -> tuple[CodeDetector, Codec]:
+    """Train (no resume: a run takes minutes) and return the best validated detector and its codec."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    reproducible(device)
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
+    config = DetectorConfig(period=codec.model.divisibility, **cfg.net)
+    detector = CodeDetector(config).to(device)
+    optimizer = torch.optim.Adam(detector.parameters(), lr=cfg.lr)
+    min_side = math.ceil(cfg.crop / MIN_RESIZE) + 2 * config.period
+    images = load_all(find_images([Path(p) for p in cfg.data]), min_side, on_skip=log)
+    if not images:
+        raise InvgrayError(f"no training photos of at least {min_side} px on a side in {', '.join(cfg.data)}")
+    val_images = load_all(find_images([Path(p) for p in cfg.val]), 16, on_skip=log) if cfg.val else []
+    val_examples = validation_grays(codec, val_images)
+    log(f"{len(images)} training photos, {len(val_examples)} validation grays; codec {codec.info.name}")
+    best_score, best_state, history = -1.0, None, []
+    tick = time.perf_counter()
+    for step in range(cfg.steps):
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        examples = [make_example(codec, images, cfg.crop, rng, generator) for _ in range(cfg.batch)]
+        grays = torch.from_numpy(np.stack([g for g, _ in examples])).float().div_(255.0)[:, None].to(device)
+        labels = torch.tensor([label for _, label in examples], device=device)
+        loss = F.cross_entropy(detector.image_logits(grays), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % log_every == 0:
+            now = time.perf_counter()
+            log(f"step {done}/{cfg.steps} loss {float(loss.detach()):.4f} lr {lr:.1e} {log_every / (now - tick):.1f} steps/s")
+            tick = now
+        if val_examples and (done % cfg.val_every == 0 or done == cfg.steps):
+            validation = validate_detector(detector, val_examples, threshold)
+            history.append({"step": done, **validation})
+            log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
+            if validation["score"] >= best_score:
+                best_score, best_state = validation["score"], {k: v.clone() for k, v in detector.state_dict().items()}
+    if best_state is not None:
+        detector.load_state_dict(best_state)
+    torch.save({"model": detector.state_dict(), "history": history, "config": asdict(cfg)}, out)
+    return detector.cpu().eval(), codec
