@@ -295,9 +295,8 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
                    as_json: bool, no_fallback: bool) -> None:
     """Restore colour photos from invgray gray PNGs.
 
-    The model is the one named in each gray's chunk (or --weights). A gray cropped by a few pixels
-    is decoded in the frame its code sits in; one with no chunk and no code (a plain gray, or a
-    coded one re-compressed or resized) is colourised instead, with a note. Output is PNG unless
+    The model is the one named in each gray's chunk (or --weights). A gray with no chunk and no
+    code (a plain gray, or a coded one re-compressed or resized) is colourised instead, with a note. Output is PNG unless
     -o names another extension (e.g. -o photo.jpg). Colour images met in folders are skipped.
     """
     started = time.perf_counter()

@@ -200,23 +200,16 @@ class Codec:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
         return self._encode(rgb, False, on_tile).numpy()
 
-    def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None,
-                     shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-        """uint8 HxW gray -> uint8 HxWx3 colour; ``shift`` (dx, dy): decode as if the gray had that
-        many more pixels on the left and top (a crop's grid put back, see ``read_code``)."""
+    def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """uint8 HxW gray -> uint8 HxWx3 colour."""
         _check_array(gray, 1, "gray")
-        dx, dy = shift
-        if dx or dy:
-            gray = np.pad(gray, ((dy, 0), (dx, 0)), mode="edge")
         image = _as_tensor(gray)[None, None]
         model = self.model
         out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
-        rgb = out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
-        return np.ascontiguousarray(rgb[dy:, dx:]) if dx or dy else rgb
+        return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
 
     def read_code(self, gray: np.ndarray) -> CodeReading | None:
-        """Whether a uint8 HxW gray carries this model's code, and the shift that puts its grid back;
-        None when this model has no detector."""
+        """Whether a uint8 HxW gray carries this model's code; None when this model has no detector."""
         return None if self.detector is None else read_code(self.detector, gray)
 
 
@@ -316,7 +309,6 @@ def codec_for_gray(
 
 NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
                    "resized, or not made by invgray")
-SHIFTED_NOTE = "its code's grid sits {dx} px right and {dy} px down of the corner (a crop?): decoded in that frame"
 
 
 @dataclass(frozen=True)
@@ -343,9 +335,9 @@ def _load_colorizer(device: str):
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
             on_tile: ProgressFn | None = None) -> Restored:
-    """Decode a uint8 HxW gray in the frame its code's grid sits in. A gray with neither an invgray
-    chunk nor a readable code is colourised instead (``fallback``; decoded with a warning when no
-    colouriser ships) or, without ``fallback``, refused."""
+    """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised
+    instead (``fallback``; decoded with a warning when no colouriser ships) or, without
+    ``fallback``, refused."""
     reading = codec.read_code(gray)
     coded = reading is None or reading.confidence >= CODE_THRESHOLD
     if not coded and not has_chunk:
@@ -359,9 +351,7 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
         return Restored(codec.decode_array(gray, on_tile), codec.info.name,
                         f"{note}; decoded with '{codec.info.name}' anyway: its colours are guesses "
                         "(this invgray ships no colouriser)", False)
-    shift = reading.shift if coded and reading is not None else (0, 0)
-    warning = SHIFTED_NOTE.format(dx=shift[0], dy=shift[1]) if shift != (0, 0) else None
-    return Restored(codec.decode_array(gray, on_tile, shift), codec.info.name, warning, True)
+    return Restored(codec.decode_array(gray, on_tile), codec.info.name, None, True)
 
 
 # ---- files --------------------------------------------------------------------------------------

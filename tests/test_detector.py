@@ -1,8 +1,7 @@
-"""The code detector and what decode does with its reading: realign a crop's grid, or fall back."""
+"""The code detector, and what decode does with its reading: decode, or fall back to colour guessed."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,35 +12,20 @@ from cli_helpers import assert_one_line_error, photo, run
 from invgray_cli import codec as codec_module
 from invgray_cli.codec import Codec, decode, restore
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models.detector import (
-    NO_CODE,
-    CodeDetector,
-    DetectorConfig,
-    class_of_shift,
-    load_detector,
-    read_code,
-    save_detector,
-    shift_of_class,
-    window_origins,
-)
+from invgray_cli.models.detector import CodeDetector, DetectorConfig, load_detector, read_code, save_detector, window_origins
 from invgray_cli.models import InvertibleGray, NetConfig
 from invgray_cli.models.registry import ModelInfo
 
 
 class FixedDetector(CodeDetector):
-    """A detector whose every reading is one class with the given probability."""
+    """A detector that reads the code with the same probability in every gray."""
 
-    def __init__(self, period: int, index: int, probability: float) -> None:
+    def __init__(self, period: int, probability: float) -> None:
         super().__init__(DetectorConfig(period=period, width=2))
-        logits = torch.full((self.classes,), -30.0)
-        logits[index] = 0.0
-        if probability < 1.0:
-            other = NO_CODE if index != NO_CODE else 1
-            logits[other] = float(np.log((1 - probability) / probability))
-        self.fixed = logits
+        self.logit = float(np.log(probability / (1 - probability)))
 
-    def image_logits(self, gray: torch.Tensor) -> torch.Tensor:
-        return self.fixed.expand(gray.shape[0], -1)
+    def image_logit(self, gray: torch.Tensor) -> torch.Tensor:
+        return torch.full((gray.shape[0],), self.logit)
 
 
 @pytest.fixture
@@ -56,18 +40,6 @@ def tiny_codec() -> Codec:
     return Codec.from_model(net, info, device="cpu", tile=0)
 
 
-def test_classes_and_shifts_round_trip():
-    for period in (2, 4):
-        seen = set()
-        for dy in range(period):
-            for dx in range(period):
-                index = class_of_shift(dx, dy, period)
-                assert index != NO_CODE and shift_of_class(index, period) == (dx, dy)
-                seen.add(index)
-        assert seen == set(range(1, period * period + 1))
-        assert class_of_shift(-1, -3, period) == class_of_shift(period - 1, (-3) % period, period)
-
-
 def test_windows_sit_on_the_grid_and_inside_the_image():
     for height, width in ((40, 50), (128, 128), (301, 1025), (2000, 3000)):
         origins = window_origins(height, width, 4)
@@ -76,25 +48,9 @@ def test_windows_sit_on_the_grid_and_inside_the_image():
         assert all(y + min(128, height) <= height and x + min(128, width) <= width for y, x in origins)
 
 
-def test_a_shifted_decode_is_the_decode_of_the_uncropped_gray(tiny_codec):
-    gray = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 108), dtype=np.uint8)))
-    whole = tiny_codec.decode_array(gray)
-    period = tiny_codec.model.divisibility
-    for ox, oy in ((1, 0), (0, 3), (2, 1)):
-        cropped = np.ascontiguousarray(gray[oy:, ox:])
-        aligned = tiny_codec.decode_array(cropped, shift=(ox, oy))  # the pixels the crop took off
-        naive = tiny_codec.decode_array(cropped)
-        assert aligned.shape == cropped.shape + (3,)
-        reach = tiny_codec.model.decoder_receptive_field + period
-        inner = (slice(reach, -reach), slice(reach, -reach))
-        assert np.array_equal(aligned[inner], whole[oy:, ox:][inner])
-        assert not np.array_equal(naive[inner], whole[oy:, ox:][inner])
-
-
 def test_restore_follows_the_reading(tiny_codec):
     gray = np.random.default_rng(1).integers(0, 256, (24, 30), dtype=np.uint8)
-    period = tiny_codec.model.divisibility
-    plain = replace(tiny_codec, detector=FixedDetector(period, NO_CODE, 0.99))
+    plain = replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, 0.01))
     with pytest.raises(InvgrayError, match="no colour code.*--no-fallback"):
         restore(gray, plain, has_chunk=False, fallback=False)
     guessed = restore(gray, plain, has_chunk=False)  # no colouriser ships here
@@ -102,10 +58,9 @@ def test_restore_follows_the_reading(tiny_codec):
     chunked = restore(gray, plain, has_chunk=True)  # the chunk says it was made by invgray: decode it
     assert chunked.coded and chunked.warning is None
     assert np.array_equal(chunked.rgb, tiny_codec.decode_array(gray))
-    shifted = replace(tiny_codec, detector=FixedDetector(period, class_of_shift(1, 0, period), 0.9))
-    moved = restore(gray, shifted, has_chunk=False)
-    assert moved.coded and "1 px right and 0 px down" in moved.warning
-    assert np.array_equal(moved.rgb, tiny_codec.decode_array(gray, shift=(1, 0)))
+    coded = restore(gray, replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, 0.9)),
+                    has_chunk=False)
+    assert coded.coded and coded.warning is None and np.array_equal(coded.rgb, chunked.rgb)
     unknown = restore(gray, tiny_codec, has_chunk=False)  # no detector for this model: decode as before
     assert unknown.coded and unknown.warning is None
 
@@ -120,7 +75,7 @@ def test_no_code_falls_back_to_the_colouriser(tiny_codec, monkeypatch):
             return np.stack([array, array // 2, array // 3], axis=-1)
 
     monkeypatch.setattr(codec_module, "fallback_colorizer", lambda device: Colouriser())
-    plain = replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, NO_CODE, 0.99))
+    plain = replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, 0.01))
     restored = restore(gray, plain, has_chunk=False)
     assert restored.model == "fake.colorizer" and "colourised by 'fake.colorizer'" in restored.warning
     assert np.array_equal(restored.rgb[..., 1], gray // 2)
@@ -132,7 +87,7 @@ def test_no_code_falls_back_to_the_colouriser(tiny_codec, monkeypatch):
 def test_decode_no_fallback_refuses_a_plain_gray_in_one_line(registered, tmp_path, monkeypatch):
     from invgray_cli.models import detector as detector_module
 
-    monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, NO_CODE, 0.99))
+    monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.01))
     source = tmp_path / "plain.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24), dtype=np.uint8)).save(source)
     assert_one_line_error(run("decode", source, "-o", tmp_path / "out.png", "--no-fallback", "--device", "cpu"),
@@ -162,7 +117,7 @@ def test_train_detector_runs_and_exports(registered, tmp_path):
                  "--batch", "4", "--crop", "24", "--width", "4", "--val-every", "3", "--device", "cpu",
                  "--export", tmp_path / "d.safetensors")
     assert result.exit_code == 0, result.stderr
-    assert "right_coded" in result.stderr and "right_half" in result.stderr
+    assert "right_coded" in result.stderr and "right_cropped" in result.stderr and "right_half" in result.stderr
     detector, model_sha = load_detector(tmp_path / "d.safetensors")
     from invgray_cli.models.registry import file_sha256
 

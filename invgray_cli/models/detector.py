@@ -1,11 +1,13 @@
-"""Does a gray carry an invgray colour code, and where does the code's block grid start?
+"""Does a gray carry an invgray colour code?
 
-The code lives in the gray's finest detail, on a grid of ``period``-pixel blocks that starts at
-the image's corner. A gray cropped by a few pixels still carries it, shifted; a gray re-saved as
-JPEG, resized or never encoded does not. A small CNN looks at the gray's detail (the gray less its
-3x3 local mean) through a first layer that strides by the period, so each shift of the grid shows
-up as another phase under that stride. It names one of ``period**2`` shifts, or "no code".
-Trained for one codec model by ``invgray train-detector``.
+The code lives in the gray's finest detail, on a grid of ``period``-pixel blocks. A gray re-saved
+as JPEG, resized or never encoded does not carry it. A small CNN reads the gray's detail (the gray
+less its 3x3 local mean) through a first layer that strides by the period, on a few windows, and
+gives the probability that the code is there. Trained for one codec model by
+``invgray train-detector``.
+
+It does not say where a cropped gray's grid starts: a 2-px shift of the 4-px Walsh carriers flips
+the sign of a chroma channel, so the shifts that matter look alike in the gray (see README).
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from torch.nn import functional as F
 from ..errors import InvgrayError
 
 DETECTOR_FORMAT = "invgray-detector/1"
-NO_CODE = 0  # class index; class 1 + dy * period + dx: a code whose grid needs (dx, dy) pixels of padding
 CODE_THRESHOLD = 0.5  # below this confidence, decode says the gray carries no code
 
 
@@ -37,14 +38,13 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class CodeReading:
-    """What the detector read in a gray: P(code) and the padding that puts its grid back in place."""
+    """What the detector read in a gray."""
 
     confidence: float  # probability that the gray carries the code, in [0, 1]
-    shift: tuple[int, int]  # (dx, dy): pixels to add on the left and top before decoding
 
 
 class CodeDetector(nn.Module):
-    """gray (B,1,H,W) in [0,1] -> per-region class logits (B, 1 + period**2, h, w)."""
+    """gray (B,1,H,W) in [0,1] -> per-region logits of "the code is here" (B, 1, h, w)."""
 
     def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
         super().__init__()
@@ -55,28 +55,16 @@ class CodeDetector(nn.Module):
             nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * w, 1 + p * p, 1),
+            nn.Conv2d(2 * w, 1, 1),
         )
-
-    @property
-    def classes(self) -> int:
-        return 1 + self.config.period ** 2
 
     def forward(self, gray: Tensor) -> Tensor:
         local_mean = F.avg_pool2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return self.features((gray - local_mean) * 16.0)  # detail of a few levels -> order 1
 
-    def image_logits(self, gray: Tensor) -> Tensor:
-        """(B, classes): the regions' logits averaged."""
-        return self(gray).mean(dim=(2, 3))
-
-
-def class_of_shift(dx: int, dy: int, period: int) -> int:
-    return 1 + (dy % period) * period + (dx % period)
-
-
-def shift_of_class(index: int, period: int) -> tuple[int, int]:
-    return (index - 1) % period, (index - 1) // period
+    def image_logit(self, gray: Tensor) -> Tensor:
+        """(B,): the regions' logits averaged."""
+        return self(gray).mean(dim=(1, 2, 3))
 
 
 WINDOW = 128  # the detector reads windows of this size, at most MAX_WINDOWS of them
@@ -84,8 +72,7 @@ MAX_WINDOWS = 16
 
 
 def window_origins(height: int, width: int, period: int) -> list[tuple[int, int]]:
-    """Evenly spread window corners, each on the image's own ``period`` grid (so the code's phase
-    is the same in every window as in the image)."""
+    """Evenly spread window corners, each on the image's own ``period`` grid."""
     def starts(size: int) -> list[int]:
         if size <= WINDOW:
             return [0]
@@ -101,13 +88,11 @@ def read_code(detector: CodeDetector, gray: np.ndarray, device: torch.device | s
     height, width = gray.shape
     image = torch.from_numpy(np.ascontiguousarray(gray)).to(device=device, dtype=torch.float32)[None, None] / 255.0
     if min(height, width) < 2 * period:
-        return CodeReading(0.0, (0, 0))
+        return CodeReading(0.0)
     windows = [image[..., y : y + WINDOW, x : x + WINDOW] for y, x in window_origins(height, width, period)]
     with torch.inference_mode():
-        logits = torch.stack([detector.image_logits(w)[0] for w in windows]).mean(dim=0)
-        probabilities = logits.float().softmax(dim=0).cpu()
-    best = int(probabilities[1:].argmax()) + 1
-    return CodeReading(float(1.0 - probabilities[NO_CODE]), shift_of_class(best, period))
+        logit = torch.stack([detector.image_logit(w)[0] for w in windows]).mean()
+    return CodeReading(float(torch.sigmoid(logit.float())))
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file of the run (with its validation history).")
 @click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Validation photos (coded at four crops, plain, JPEG 75, halved), repeatable.")
+              help="Validation photos (coded, cropped, plain, JPEG 75, halved), repeatable.")
 @click.option("--model", "model_name", default=None, help="The codec model whose code it reads (default: the default).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Or a codec weights file.")
 @click.option("--steps", default=1500, type=click.IntRange(min=1), show_default=True)
@@ -258,10 +258,10 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
                            weights: str | None, steps: int, batch: int, crop: int, lr: float, width: int, seed: int,
                            val_every: int, threads: int | None, device: str, export_path: Path | None,
                            log_every: int) -> None:
-    """Train the detector that tells decode whether a gray carries a code, and where its grid is."""
+    """Train the detector that tells decode whether a gray carries its model's colour code."""
     import torch
 
-    from ..models.detector import CODE_THRESHOLD, save_detector
+    from ..models.detector import save_detector
     from .detector import DetectorTrainConfig, train_detector
 
     if threads:
@@ -274,6 +274,6 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
         click.echo(message, err=True)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    detector, codec = train_detector(cfg, out, CODE_THRESHOLD, log=log, log_every=log_every)
+    detector, codec = train_detector(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
         log(f"wrote {export_path} (sha256 {save_detector(detector, export_path, codec.info.sha256)})")

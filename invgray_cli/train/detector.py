@@ -3,12 +3,13 @@
 Each example is a crop of a training photo (some defocused and saturated, some synthetic digital
 art, as the codec's own training sees them) turned into a gray in one of these ways:
 
-- coded: encoded by the codec, then cropped by 0..period-1 pixels at the left and top, so the
-  label is the shift that puts the grid back;
+- coded: encoded by the codec, then cropped anywhere (a gray cropped by a few pixels still carries
+  the code);
 - not coded: the plain luma; the coded gray re-saved as JPEG (quality 20-90) or resized (x0.4-2.0);
   the plain luma as JPEG; the coded gray blurred. The code is gone or broken in each.
 
-Validation reads whole photos as ``decode`` does: coded at four crops, plain, JPEG 75, a 50 % resize.
+Validation reads whole photos as ``decode`` does: coded, coded and cropped by 1-3 px, plain,
+JPEG 75, a 50 % resize.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from .. import metrics
 from ..codec import Codec
 from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
-from ..models.detector import CodeDetector, DetectorConfig, NO_CODE, class_of_shift, read_code
+from ..models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
 from .data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
 
 KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
@@ -79,8 +80,8 @@ def _content(images: list[np.ndarray], size: int, rng: np.random.Generator, gene
 
 
 def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.random.Generator,
-                 generator: torch.Generator) -> tuple[np.ndarray, int]:
-    """A crop x crop uint8 gray and its class."""
+                 generator: torch.Generator) -> tuple[np.ndarray, bool]:
+    """A crop x crop uint8 gray, and whether it carries the code."""
     period = codec.model.divisibility
     kind = rng.choice(list(KIND_SHARES), p=list(KIND_SHARES.values()))
     factor = 1.0
@@ -91,47 +92,37 @@ def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.rand
     size = math.ceil(crop / factor) + 2 * period
     rgb = _content(images, size, rng, generator)
     gray = codec.encode_array(rgb) if kind.startswith("coded") else np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
-    label = NO_CODE
-    if kind == "coded":
-        ox, oy = (int(v) for v in rng.integers(period, size=2))
-        gray, label = gray[oy:, ox:], class_of_shift(ox, oy, period)  # padding ox, oy puts it back
-    elif kind.endswith("jpeg"):
+    if kind.endswith("jpeg"):
         gray = _jpeg(gray, int(rng.integers(20, 91)))
     elif kind == "coded_resized":
         gray = _resized(gray, factor, rng)
     elif kind == "coded_blurred":
         gray = np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(float(rng.uniform(0.6, 2.0)))))
-    if label == NO_CODE:  # a random crop: no grid phase to learn from
-        y, x = (int(rng.integers(s - crop + 1)) for s in gray.shape)
-    else:
-        y, x = (int(rng.integers((s - crop) // period + 1)) * period for s in gray.shape)
-    return np.ascontiguousarray(gray[y : y + crop, x : x + crop]), label
+    y, x = (int(rng.integers(s - crop + 1)) for s in gray.shape)
+    return np.ascontiguousarray(gray[y : y + crop, x : x + crop]), kind == "coded"
 
 
-def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, np.ndarray, int]]:
-    """(kind, gray, class) for whole photos: coded at four crops, plain, JPEG 75, a 50 % resize."""
-    period = codec.model.divisibility
+def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, np.ndarray, bool]]:
+    """(kind, gray, coded) for whole photos: coded, cropped by 1-3 px, plain, JPEG 75, halved."""
     examples = []
     for index, rgb in enumerate(images):
         coded = codec.encode_array(rgb)
-        for ox, oy in ((0, 0), (1, 0), (2, 3), (index % period, (index + 1) % period)):
-            examples.append(("coded", coded[oy:, ox:], class_of_shift(ox, oy, period)))
+        crop = 1 + index % 3
         rng = np.random.default_rng(index)
-        examples += [("plain", np.round(metrics.luma_bt601(rgb)).astype(np.uint8), NO_CODE),
-                     ("jpeg75", _jpeg(coded, 75), NO_CODE),
-                     ("half", _resized(coded, 0.5, rng), NO_CODE)]
+        examples += [("coded", coded, True), ("cropped", np.ascontiguousarray(coded[crop:, crop:]), True),
+                     ("plain", np.round(metrics.luma_bt601(rgb)).astype(np.uint8), False),
+                     ("jpeg75", _jpeg(coded, 75), False), ("half", _resized(coded, 0.5, rng), False)]
     return examples
 
 
-def validate_detector(detector: CodeDetector, examples: list[tuple[str, np.ndarray, int]], threshold: float) -> dict:
-    """Per kind: the share read right (coded: code found and grid shift right; others: no code)."""
+def validate_detector(detector: CodeDetector, examples: list[tuple[str, np.ndarray, bool]],
+                      threshold: float = CODE_THRESHOLD) -> dict:
+    """Per kind: the share read right (the code found in coded grays, not found in the others)."""
     right: dict[str, list[bool]] = {}
     confidence: dict[str, list[float]] = {}
-    period = detector.config.period
-    for kind, gray, label in examples:
+    for kind, gray, coded in examples:
         reading = read_code(detector.eval(), gray)
-        found = reading.confidence >= threshold
-        ok = found and class_of_shift(*reading.shift, period) == label if label != NO_CODE else not found
+        ok = (reading.confidence >= threshold) == coded
         right.setdefault(kind, []).append(bool(ok))
         confidence.setdefault(kind, []).append(reading.confidence)
     detector.train()
@@ -141,8 +132,7 @@ def validate_detector(detector: CodeDetector, examples: list[tuple[str, np.ndarr
     return result
 
 
-def train_detector(cfg: DetectorTrainConfig, out: Path, threshold: float,
-                   log: Callable[[str], None] = print, log_every: int = 50) -> tuple[CodeDetector, Codec]:
+def train_detector(cfg: DetectorTrainConfig, out: Path, log: Callable[[str], None] = print, log_every: int = 50) -> tuple[CodeDetector, Codec]:
     """Train (no resume: a run takes minutes) and return the best validated detector and its codec."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -168,8 +158,8 @@ def train_detector(cfg: DetectorTrainConfig, out: Path, threshold: float,
             group["lr"] = lr
         examples = [make_example(codec, images, cfg.crop, rng, generator) for _ in range(cfg.batch)]
         grays = torch.from_numpy(np.stack([g for g, _ in examples])).float().div_(255.0)[:, None].to(device)
-        labels = torch.tensor([label for _, label in examples], device=device)
-        loss = F.cross_entropy(detector.image_logits(grays), labels)
+        labels = torch.tensor([float(coded) for _, coded in examples], device=device)
+        loss = F.binary_cross_entropy_with_logits(detector.image_logit(grays), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -179,7 +169,7 @@ def train_detector(cfg: DetectorTrainConfig, out: Path, threshold: float,
             log(f"step {done}/{cfg.steps} loss {float(loss.detach()):.4f} lr {lr:.1e} {log_every / (now - tick):.1f} steps/s")
             tick = now
         if val_examples and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_detector(detector, val_examples, threshold)
+            validation = validate_detector(detector, val_examples)
             history.append({"step": done, **validation})
             log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
             if validation["score"] >= best_score:
