@@ -434,20 +434,31 @@ def _ok(job: Job, done: tuple[int, Any], t0: float) -> FileResult:
 @click.argument("file", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON on stdout.")
 def info_command(file: str, as_json: bool) -> None:
-    """What the invgray chunk of a gray PNG says (model, weights, format), or that it has none."""
+    """What the invgray chunk of a gray says (model, weights, format), or that it has none, and how
+    sure the model's detector is that the gray carries its colour code."""
     from dataclasses import asdict
 
-    from .codec import parse_chunk
-    from .imageio import read_header
+    from .codec import code_reading, parse_chunk
+    from .imageio import read_gray, read_header
+    from .models.detector import CODE_THRESHOLD
 
-    header = read_header(read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file))))
+    source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
+    header = read_header(source)
     chunk = parse_chunk(header.text)
+    reading = code_reading(read_gray(source)) if header.mode in GRAY_MODES else None
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
-                             "format": header.format, "invgray": None if chunk is None else asdict(chunk)}
+                             "format": header.format, "invgray": None if chunk is None else asdict(chunk),
+                             "code": None if reading is None else {"model": reading[0],
+                                                                    "confidence": round(reading[1].confidence, 4)}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
     click.echo(f"{file}: {header.width}x{header.height} {header.format} {header.mode}")
+    if reading is not None:
+        confidence = reading[1].confidence
+        verdict = ("carries" if confidence >= CODE_THRESHOLD
+                   else "carries no readable (re-compressed, resized, or not made by invgray)")
+        click.echo(f"  colour code: {verdict} {reading[0]} code, confidence {confidence:.2f}")
     if chunk is not None:
         for key, label in CHUNK_LABELS.items():
             click.echo(f"  {label}: {facts['invgray'].get(key)}")

@@ -333,6 +333,19 @@ def _load_colorizer(device: str):
     return ColorizerCodec.load(device=device)
 
 
+def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
+    """(model, reading) for a gray as decode would see it, without loading the codec; None when
+    the model decode would use is unknown or has no detector."""
+    try:
+        spec, _ = choose_model(gray.text, lossy=gray.lossy)
+    except InvgrayError:
+        return None
+    if spec.name is None:
+        return None
+    detector = shipped_detector(find_entry(spec.name).sha256)
+    return None if detector is None else (spec.name, read_code(detector, gray.gray))
+
+
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
             on_tile: ProgressFn | None = None) -> Restored:
     """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised

@@ -1,6 +1,8 @@
 """The code detector, and what decode does with its reading: decode, or fall back to colour guessed."""
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_helpers import assert_one_line_error, photo, run
+from cli_helpers import TINY_NAME, assert_one_line_error, photo, run
 from invgray_cli import codec as codec_module
 from invgray_cli.codec import Codec, decode, restore
 from invgray_cli.errors import InvgrayError
@@ -122,3 +124,15 @@ def test_train_detector_runs_and_exports(registered, tmp_path):
     from invgray_cli.models.registry import file_sha256
 
     assert model_sha == file_sha256(registered) and detector.config.period == 2
+
+
+def test_info_shows_the_code_confidence(registered, tmp_path, monkeypatch):
+    monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.2))
+    source = tmp_path / "plain.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (20, 24), dtype=np.uint8)).save(source)
+    result = run("info", source)
+    assert result.exit_code == 0 and "carries no readable" in result.stdout and "confidence 0.20" in result.stdout
+    result = run("info", source, "--json")
+    assert json.loads(result.stdout)["code"] == {"model": TINY_NAME, "confidence": 0.2}
+    monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: None)  # a model without a detector
+    assert json.loads(run("info", source, "--json").stdout)["code"] is None
