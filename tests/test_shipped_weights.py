@@ -107,3 +107,31 @@ def test_shipped_colorizer_keeps_the_luma_and_follows_hints(chelsea, tmp_path):
     assert psnr(hinted, rgb) > psnr(automatic, rgb) + 1.0
     result = run("colorize", chelsea, "-o", tmp_path / "c.png", "--device", "cpu")
     assert result.exit_code == 0, result.stderr
+
+
+def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resized_ones(chelsea, smooth_chelsea,
+                                                                                         tmp_path):
+    import io
+
+    from invgray_cli.codec import Codec
+
+    codec = Codec.load(device="cpu")
+    assert codec.detector is not None
+    for photo in (chelsea, smooth_chelsea):
+        rgb = np.asarray(Image.open(photo).convert("RGB"))
+        gray = codec.encode_array(rgb)
+        buffer = io.BytesIO()
+        Image.fromarray(gray).save(buffer, "JPEG", quality=75)
+        jpeg75 = np.asarray(Image.open(buffer))
+        half = np.asarray(Image.fromarray(gray).resize((gray.shape[1] // 2, gray.shape[0] // 2), Image.BICUBIC))
+        plain = np.round(luma_bt601(rgb)).astype(np.uint8)
+        assert codec.read_code(gray).confidence > 0.9
+        assert codec.read_code(np.ascontiguousarray(gray[1:, 2:])).confidence > 0.9  # a crop keeps the code
+        for uncoded in (plain, jpeg75, half):
+            assert codec.read_code(uncoded).confidence < 0.1
+    source = tmp_path / "plain.png"
+    Image.fromarray(np.round(luma_bt601(np.asarray(Image.open(chelsea).convert("RGB")))).astype(np.uint8)).save(source)
+    result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
+    assert result.exit_code == 0 and "no colour code" in result.stderr
+    info = json.loads(run("info", source, "--json").stdout)
+    assert info["code"]["model"] == DEFAULT and info["code"]["confidence"] < 0.1

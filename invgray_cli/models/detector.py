@@ -103,7 +103,13 @@ class DetectorEntry:
 
 
 # Each file is made by `invgray train-detector` (recipe in the model card of the codec model it reads).
-DETECTORS: list[DetectorEntry] = []
+DETECTORS: list[DetectorEntry] = [
+    DetectorEntry(  # igray_s4w96.invisible_v2
+        model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
+        file="igray_s4w96_invisible_v2.detector-fe649633.safetensors",
+        sha256="fe6496334ab2f1b7d59e316950a8abc99da48a4e4d2bf4f5ec80a94fd14b79c3",
+    ),
+]
 
 
 @functools.lru_cache(maxsize=4)
