@@ -351,9 +351,8 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
     """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised
     instead (``fallback``; decoded with a warning when no colouriser ships) or, without
     ``fallback``, refused."""
-    reading = codec.read_code(gray)
-    coded = reading is None or reading.confidence >= CODE_THRESHOLD
-    if not coded and not has_chunk:
+    reading = None if has_chunk else codec.read_code(gray)  # a chunk says invgray wrote it: no need to look
+    if reading is not None and reading.confidence < CODE_THRESHOLD:
         note = NO_CODE_WARNING.format(confidence=reading.confidence)
         if not fallback:
             raise InvgrayError(f"{note}; not decoded (--no-fallback)")

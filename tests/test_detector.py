@@ -57,6 +57,11 @@ def test_restore_follows_the_reading(tiny_codec):
         restore(gray, plain, has_chunk=False, fallback=False)
     guessed = restore(gray, plain, has_chunk=False)  # no colouriser ships here
     assert not guessed.coded and "guesses" in guessed.warning and "confidence 0.01" in guessed.warning
+    class Unread(CodeDetector):
+        def image_logit(self, gray: torch.Tensor) -> torch.Tensor:
+            raise AssertionError("a gray with a chunk costs no detection")
+
+    assert restore(gray, replace(tiny_codec, detector=Unread(DetectorConfig(4, 2))), has_chunk=True).coded
     chunked = restore(gray, plain, has_chunk=True)  # the chunk says it was made by invgray: decode it
     assert chunked.coded and chunked.warning is None
     assert np.array_equal(chunked.rgb, tiny_codec.decode_array(gray))
