@@ -187,13 +187,22 @@ def random_codec(device: str, tile: int | None) -> Codec:
     return Codec.from_model(net, info, device=device, tile=tile)
 
 
-def bench_codec(codec: Codec, size: Size, warmup: int, repeats: int) -> dict[str, Any]:
+def bench_codec(codec: Codec, size: Size, warmup: int, repeats: int, batch: int = 1) -> dict[str, Any]:
+    """Seconds per call of the array path: one image, or ``batch`` images of the size in one call
+    (``encode_batch``/``decode_batch``), with the megapixels per second that makes."""
     rgb = synthetic_photo(size)
     gray = codec.encode_array(rgb)
-    return {
-        "encode": measure(lambda: codec.encode_array(rgb), codec.device, warmup, repeats),
-        "decode": measure(lambda: codec.decode_array(gray), codec.device, warmup, repeats),
-    }
+    if batch == 1:
+        calls = {"encode": lambda: codec.encode_array(rgb), "decode": lambda: codec.decode_array(gray)}
+    else:
+        photos, grays = [rgb] * batch, [gray] * batch
+        calls = {"encode": lambda: codec.encode_batch(photos), "decode": lambda: codec.decode_batch(grays)}
+    result: dict[str, Any] = {}
+    for op, call in calls.items():
+        timing = measure(call, codec.device, warmup, repeats)
+        timing["megapixels_per_s"] = batch * size[0] * size[1] / 1e6 / timing["median_s"]
+        result[op] = timing
+    return result
 
 
 def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int, repeats: int) -> dict[str, Any] | None:
@@ -256,6 +265,7 @@ def run_bench(
     repeats: int = 5,
     paper: bool = False,
     on_step: Callable[[str], None] | None = None,
+    batch: int = 1,
 ) -> dict:
     """Time every size on every device; returns the ``invgray bench --json`` document."""
     import torch
@@ -275,8 +285,9 @@ def run_bench(
         for size in sizes:
             if on_step:
                 on_step(f"{codec.device} {size[0]}x{size[1]} invgray")
-            row = {"device": str(codec.device), "width": size[0], "height": size[1], "tile": codec.tile}
-            row.update(bench_codec(codec, size, warmup, repeats))
+            row = {"device": str(codec.device), "width": size[0], "height": size[1], "tile": codec.tile,
+                   "batch": batch}
+            row.update(bench_codec(codec, size, warmup, repeats, batch))
             row["paper_table3"] = _paper_table3(codec.device.type, size)
             if paper_module is not None:
                 if on_step:
@@ -284,14 +295,15 @@ def run_bench(
                 rebuild = bench_paper(paper_module, codec.device, size, warmup, repeats)
                 row["paper_rebuild"] = rebuild
                 row["speedup"] = None if rebuild is None else {
-                    op: rebuild[op]["median_s"] / row[op]["median_s"] for op in ("encode", "decode")
+                    op: rebuild[op]["median_s"] / (row[op]["median_s"] / batch) for op in ("encode", "decode")
                 }
             results.append(row)
         del codec
     return envelope(
         "invgray-bench",
-        "encode/decode seconds (median and min of repeats after untimed warm-ups) and peak memory "
-        "of the codec's array path (uint8 in and out, tiled) on synthetic images"
+        "encode/decode seconds per call (median and min of repeats after untimed warm-ups), megapixels "
+        "per second and peak memory of the codec's array path (uint8 in and out, tiled) on synthetic images, "
+        "`batch` images of a size per call"
         + ("; paper_rebuild = random-weight rebuild of the paper's network, whole image" if paper else ""),
         model,
         ",".join(device_info),
@@ -299,6 +311,7 @@ def run_bench(
         devices=device_info,
         warmup=warmup,
         repeats=repeats,
+        batch=batch,
         memory=MEMORY_NOTE,
         speed_target={"ratio": SPEED_TARGET, "size": list(TARGET_SIZE)} if paper else None,
         results=results,
@@ -339,8 +352,12 @@ def render_table(report: dict) -> Any:
 
     has_paper = any("paper_rebuild" in row for row in report["results"])
     model = report["model"].get("name", "?")
-    table = Table(title=f"invgray bench — {model}, {report['threads']} threads, median (min) of {report['repeats']}")
-    headers = ["device", "size", "tile", "encode", "decode", "peak MiB (+growth) enc / dec", "paper T3 enc / dec"]
+    batch = report.get("batch", 1)
+    per_call = f", {batch} images per call" if batch > 1 else ""
+    table = Table(title=f"invgray bench — {model}, {report['threads']} threads, median (min) of {report['repeats']}"
+                        f"{per_call}")
+    headers = ["device", "size", "tile", "encode", "decode", "MP/s enc / dec", "peak MiB (+growth) enc / dec",
+               "paper T3 enc / dec"]
     if has_paper:
         headers += ["rebuild encode", "rebuild decode", "speed-up enc / dec"]
     for header in headers:
@@ -350,6 +367,7 @@ def render_table(report: dict) -> Any:
         cells = [
             row["device"], f"{row['width']}x{row['height']}", str(row["tile"] or "whole"),
             _timing(row["encode"]), _timing(row["decode"]),
+            f"{row['encode']['megapixels_per_s']:.1f} / {row['decode']['megapixels_per_s']:.1f}",
             f"{_mib(row['encode'])} / {_mib(row['decode'])}",
             f"{t3['encode_s']:.3f} / {t3['decode_s']:.3f} s" if t3 else "–",
         ]
@@ -374,6 +392,8 @@ def render_table(report: dict) -> Any:
 @click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
 @click.option("--random", "random_init", is_flag=True, help="Time the default architecture with random weights.")
 @click.option("--paper", is_flag=True, help="Also time the random-weight rebuild of the paper's network.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images of each size per encode/decode call (the batch path a GPU wants).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def bench_command(
@@ -386,6 +406,7 @@ def bench_command(
     model_name: str | None,
     random_init: bool,
     paper: bool,
+    batch: int,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -409,7 +430,7 @@ def bench_command(
 
     with console.status("benchmarking", spinner="dots") as status:
         report = run_bench(size_list, device_list, load_codec, warmup=warmup, repeats=repeats, paper=paper,
-                           on_step=lambda text: status.update(f"benchmarking {text}"))
+                           on_step=lambda text: status.update(f"benchmarking {text}"), batch=batch)
     console.print(render_table(report))
     if as_json:
         click.echo(json.dumps(report, indent=2))

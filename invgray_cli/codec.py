@@ -180,10 +180,13 @@ class Codec:
 
     def _encode(self, rgb: np.ndarray, quantise: bool, on_tile: ProgressFn | None) -> torch.Tensor:
         _check_array(rgb, 3, "rgb")
-        image = _as_tensor(rgb).permute(2, 0, 1).unsqueeze(0)  # a view, stays uint8
+        return self._encode_stack(_as_tensor(rgb).permute(2, 0, 1).unsqueeze(0), quantise, on_tile)[0, 0]
+
+    def _encode_stack(self, images: torch.Tensor, quantise: bool, on_tile: ProgressFn | None) -> torch.Tensor:
+        """uint8 (B,3,H,W) -> (B,1,H,W) grays, uint8 or float in [0,1]."""
         model = self.model
-        out = self._run(lambda t: model.encode(t / 255.0).float(), image, model.encoder_receptive_field, 1, quantise, on_tile)
-        return out[0, 0]
+        return self._run(lambda t: model.encode(t / 255.0).float(), images, model.encoder_receptive_field, 1,
+                         quantise, on_tile)
 
     def encode_array(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> uint8 HxW gray (held to the model's gray floor, see guard.py)."""
@@ -203,14 +206,50 @@ class Codec:
     def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxW gray -> uint8 HxWx3 colour."""
         _check_array(gray, 1, "gray")
-        image = _as_tensor(gray)[None, None]
+        return self._decode_stack(_as_tensor(gray)[None, None], on_tile)[0]
+
+    def _decode_stack(self, grays: torch.Tensor, on_tile: ProgressFn | None) -> list[np.ndarray]:
         model = self.model
-        out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), image, model.decoder_receptive_field, 3, True, on_tile)
-        return out[0].permute(1, 2, 0).numpy()  # channels-last storage: a contiguous view
+        out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), grays, model.decoder_receptive_field,
+                        3, True, on_tile)
+        return [image.permute(1, 2, 0).numpy() for image in out]  # channels-last storage: contiguous views
+
+    def encode_batch(self, photos: list[np.ndarray]) -> list[np.ndarray]:
+        """``encode_array`` of each photo; photos of one size run through the net together (one
+        batch per tile), which is what keeps a GPU busy."""
+        for rgb in photos:
+            _check_array(rgb, 3, "rgb")
+        grays: list[np.ndarray | None] = [None] * len(photos)
+        for indices in _same_size_groups(photos):
+            stack = torch.stack([_as_tensor(photos[i]).permute(2, 0, 1) for i in indices])
+            held = self.info.gray_floor is not None
+            out = self._encode_stack(stack, not held, None)
+            for i, gray in zip(indices, out[:, 0]):
+                grays[i] = (guarded_gray(photos[i], gray, self.info.gray_floor)[0] if held else gray).numpy()
+        return grays
+
+    def decode_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
+        """``decode_array`` of each gray; grays of one size run through the net together."""
+        for gray in grays:
+            _check_array(gray, 1, "gray")
+        colours: list[np.ndarray | None] = [None] * len(grays)
+        for indices in _same_size_groups(grays):
+            stack = torch.stack([_as_tensor(grays[i])[None] for i in indices])
+            for i, rgb in zip(indices, self._decode_stack(stack, None)):
+                colours[i] = rgb
+        return colours
 
     def read_code(self, gray: np.ndarray) -> CodeReading | None:
         """Whether a uint8 HxW gray carries this model's code; None when this model has no detector."""
         return None if self.detector is None else read_code(self.detector, gray)
+
+
+def _same_size_groups(arrays: list[np.ndarray]) -> list[list[int]]:
+    """Indices of ``arrays`` grouped by height and width, in first-seen order."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, array in enumerate(arrays):
+        groups.setdefault(array.shape[:2], []).append(index)
+    return list(groups.values())
 
 
 def held_warning(strength: float, floor: float | None) -> str | None:

@@ -126,23 +126,24 @@ def run_tiled(
     postprocess: TileFn | None = None,
     out_dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Apply ``fn`` (a fully convolutional map) to ``image`` [1,C,H,W] tile by tile.
+    """Apply ``fn`` (a fully convolutional map) to ``image`` [B,C,H,W] tile by tile (each tile
+    runs the whole batch at once).
 
     ``tile`` is the core edge in pixels (rounded down to a multiple of ``divisibility``);
     ``None`` runs one whole-image tile. ``halo`` is rounded up to a multiple of
     ``divisibility`` and must be at least the receptive-field radius of ``fn``.
     ``postprocess`` (e.g. 8-bit quantisation) is applied to each float32 tile result before it is
-    stored into the output of ``out_dtype``. Returns [1,out_channels,H,W] on the CPU, stored
-    channels-last so ``out[0].permute(1, 2, 0)`` is a contiguous HxWxC view.
+    stored into the output of ``out_dtype``. Returns [B,out_channels,H,W] on the CPU, stored
+    channels-last so ``out[i].permute(1, 2, 0)`` is a contiguous HxWxC view.
     On out-of-memory (CUDA, or a failed CPU allocation) the tile is halved and the image restarted,
     down to ``MIN_TILE``; below that the error propagates.
     """
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f"run_tiled expects a [1,C,H,W] tensor, got shape {tuple(image.shape)}")
+    if image.dim() != 4 or image.shape[0] < 1:
+        raise ValueError(f"run_tiled expects a [B,C,H,W] tensor, got shape {tuple(image.shape)}")
     device = torch.device(device)
     height, width = image.shape[-2:]
     halo = round_up(max(halo, 0), divisibility)
-    out = torch.empty((1, out_channels, height, width), dtype=out_dtype, memory_format=torch.channels_last)
+    out = torch.empty((image.shape[0], out_channels, height, width), dtype=out_dtype, memory_format=torch.channels_last)
     padded_longest = max(round_up(height, divisibility), round_up(width, divisibility))
     current = padded_longest if tile is None else tile
     while True:

@@ -115,3 +115,18 @@ def test_cuda_without_gpu():
     assert result.exit_code == 1 and "no CUDA GPU" in result.stderr
 
 
+
+
+def test_bench_batch_reports_megapixels_per_second(tmp_path, tiny_model):
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(tiny_model, weights, name="tiny.test")
+    result = CliRunner().invoke(cli, [*FAST, "--weights", str(weights), "--batch", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (row,) = report["results"]
+    assert report["batch"] == 3 and row["batch"] == 3
+    for op in ("encode", "decode"):
+        _timing_ok(row[op])
+        assert row[op]["megapixels_per_s"] == pytest.approx(3 * 32 * 32 / 1e6 / row[op]["median_s"])
+    assert "3 images per call" in result.stderr and "MP/s" in result.stderr
+    assert CliRunner().invoke(cli, [*FAST, "--random", "--batch", "0"]).exit_code == 2

@@ -367,3 +367,21 @@ def test_fp16_on_cuda_stays_close_to_fp32(weights):
     assert np.abs(gray32 - gray16).max() <= 2
     colour32, colour16 = fp32.decode_array(fp32.encode_array(rgb)), fp16.decode_array(fp32.encode_array(rgb))
     assert np.abs(colour32.astype(int) - colour16.astype(int)).mean() < 1.0
+
+
+def test_batches_equal_one_image_at_a_time(weights):
+    from invgray_cli.codec import Codec
+
+    codec = Codec.load(weights=weights, device="cpu", tile=32)
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((40, 52, 3), (33, 20, 3), (40, 52, 3))]
+    grays = codec.encode_batch(photos)
+    assert [g.shape for g in grays] == [(40, 52), (33, 20), (40, 52)]
+    for photo, gray in zip(photos, grays):
+        assert np.array_equal(gray, codec.encode_array(photo))
+    for gray, colour in zip(grays, codec.decode_batch(grays)):
+        assert np.array_equal(colour, codec.decode_array(gray))
+    held = codec.with_gray_floor(0.999)  # the gray guard acts per image in a batch too
+    assert all(np.array_equal(a, held.encode_array(p)) for p, a in zip(photos, held.encode_batch(photos)))
+    with pytest.raises(ValueError, match="uint8"):
+        codec.encode_batch([photos[0], photos[0].astype(np.float32)])

@@ -111,9 +111,17 @@ def test_progress_and_rounding():
     assert round_up(3, 4) == 4 and round_up(8, 4) == 8
 
 
-def test_rejects_batched_input():
-    with pytest.raises(ValueError, match=r"\[1,C,H,W\]"):
-        _tiled(lambda t: t, torch.zeros(2, 1, 4, 4), div=1, halo=0, tile=None, out_channels=1)
+def test_a_batch_tiles_like_its_images_one_by_one():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 5, padding=2)
+    images = torch.rand(3, 2, 37, 29)
+    batched = _tiled(conv, images, div=4, halo=2, tile=8, out_channels=3)
+    assert batched.shape == (3, 3, 37, 29)
+    for i in range(3):
+        single = _tiled(conv, images[i : i + 1], div=4, halo=2, tile=8, out_channels=3)
+        assert torch.allclose(batched[i], single[0], atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[B,C,H,W\]"):
+        _tiled(conv, torch.zeros(2, 4, 4), div=1, halo=0, tile=None, out_channels=1)
 
 
 def test_auto_tile_size_cpu():
