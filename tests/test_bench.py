@@ -4,8 +4,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from invgray_cli import bench
-from invgray_cli.bench import measure, parse_sizes
+from invgray_cli.bench import measure, parse_sizes, runs
 from invgray_cli.models import paper
 from invgray_cli.cli import cli
 from invgray_cli.errors import InvgrayError
@@ -78,9 +77,9 @@ def test_bench_random_with_paper_rebuild_and_table3():
 
 
 def test_table3_figures_at_paper_sizes():
-    assert bench._paper_table3("cpu", (1024, 1024)) == {"encode_s": 15.117, "decode_s": 13.133}
-    assert bench._paper_table3("cuda", (256, 256)) == {"encode_s": 0.034, "decode_s": 0.029}
-    assert bench._paper_table3("cpu", (300, 256)) is None
+    assert runs._paper_table3("cpu", (1024, 1024)) == {"encode_s": 15.117, "decode_s": 13.133}
+    assert runs._paper_table3("cuda", (256, 256)) == {"encode_s": 0.034, "decode_s": 0.029}
+    assert runs._paper_table3("cpu", (300, 256)) is None
 
 
 def test_measure_does_not_time_warmups():
