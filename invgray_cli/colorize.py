@@ -42,7 +42,16 @@ class ColorizerEntry:
 
 
 # Each file is made by `invgray train-colorizer` (recipe in its model card, weights/NAME.md).
-COLORIZERS: list[ColorizerEntry] = []
+COLORIZERS: list[ColorizerEntry] = [
+    ColorizerEntry(
+        name="icolor_u24.hints_v1",
+        file="icolor_u24.hints_v1-b402fab6.safetensors",
+        sha256="b402fab6c9bcf3edb3ede7009b1c8608513a518bab82f7f5380d3bef1ee700bf",
+        description="a 24-channel U-Net over the gray, its hints and their box and bilateral-grid spreads; "
+        "trained on the 789 training photos (CPU, 8000 steps in two runs)",
+        licence="code MIT; weights trained on research-use photos, see weights/icolor_u24.hints_v1.md",
+    ),
+]
 
 
 def parse_hint(text: str) -> Hint:
