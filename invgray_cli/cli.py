@@ -445,7 +445,12 @@ def info_command(file: str, as_json: bool) -> None:
     source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
     header = read_header(source)
     chunk = parse_chunk(header.text)
-    reading = code_reading(read_gray(source)) if header.mode in GRAY_MODES else None
+    reading = None
+    if header.mode in GRAY_MODES:
+        try:
+            reading = code_reading(read_gray(source))
+        except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
+            pass
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
                              "format": header.format, "invgray": None if chunk is None else asdict(chunk),
                              "code": None if reading is None else {"model": reading[0],

@@ -50,12 +50,13 @@ def test_windows_sit_on_the_grid_and_inside_the_image():
         assert all(y + min(128, height) <= height and x + min(128, width) <= width for y, x in origins)
 
 
-def test_restore_follows_the_reading(tiny_codec):
+def test_restore_follows_the_reading(tiny_codec, monkeypatch):
+    monkeypatch.setattr(codec_module, "fallback_colorizer", lambda device: None)  # as if no colouriser shipped
     gray = np.random.default_rng(1).integers(0, 256, (24, 30), dtype=np.uint8)
     plain = replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, 0.01))
     with pytest.raises(InvgrayError, match="no colour code.*--no-fallback"):
         restore(gray, plain, has_chunk=False, fallback=False)
-    guessed = restore(gray, plain, has_chunk=False)  # no colouriser ships here
+    guessed = restore(gray, plain, has_chunk=False)
     assert not guessed.coded and "guesses" in guessed.warning and "confidence 0.01" in guessed.warning
     class Unread(CodeDetector):
         def image_logit(self, gray: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,7 @@ def test_decode_no_fallback_refuses_a_plain_gray_in_one_line(registered, tmp_pat
     from invgray_cli.models import detector as detector_module
 
     monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.01))
+    monkeypatch.setattr(codec_module, "fallback_colorizer", lambda device: None)
     source = tmp_path / "plain.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24), dtype=np.uint8)).save(source)
     assert_one_line_error(run("decode", source, "-o", tmp_path / "out.png", "--no-fallback", "--device", "cpu"),

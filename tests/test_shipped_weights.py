@@ -103,7 +103,7 @@ def test_shipped_colorizer_keeps_the_luma_and_follows_hints(chelsea, tmp_path):
     automatic = codec.colorize_array(gray)
     hinted = codec.colorize_array(gray, random_hints(rgb, 100, np.random.default_rng(0)))
     assert np.abs(luma_bt601(automatic) - gray).max() <= 1.0 and np.abs(luma_bt601(hinted) - gray).max() <= 1.0
-    assert psnr(automatic, rgb) > gray_alone  # COLORIZER_BARS
+    assert psnr(automatic, rgb) > gray_alone
     assert psnr(hinted, rgb) > psnr(automatic, rgb) + 1.0
     result = run("colorize", chelsea, "-o", tmp_path / "c.png", "--device", "cpu")
     assert result.exit_code == 0, result.stderr
@@ -133,5 +133,13 @@ def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resi
     Image.fromarray(np.round(luma_bt601(np.asarray(Image.open(chelsea).convert("RGB")))).astype(np.uint8)).save(source)
     result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
     assert result.exit_code == 0 and "no colour code" in result.stderr
+    from invgray_cli.colorize import COLORIZERS
+
+    if COLORIZERS:  # decode fell back to the colouriser: colour whose luma is the gray's
+        assert f"colourised by '{COLORIZERS[0].name}'" in result.stderr
+        restored = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+        assert np.abs(luma_bt601(restored) - np.asarray(Image.open(source))).max() <= 1.0
+    refused = run("decode", source, "-o", tmp_path / "refused.png", "--no-fallback", "--device", "cpu")
+    assert refused.exit_code == 1 and not (tmp_path / "refused.png").exists()
     info = json.loads(run("info", source, "--json").stdout)
     assert info["code"]["model"] == DEFAULT and info["code"]["confidence"] < 0.1
