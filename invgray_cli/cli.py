@@ -469,7 +469,7 @@ def info_command(file: str, as_json: bool) -> None:
             click.echo(f"  {label}: {facts['invgray'].get(key)}")
     elif header.mode in GRAY_MODES:
         click.echo("no invgray chunk: not written by `invgray encode`, or re-saved by another tool "
-                   "(decode would warn and use the default model)")
+                   "(decode decodes it if it still carries a code, else colourises it)")
     else:
         click.echo("no invgray chunk: a colour image, not an invgray gray (encode it to make one)")
 

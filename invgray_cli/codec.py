@@ -116,7 +116,7 @@ class Codec:
     dtype: torch.dtype
     tile: int | None
     autocast: torch.dtype | None = None
-    detector: CodeDetector | None = None  # reads whether a gray carries this model's code (see detector.py)
+    detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
 
     @classmethod
     def load(
@@ -145,7 +145,7 @@ class Codec:
             raise InvgrayError(f"tile size must be positive (or 0 for the whole image), got {tile}")
         tile_edge = auto_tile_size(torch_device) if tile is None else (tile or None)
         net = net.to(device=torch_device, dtype=dtype).eval().requires_grad_(False)
-        return cls(net, info, torch_device, dtype, tile_edge, autocast, shipped_detector(info.sha256))
+        return cls(net, info, torch_device, dtype, tile_edge, autocast)
 
     @property
     def precision(self) -> str:
@@ -240,8 +240,11 @@ class Codec:
         return colours
 
     def read_code(self, gray: np.ndarray) -> CodeReading | None:
-        """Whether a uint8 HxW gray carries this model's code; None when this model has no detector."""
-        return None if self.detector is None else read_code(self.detector, gray)
+        """Whether a uint8 HxW gray carries this model's code; None when this model has no detector
+        or the gray is too small to tell."""
+        _check_array(gray, 1, "gray")
+        detector = self.detector or shipped_detector(self.info.sha256)
+        return None if detector is None else read_code(detector, gray)
 
 
 def _same_size_groups(arrays: list[np.ndarray]) -> list[list[int]]:
@@ -374,7 +377,7 @@ def _load_colorizer(device: str):
 
 def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
     """(model, reading) for a gray as decode would see it, without loading the codec; None when
-    the model decode would use is unknown or has no detector."""
+    the model decode would use is unknown or has no detector, or the gray is too small to tell."""
     try:
         spec, _ = choose_model(gray.text, lossy=gray.lossy)
     except InvgrayError:
@@ -382,7 +385,8 @@ def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
     if spec.name is None:
         return None
     detector = shipped_detector(find_entry(spec.name).sha256)
-    return None if detector is None else (spec.name, read_code(detector, gray.gray))
+    reading = None if detector is None else read_code(detector, gray.gray)
+    return None if reading is None else (spec.name, reading)
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,

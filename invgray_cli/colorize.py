@@ -162,8 +162,9 @@ class ColorizerCodec:
         return torch.round(rgb[0] * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
     def _chroma(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The hint spreads on the whole image, then the net on it whole, or in tiles when very large."""
-        planes = guide(*(t.to(self.device) for t in (luma, hints, mask)))
+        """The hint spreads on the whole image (on the CPU: they only touch coarse grids, and a huge
+        image's planes would not fit a GPU), then the net on it whole, or in tiles when very large."""
+        planes = guide(luma, hints, mask)
         height, width = luma.shape[-2:]
         if height * width > WHOLE_IMAGE_PIXELS:
             return self._tiled(planes)
@@ -178,7 +179,7 @@ class ColorizerCodec:
         padded = torch.nn.functional.pad(planes, pad, mode="replicate")
         padded[:, HINT_PLANES, height:] = 0.0
         padded[:, HINT_PLANES, :, width:] = 0.0
-        return self.model.body(padded)[..., :height, :width].float().cpu()
+        return self.model.body(padded.to(self.device))[..., :height, :width].float().cpu()
 
     def _tiled(self, planes: torch.Tensor, tile: int = 2048) -> torch.Tensor:
         height, width = planes.shape[-2:]

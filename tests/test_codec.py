@@ -382,6 +382,7 @@ def test_batches_equal_one_image_at_a_time(weights):
     for gray, colour in zip(grays, codec.decode_batch(grays)):
         assert np.array_equal(colour, codec.decode_array(gray))
     held = codec.with_gray_floor(0.999)  # the gray guard acts per image in a batch too
+    assert any(held.encode_held(p)[1] < 1.0 for p in photos)
     assert all(np.array_equal(a, held.encode_array(p)) for p, a in zip(photos, held.encode_batch(photos)))
     with pytest.raises(ValueError, match="uint8"):
         codec.encode_batch([photos[0], photos[0].astype(np.float32)])

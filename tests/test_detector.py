@@ -52,7 +52,7 @@ def test_windows_sit_on_the_grid_and_inside_the_image():
 
 def test_restore_follows_the_reading(tiny_codec, monkeypatch):
     monkeypatch.setattr(codec_module, "fallback_colorizer", lambda device: None)  # as if no colouriser shipped
-    gray = np.random.default_rng(1).integers(0, 256, (24, 30), dtype=np.uint8)
+    gray = np.random.default_rng(1).integers(0, 256, (40, 44), dtype=np.uint8)
     plain = replace(tiny_codec, detector=FixedDetector(tiny_codec.model.divisibility, 0.01))
     with pytest.raises(InvgrayError, match="no colour code.*--no-fallback"):
         restore(gray, plain, has_chunk=False, fallback=False)
@@ -71,10 +71,14 @@ def test_restore_follows_the_reading(tiny_codec, monkeypatch):
     assert coded.coded and coded.warning is None and np.array_equal(coded.rgb, chunked.rgb)
     unknown = restore(gray, tiny_codec, has_chunk=False)  # no detector for this model: decode as before
     assert unknown.coded and unknown.warning is None
+    tiny = np.ascontiguousarray(gray[:20, :30])  # too few blocks to tell: decoded as before
+    assert plain.read_code(tiny) is None and restore(tiny, plain, has_chunk=False).coded
+    with pytest.raises(ValueError, match="uint8"):
+        restore(gray.astype(np.float32), plain, has_chunk=False)
 
 
 def test_no_code_falls_back_to_the_colouriser(tiny_codec, monkeypatch):
-    gray = np.random.default_rng(2).integers(0, 256, (24, 30), dtype=np.uint8)
+    gray = np.random.default_rng(2).integers(0, 256, (40, 44), dtype=np.uint8)
 
     class Colouriser:
         name = "fake.colorizer"
@@ -98,7 +102,7 @@ def test_decode_no_fallback_refuses_a_plain_gray_in_one_line(registered, tmp_pat
     monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.01))
     monkeypatch.setattr(codec_module, "fallback_colorizer", lambda device: None)
     source = tmp_path / "plain.png"
-    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24), dtype=np.uint8)).save(source)
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 48), dtype=np.uint8)).save(source)
     assert_one_line_error(run("decode", source, "-o", tmp_path / "out.png", "--no-fallback", "--device", "cpu"),
                           1, "no colour code")
     result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
@@ -136,7 +140,7 @@ def test_train_detector_runs_and_exports(registered, tmp_path):
 def test_info_shows_the_code_confidence(registered, tmp_path, monkeypatch):
     monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.2))
     source = tmp_path / "plain.png"
-    Image.fromarray(np.random.default_rng(4).integers(0, 256, (20, 24), dtype=np.uint8)).save(source)
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 48), dtype=np.uint8)).save(source)
     result = run("info", source)
     assert result.exit_code == 0 and "carries no readable" in result.stdout and "confidence 0.20" in result.stdout
     result = run("info", source, "--json")

@@ -11,6 +11,6 @@ Table 3, and the speed ratio is given.
 - ``cli``: the command.
 """
 from .cli import bench_command
-from .measure import measure, parse_sizes
+from .measure import measure, parse_sizes, synthetic_photo
 
-__all__ = ["bench_command", "measure", "parse_sizes"]
+__all__ = ["bench_command", "measure", "parse_sizes", "synthetic_photo"]

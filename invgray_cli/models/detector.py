@@ -82,13 +82,18 @@ def window_origins(height: int, width: int, period: int) -> list[tuple[int, int]
     return [(y, x) for y in starts(height) for x in starts(width)][:MAX_WINDOWS]
 
 
-def read_code(detector: CodeDetector, gray: np.ndarray, device: torch.device | str = "cpu") -> CodeReading:
-    """Read a uint8 HxW gray with ``detector`` (a few windows; milliseconds on a CPU)."""
+MIN_SIDE = 32  # below this a gray holds too few blocks to tell
+
+
+def read_code(detector: CodeDetector, gray: np.ndarray) -> CodeReading | None:
+    """Read a uint8 HxW gray with ``detector`` (a few windows; milliseconds on a CPU); None for a
+    gray too small to tell."""
     period = detector.config.period
     height, width = gray.shape
-    image = torch.from_numpy(np.ascontiguousarray(gray)).to(device=device, dtype=torch.float32)[None, None] / 255.0
-    if min(height, width) < 2 * period:
-        return CodeReading(0.0)
+    if min(height, width) < MIN_SIDE:
+        return None
+    device = next(detector.parameters()).device
+    image = torch.tensor(gray, dtype=torch.float32, device=device)[None, None] / 255.0  # a copy: gray may be read-only
     windows = [image[..., y : y + WINDOW, x : x + WINDOW] for y, x in window_origins(height, width, period)]
     with torch.inference_mode():
         logit = torch.stack([detector.image_logit(w)[0] for w in windows]).mean()

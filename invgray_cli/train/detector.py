@@ -122,9 +122,9 @@ def validate_detector(detector: CodeDetector, examples: list[tuple[str, np.ndarr
     confidence: dict[str, list[float]] = {}
     for kind, gray, coded in examples:
         reading = read_code(detector.eval(), gray)
-        ok = (reading.confidence >= threshold) == coded
-        right.setdefault(kind, []).append(bool(ok))
-        confidence.setdefault(kind, []).append(reading.confidence)
+        found = 0.0 if reading is None else reading.confidence  # too small to tell: not found
+        right.setdefault(kind, []).append((found >= threshold) == coded)
+        confidence.setdefault(kind, []).append(found)
     detector.train()
     result = {f"right_{k}": float(np.mean(v)) for k, v in right.items()}
     result.update({f"confidence_{k}": float(np.median(v)) for k, v in confidence.items()})
