@@ -460,10 +460,12 @@ def info_command(file: str, as_json: bool) -> None:
         return
     click.echo(f"{file}: {header.width}x{header.height} {header.format} {header.mode}")
     if reading is not None:
-        confidence = reading[1].confidence
-        verdict = ("carries" if confidence >= CODE_THRESHOLD
-                   else "carries no readable (re-compressed, resized, or not made by invgray)")
-        click.echo(f"  colour code: {verdict} {reading[0]} code, confidence {confidence:.2f}")
+        model, confidence = reading[0], reading[1].confidence
+        if confidence >= CODE_THRESHOLD:
+            click.echo(f"  colour code: {model}'s (confidence {confidence:.2f})")
+        else:
+            click.echo(f"  colour code: none that {model} can read (confidence {confidence:.2f}): "
+                       "re-compressed, resized, or not made by invgray")
     if chunk is not None:
         for key, label in CHUNK_LABELS.items():
             click.echo(f"  {label}: {facts['invgray'].get(key)}")

@@ -142,8 +142,10 @@ def test_info_shows_the_code_confidence(registered, tmp_path, monkeypatch):
     source = tmp_path / "plain.png"
     Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 48), dtype=np.uint8)).save(source)
     result = run("info", source)
-    assert result.exit_code == 0 and "carries no readable" in result.stdout and "confidence 0.20" in result.stdout
+    assert result.exit_code == 0 and "colour code: none that" in result.stdout and "confidence 0.20" in result.stdout
     result = run("info", source, "--json")
     assert json.loads(result.stdout)["code"] == {"model": TINY_NAME, "confidence": 0.2}
+    monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: FixedDetector(2, 0.9))
+    assert f"colour code: {TINY_NAME}'s (confidence 0.90)" in run("info", source).stdout
     monkeypatch.setattr(codec_module, "shipped_detector", lambda sha: None)  # a model without a detector
     assert json.loads(run("info", source, "--json").stdout)["code"] is None
