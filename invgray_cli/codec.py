@@ -34,6 +34,7 @@ from .imageio import (
     png_text,
     read_color,
     read_gray,
+    source_name,
     write_color,
     write_gray_jpeg,
     write_gray_png,
@@ -467,7 +468,10 @@ def decode_file(
     else:
         codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
                                         lossy=gray.lossy, precision=precision)
-    restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile)
+    try:
+        restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile)
+    except InvgrayError as exc:  # refused: say which gray
+        raise InvgrayError(f"{source_name(source)}: {exc}") from None
     fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
     write_color(restored.rgb, gray.alpha, dest, fmt)
     return FileResult(restored.rgb.shape[1], restored.rgb.shape[0], gray.alpha is not None, restored.model,

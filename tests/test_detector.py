@@ -104,7 +104,7 @@ def test_decode_no_fallback_refuses_a_plain_gray_in_one_line(registered, tmp_pat
     source = tmp_path / "plain.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 48), dtype=np.uint8)).save(source)
     assert_one_line_error(run("decode", source, "-o", tmp_path / "out.png", "--no-fallback", "--device", "cpu"),
-                          1, "no colour code")
+                          1, "plain.png", "no colour code")
     result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
     assert result.exit_code == 0 and "no colour code" in result.stderr and "guesses" in result.stderr
     assert detector_module.CODE_THRESHOLD == 0.5
