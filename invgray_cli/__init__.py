@@ -1,14 +1,14 @@
 """invgray: colour photos to ordinary-looking grayscale PNGs that restore their colour.
 
-The public API (``encode``, ``decode``, ``load_model``) is imported lazily so that
-``invgray --version`` answers without importing torch.
+The public API (``encode``, ``decode``, ``load_model``, and ``InvgrayError`` for the mistakes
+it reports) is imported lazily so that ``invgray --version`` answers without importing torch.
 """
 from __future__ import annotations
 
 from typing import Any
 
 __version__ = "0.2.0"
-__all__ = ["__version__", "encode", "decode", "load_model"]
+__all__ = ["__version__", "encode", "decode", "load_model", "InvgrayError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from . import codec
 
         return getattr(codec, name)
+    if name == "InvgrayError":
+        from .errors import InvgrayError
+
+        return InvgrayError
     raise AttributeError(f"module 'invgray_cli' has no attribute {name!r}")
