@@ -10,14 +10,13 @@ structure and PSNR, a whisker left to the set's worst image, and the paper's Tab
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's invgray_cli, installed or not
 
 from invgray_cli.train.loop import GRAY_RULE  # noqa: E402
+from svg_figure import main, text  # noqa: E402
 
 WIDTH, HEIGHT, MARGIN = 560, 340, 56
 X_RANGE = (0.86, 1.0)  # gray structure
@@ -39,10 +38,6 @@ def marker(shape: str, x: float, y: float, colour: str) -> str:
     if shape == "square":
         return f'<rect x="{x - 5}" y="{y - 5}" width="10" height="10" fill="none" stroke="{colour}" stroke-width="2"/>'
     return f'<polygon points="{x},{y - 6} {x + 6},{y} {x},{y + 6} {x - 6},{y}" fill="{colour}"/>'
-
-
-def text(x: float, y: float, body: str, size: int = 11, anchor: str = "start", extra: str = "") -> str:
-    return f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}" {extra}>{body}</text>'
 
 
 def figure(reports: list[dict], paper: tuple[float, float] = (0.9799, 36.02)) -> str:
@@ -97,16 +92,5 @@ def figure(reports: list[dict], paper: tuple[float, float] = (0.9799, 36.02)) ->
     return "\n".join(parts) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", type=Path, help="`invgray eval --json` outputs, one per model")
-    parser.add_argument("-o", "--out", type=Path, required=True)
-    args = parser.parse_args()
-    reports = [json.loads(path.read_text()) for path in args.reports]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(figure(reports))
-    print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    main(figure, __doc__.splitlines()[0], "`invgray eval --json` outputs, one per model")

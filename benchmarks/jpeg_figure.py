@@ -10,9 +10,9 @@ per model) and writes a small self-contained SVG: one line per (model, set) from
 """
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
+
+from svg_figure import main, text
 
 WIDTH, HEIGHT, MARGIN = 560, 340, 56
 X_RANGE = (45.0, 100.0)  # JPEG quality; 100 stands for the lossless PNG
@@ -27,10 +27,6 @@ def to_px(x: float, y: float) -> tuple[float, float]:
     px = MARGIN + (x - x0) / (x1 - x0) * (WIDTH - 2 * MARGIN)
     py = HEIGHT - MARGIN - (min(max(y, y0), y1) - y0) / (y1 - y0) * (HEIGHT - 2 * MARGIN)
     return round(px, 1), round(py, 1)
-
-
-def text(x: float, y: float, body: str, size: int = 11, anchor: str = "start", extra: str = "") -> str:
-    return f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}" {extra}>{body}</text>'
 
 
 def curve(mean: dict) -> list[tuple[float, float]]:
@@ -85,16 +81,5 @@ def figure(reports: list[dict]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", type=Path, help="`invgray eval --jpeg Q ... --json` outputs, one per model")
-    parser.add_argument("-o", "--out", type=Path, required=True)
-    args = parser.parse_args()
-    reports = [json.loads(path.read_text()) for path in args.reports]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(figure(reports))
-    print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    main(figure, __doc__.splitlines()[0], "`invgray eval --jpeg Q ... --json` outputs, one per model")

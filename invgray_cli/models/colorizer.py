@@ -10,7 +10,6 @@ corrects both. The output is chroma only: the luma stays the input gray (see
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..errors import InvgrayError
 from .net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS, ResidualBlock
 
 COLORIZER_FORMAT = "invgray-colorizer/1"
@@ -164,35 +162,15 @@ class Colorizer(nn.Module):
 
 def save_colorizer(model: Colorizer, path: str | Path, name: str | None = None) -> str:
     """Write ``model`` as safetensors with its config; returns the file's sha256."""
-    from safetensors.torch import save_file
+    from .registry import save_module
 
-    from .registry import file_sha256
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": COLORIZER_FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True)}
-    if name:
-        metadata["name"] = name
-    save_file(tensors, str(path), metadata=metadata)
-    Path(path).chmod(0o644)
-    return file_sha256(Path(path))
+    return save_module(model, path, COLORIZER_FORMAT, name=name)
 
 
 def load_colorizer(path: str | Path, expected_sha256: str | None = None) -> tuple[Colorizer, str, str]:
     """(model, name, sha256) of a colouriser file, checked against ``expected_sha256`` (prefix)."""
-    from .registry import _check_file, _read_weights, file_sha256
+    from .registry import load_module
 
-    path = Path(path)
-    _check_file(path)
-    digest = file_sha256(path)
-    if expected_sha256 and not digest.startswith(expected_sha256.lower()):
-        raise InvgrayError(f"colouriser weights {path} have sha256 {digest[:16]}… but {expected_sha256[:16]}… was "
-                           "expected: the file is corrupt or was tampered with")
-    metadata, tensors = _read_weights(path)
-    if metadata.get("format") != COLORIZER_FORMAT:
-        raise InvgrayError(f"{path} is not an invgray colouriser file (metadata format {metadata.get('format')!r})")
-    try:
-        model = Colorizer(ColorizerConfig(**json.loads(metadata["config"])))
-        model.load_state_dict(tensors, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InvgrayError(f"{path} does not match its own colouriser config ({str(exc).splitlines()[0]})") from None
-    return model.eval().requires_grad_(False), metadata.get("name") or f"file:{path.stem}", digest
+    model, metadata, digest = load_module(path, COLORIZER_FORMAT, lambda config: Colorizer(ColorizerConfig(**config)),
+                                          "colouriser", expected_sha256)
+    return model, metadata.get("name") or f"file:{Path(path).stem}", digest

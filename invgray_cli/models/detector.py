@@ -12,7 +12,6 @@ the sign of a chroma channel, so the shifts that matter look alike in the gray (
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,34 +132,15 @@ def shipped_detector(model_sha256: str) -> CodeDetector | None:
 
 def save_detector(model: CodeDetector, path: str | Path, model_sha256: str, name: str | None = None) -> str:
     """Write ``model`` as safetensors with its config and the codec model it reads; returns sha256."""
-    from safetensors.torch import save_file
+    from .registry import save_module
 
-    from .registry import file_sha256
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": DETECTOR_FORMAT, "config": json.dumps(model.config.to_dict(), sort_keys=True),
-                "model_sha256": model_sha256}
-    if name:
-        metadata["name"] = name
-    save_file(tensors, str(path), metadata=metadata)
-    Path(path).chmod(0o644)
-    return file_sha256(Path(path))
+    return save_module(model, path, DETECTOR_FORMAT, model_sha256=model_sha256, name=name)
 
 
 def load_detector(path: str | Path, expected_sha256: str | None = None) -> tuple[CodeDetector, str]:
     """(detector, sha256 of the codec model it was trained for), checked against ``expected_sha256``."""
-    from .registry import _check_file, _read_weights, file_sha256
+    from .registry import load_module
 
-    path = Path(path)
-    _check_file(path)
-    if expected_sha256 and not file_sha256(path).startswith(expected_sha256.lower()):
-        raise InvgrayError(f"code detector {path} does not match its expected sha256; reinstall invgray")
-    metadata, tensors = _read_weights(path)
-    if metadata.get("format") != DETECTOR_FORMAT:
-        raise InvgrayError(f"{path} is not an invgray code detector (metadata format {metadata.get('format')!r})")
-    try:
-        model = CodeDetector(DetectorConfig(**json.loads(metadata["config"])))
-        model.load_state_dict(tensors, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InvgrayError(f"{path} does not match its own detector config ({str(exc).splitlines()[0]})") from None
-    return model.eval().requires_grad_(False), metadata.get("model_sha256", "")
+    model, metadata, _ = load_module(path, DETECTOR_FORMAT, lambda config: CodeDetector(DetectorConfig(**config)),
+                                     "code detector", expected_sha256)
+    return model, metadata.get("model_sha256", "")

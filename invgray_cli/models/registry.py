@@ -177,6 +177,39 @@ def _check_file(path: Path) -> None:
         raise InvgrayError(f"weights path {path} is not a file")
 
 
+def save_module(model, path: str | Path, fmt: str, **metadata: str | None) -> str:
+    """Write a net with a ``config`` (a colouriser, a code detector) as safetensors: its tensors,
+    ``fmt``, its config as JSON and any other ``metadata`` given; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fields = {"format": fmt, "config": json.dumps(model.config.to_dict(), sort_keys=True)}
+    fields.update({key: value for key, value in metadata.items() if value})
+    save_file(tensors, str(path), metadata=fields)
+    Path(path).chmod(0o644)
+    return file_sha256(Path(path))
+
+
+def load_module(path: str | Path, fmt: str, build, what: str, expected_sha256: str | None = None):
+    """(net, metadata, sha256) of a file ``save_module`` wrote: checked against ``expected_sha256``
+    (prefix) and ``fmt``, the net rebuilt by ``build(config_dict)``; one-line errors naming ``what``."""
+    path = Path(path)
+    _check_file(path)
+    digest = file_sha256(path)
+    if expected_sha256 and not digest.startswith(expected_sha256.lower()):
+        raise InvgrayError(f"{what} {path} has sha256 {digest[:16]}… but {expected_sha256[:16]}… was "
+                           "expected: the file is corrupt or was tampered with")
+    metadata, tensors = _read_weights(path)
+    if metadata.get("format") != fmt:
+        raise InvgrayError(f"{path} is not an invgray {what} file (metadata format {metadata.get('format')!r})")
+    try:
+        model = build(json.loads(metadata["config"]))
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InvgrayError(f"{path} does not match its own {what} config ({str(exc).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False), metadata, digest
+
+
 def load_weights_with_info(path: str | Path, expected_sha256: str | None = None) -> tuple[InvertibleGray, ModelInfo]:
     """Load an invgray weights file (checked against ``expected_sha256``, full or prefix)."""
     path = Path(path)

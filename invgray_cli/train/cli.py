@@ -9,6 +9,11 @@ import click
 from ..options import device_option
 
 
+def log(message: str) -> None:
+    """Training progress and notes go to stderr."""
+    click.echo(message, err=True)
+
+
 @click.command("train")
 @click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -82,9 +87,6 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
-
-    def log(message: str) -> None:
-        click.echo(message, err=True)
 
     if interactive:
         from rich.console import Console
@@ -221,9 +223,6 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
                                colourfulness_weight=colourfulness_weight, init_from=init_from and str(init_from),
                                net=ColorizerConfig(width=width).to_dict())
 
-    def log(message: str) -> None:
-        click.echo(message, err=True)
-
     model = train_colorizer(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
         best = out.with_name(out.stem + ".best" + out.suffix)
@@ -269,9 +268,6 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
     cfg = DetectorTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
                               weights=weights, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
                               val_every=val_every, device=device, net={"width": width})
-
-    def log(message: str) -> None:
-        click.echo(message, err=True)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     detector, codec = train_detector(cfg, out, log=log, log_every=log_every)
