@@ -41,6 +41,7 @@ LAZY_COMMANDS = {
     "train": ("invgray_cli.train.cli", "train_command"),
     "train-colorizer": ("invgray_cli.train.cli", "train_colorizer_command"),
     "train-detector": ("invgray_cli.train.cli", "train_detector_command"),
+    "train-frames": ("invgray_cli.train.cli", "train_frames_command"),
 }
 
 # measured with `invgray eval ../shared/data/val --jpeg 90` on the default model (invisible_v2)

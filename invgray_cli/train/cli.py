@@ -273,3 +273,46 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
     detector, codec = train_detector(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
         log(f"wrote {export_path} (sha256 {save_detector(detector, export_path, codec.info.sha256)})")
+
+
+@click.command("train-frames")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint file of the run (with its validation history).")
+@click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Validation photos (one turned-and-cropped and one as-encoded case each), repeatable.")
+@click.option("--model", "model_name", default=None, help="The codec model whose frames it judges (default: the default).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Or a codec weights file.")
+@click.option("--cases-per-photo", default=1, type=click.IntRange(min=1), show_default=True)
+@click.option("--cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keep the training cases here (.npz) and reuse them on the next run.")
+@click.option("--steps", default=3000, type=click.IntRange(min=1), show_default=True)
+@click.option("--batch", default=16, type=click.IntRange(min=1), show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--width", default=32, show_default=True, help="Channels of the judge.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-every", default=500, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the best validated judge here as .safetensors.")
+@click.option("--log-every", default=100, show_default=True)
+def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], model_name: str | None,
+                         weights: str | None, cases_per_photo: int, cache: Path | None, steps: int, batch: int,
+                         lr: float, width: int, seed: int, val_every: int, threads: int | None,
+                         export_path: Path | None, log_every: int) -> None:
+    """Train the judge that picks the frame of a cropped, mirrored or turned gray."""
+    import torch
+
+    from ..models.frames import save_frame_judge
+    from .frames import FrameTrainConfig, train_frame_judge
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = FrameTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
+                           weights=weights, cases_per_photo=cases_per_photo, steps=steps, batch=batch, lr=lr,
+                           seed=seed, val_every=val_every, cache=str(cache) if cache else None,
+                           net={"width": width})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    judge, codec = train_frame_judge(cfg, out, log=log, log_every=log_every)
+    if export_path is not None:
+        log(f"wrote {export_path} (sha256 {save_frame_judge(judge, export_path, codec.info.sha256)})")

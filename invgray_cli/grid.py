@@ -1,0 +1,202 @@
+"""Finding the hidden code's grid in a gray that was cropped, mirrored or turned.
+
+The colour code sits on a grid of ``divisibility``-pixel blocks anchored at the top-left corner
+of the encoded image. A crop moves that anchor; a mirror or a 90° turn also reflects the blocks.
+Decoding in the wrong frame gives wrong, often complementary, colours. A :class:`Frame` says how
+to bring a gray back onto its grid: undo one of the 8 orientations (the symmetries of the square),
+then pad ``offset`` rows and columns on the top and left (mirrored).
+
+The frame is found in two steps, on a small probe window from the middle of the gray, so the
+cost does not grow with the image:
+
+1. **Round trip.** In the right frame the decoder's colours, encoded again, give back the gray
+   (``E(D(g)) ≈ g``); in most wrong frames they do not. Every frame is scored by that round
+   trip's error over the energy of the pattern, and the few best are kept.
+2. **Judge.** The 4-px Walsh carriers are symmetric: a few wrong frames (a mirror plus a shift,
+   say) are valid codes too, of the image with a chroma channel's sign flipped. A small CNN
+   (:mod:`.models.frames`) trained on such shortlists picks the candidate whose colours look
+   like a photo's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .models.frames import FrameJudge, judge_logits
+from .models.net import InvertibleGray, rgb_to_luma
+
+ORIENTATIONS = tuple(range(8))  # bit 0: rows reversed, bit 1: columns reversed, bit 2: transposed
+PROBE_SIZE = 96  # round-trip probe edge in pixels
+PROBE_MARGIN = 8  # pixels at the probe's border left out of the score (they see the padding)
+SHORTLIST_RATIO = 1.5  # frames scoring within this factor of the best go to the judge
+SHORTLIST_SIZE = 8
+JUDGE_WINDOW = 128  # the judge sees each candidate decoded on a window this size
+IDENTITY_SHARE = 0.2  # the gray as it comes wins when the judge gives it at least this probability
+
+
+@dataclass(frozen=True)
+class Frame:
+    """How to bring a gray back onto its encoding grid: undo ``orientation``, then pad
+    ``offset_y`` rows on top and ``offset_x`` columns on the left."""
+
+    orientation: int = 0
+    offset_y: int = 0
+    offset_x: int = 0
+
+    @property
+    def is_identity(self) -> bool:
+        return self == Frame()
+
+    def describe(self) -> str:
+        """What was probably done to the gray, in words."""
+        parts = []
+        if self.orientation & 4:
+            parts.append("turned 90° or transposed")
+        elif self.orientation == 3:
+            parts.append("turned 180°")
+        elif self.orientation:
+            parts.append("mirrored")
+        if self.offset_y or self.offset_x:
+            parts.append(f"cropped (grid offset x {self.offset_x}, y {self.offset_y})")
+        return " and ".join(parts) or "as encoded"
+
+
+def orient(image: Tensor, orientation: int) -> Tensor:
+    """Apply ``orientation`` to (..., H, W): transpose first, then reverse columns, then rows."""
+    if orientation & 4:
+        image = image.transpose(-1, -2)
+    if orientation & 2:
+        image = image.flip(-1)
+    if orientation & 1:
+        image = image.flip(-2)
+    return image
+
+
+def unorient(image: Tensor, orientation: int) -> Tensor:
+    """Undo :func:`orient`."""
+    if orientation & 1:
+        image = image.flip(-2)
+    if orientation & 2:
+        image = image.flip(-1)
+    if orientation & 4:
+        image = image.transpose(-1, -2)
+    return image
+
+
+def _mirror_before(length: int, pad: int) -> Tensor:
+    """Indices that put ``pad`` mirrored lines before the first one."""
+    before = torch.arange(pad, 0, -1).clamp_(max=max(length - 1, 0))
+    return torch.cat([before, torch.arange(length)])
+
+
+def into_frame(image: Tensor, frame: Frame) -> Tensor:
+    """(..., H, W) as it lies on disk -> on its encoding grid (orientation undone, offsets padded)."""
+    image = unorient(image, frame.orientation)
+    if frame.offset_y:
+        image = image.index_select(-2, _mirror_before(image.shape[-2], frame.offset_y).to(image.device))
+    if frame.offset_x:
+        image = image.index_select(-1, _mirror_before(image.shape[-1], frame.offset_x).to(image.device))
+    return image
+
+
+def out_of_frame(image: Tensor, frame: Frame) -> Tensor:
+    """Undo :func:`into_frame` on a result of the same grid (e.g. the decoded colour)."""
+    return orient(image[..., frame.offset_y :, frame.offset_x :], frame.orientation)
+
+
+def all_frames(divisibility: int) -> list[Frame]:
+    return [Frame(k, dy, dx) for k in ORIENTATIONS for dy in range(divisibility) for dx in range(divisibility)]
+
+
+def central_window(image: Tensor, size: int, divisibility: int) -> Tensor:
+    """The central ``size``² window of (..., H, W), its corner on the grid (so on-grid stays on-grid)."""
+    height, width = image.shape[-2:]
+    top = max((height - size) // 2, 0) // divisibility * divisibility
+    left = max((width - size) // 2, 0) // divisibility * divisibility
+    return image[..., top : top + size, left : left + size]
+
+
+@torch.inference_mode()
+def round_trip_scores(model: InvertibleGray, grays: Tensor) -> Tensor:
+    """(B,1,H,W) grays in [0,1], sides multiples of the divisibility -> (B,): the error of
+    encode(decode(gray)) against the gray over the energy of the pattern encode adds."""
+    colour = model.decode(grays).clamp(0.0, 1.0)
+    again = torch.round(model.encode(colour) * 255.0) / 255.0
+    m = PROBE_MARGIN
+    inner = (..., slice(m, -m), slice(m, -m))
+    error = ((again - grays)[inner] ** 2).mean(dim=(1, 2, 3))
+    pattern = ((again - rgb_to_luma(colour))[inner] ** 2).mean(dim=(1, 2, 3))
+    return error / pattern.clamp_min(1e-10)
+
+
+def _offset_batch(window: Tensor, divisibility: int) -> Tensor:
+    """(d², 1, S, S): ``window`` (1,H,W) padded by every grid offset, cut to a size the grid divides."""
+    size_y = window.shape[-2] // divisibility * divisibility
+    size_x = window.shape[-1] // divisibility * divisibility
+    return torch.stack([into_frame(window, Frame(0, dy, dx))[..., :size_y, :size_x]
+                        for dy in range(divisibility) for dx in range(divisibility)])
+
+
+def frame_scores(model: InvertibleGray, gray: Tensor, probe: int = PROBE_SIZE) -> dict[Frame, float]:
+    """Round-trip score of every frame of ``gray`` (1,H,W) in [0,1] (lower is more consistent)."""
+    d = model.divisibility
+    scores: dict[Frame, float] = {}
+    for orientation in ORIENTATIONS:
+        # the probe is cut after the orientation is undone, on the grid of the oriented image
+        window = central_window(unorient(gray, orientation), probe + d, d)
+        values = round_trip_scores(model, _offset_batch(window, d))
+        offsets = [(dy, dx) for dy in range(d) for dx in range(d)]
+        scores.update({Frame(orientation, dy, dx): float(v) for (dy, dx), v in zip(offsets, values)})
+    return scores
+
+
+def shortlist(scores: dict[Frame, float]) -> list[Frame]:
+    """The frames whose round trip is nearly as good as the best one's, best first."""
+    order = sorted(scores, key=scores.get)
+    best = scores[order[0]]
+    return [f for f in order[:SHORTLIST_SIZE] if scores[f] <= SHORTLIST_RATIO * best + 1e-4]
+
+
+@torch.inference_mode()
+def candidate_views(model: InvertibleGray, gray: Tensor, frames: list[Frame], window: int = JUDGE_WINDOW) -> Tensor:
+    """(K, 4, S, S) in [0,1]: each frame's central window of the gray and its decoded colours."""
+    d = model.divisibility
+    views = []
+    for frame in frames:
+        framed = central_window(into_frame(gray, frame), window, d)
+        framed = framed[..., : framed.shape[-2] // d * d, : framed.shape[-1] // d * d]
+        colour = torch.round(model.decode(framed[None]).clamp(0.0, 1.0) * 255.0) / 255.0
+        views.append(torch.cat([framed, colour[0]]))
+    return torch.stack(views)
+
+
+@dataclass(frozen=True)
+class FrameChoice:
+    frame: Frame
+    candidates: int  # how many frames the round trip left to the judge
+    probability: float  # the judge's probability for the chosen frame (1.0 when it had no choice)
+
+
+def find_frame(model: InvertibleGray, judge: FrameJudge | None, gray: np.ndarray) -> FrameChoice:
+    """The frame in which the uint8 HxW ``gray`` decodes to its colours. A gray too small to probe,
+    or a model without a judge, is taken as it comes."""
+    d = model.divisibility
+    if min(gray.shape) < PROBE_SIZE + 2 * d or judge is None:
+        return FrameChoice(Frame(), 0, 1.0)
+    device = next(model.parameters()).device
+    image = torch.tensor(gray, dtype=torch.float32, device=device)[None] / 255.0
+    scores = frame_scores(model, image)
+    frames = shortlist(scores)
+    if len(frames) == 1:
+        return FrameChoice(frames[0], 1, 1.0)
+    ratios = torch.tensor([scores[f] / max(scores[frames[0]], 1e-10) for f in frames], device=device)
+    with torch.inference_mode():
+        probabilities = torch.softmax(judge_logits(judge, candidate_views(model, image, frames), ratios), dim=0)
+    if Frame() in frames and float(probabilities[frames.index(Frame())]) >= IDENTITY_SHARE:
+        chosen = frames.index(Frame())  # most grays without a chunk were only re-saved: keep them as they are
+    else:
+        chosen = int(probabilities.argmax())
+    return FrameChoice(frames[chosen], len(frames), float(probabilities[chosen]))
