@@ -39,8 +39,10 @@ from .imageio import (
     write_gray_jpeg,
     write_gray_png,
 )
+from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame
 from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
+from .models.frames import FrameJudge, shipped_frame_judge
 from .models.net import InvertibleGray
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
@@ -118,6 +120,7 @@ class Codec:
     tile: int | None
     autocast: torch.dtype | None = None
     detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
+    frame_judge: FrameJudge | None = None  # None: the shipped one for this model, if any (see grid.py)
 
     @classmethod
     def load(
@@ -248,6 +251,42 @@ class Codec:
         return None if detector is None else read_code(detector, gray)
 
 
+    def find_frame(self, gray: np.ndarray) -> FrameChoice:
+        """The frame in which a uint8 HxW gray that may have been cropped, mirrored or turned decodes
+        (see grid.py); the gray as it comes when this model has no frame judge."""
+        _check_array(gray, 1, "gray")
+        judge = self.frame_judge or shipped_frame_judge(self.info.sha256)
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.float16, enabled=self.autocast is not None):
+            return find_frame(self.model, judge, gray)
+
+    def decode_in_frame(self, gray: np.ndarray, frame: Frame, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """``decode_array`` of the gray brought onto its grid by ``frame``; the colour comes back
+        in the gray's own frame."""
+        if frame.is_identity:
+            return self.decode_array(gray, on_tile)
+        framed = into_frame(torch.from_numpy(np.ascontiguousarray(gray)), frame, self.model.divisibility).contiguous().numpy()
+        colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
+        colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
+        return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
+
+
+def _mend_cut_blocks(colour: torch.Tensor, frame: Frame, divisibility: int) -> torch.Tensor:
+    """(3,H,W) colour decoded in ``frame``: the real lines of the blocks the crop cut (the rest of
+    each is mirrored padding, so their chroma is unreliable) take the chroma of the first whole block's
+    first line, keeping their own luma."""
+    luma_weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):
+        if offset == 0 or colour.shape[axis] <= divisibility:
+            continue
+        cut = colour.narrow(axis, offset, divisibility - offset)
+        whole = colour.narrow(axis, divisibility, 1)
+        luma_change = (cut * luma_weights).sum(0, keepdim=True) - (whole * luma_weights).sum(0, keepdim=True)
+        mended = (whole + luma_change).clamp(0.0, 255.0)
+        colour = torch.cat([colour.narrow(axis, 0, offset), mended,
+                            colour.narrow(axis, divisibility, colour.shape[axis] - divisibility)], dim=axis)
+    return colour
+
+
 def _same_size_groups(arrays: list[np.ndarray]) -> list[list[int]]:
     """Indices of ``arrays`` grouped by height and width, in first-seen order."""
     groups: dict[tuple[int, int], list[int]] = {}
@@ -352,6 +391,7 @@ def codec_for_gray(
 
 NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
                    "resized, or not made by invgray")
+MOVED_WARNING = "was {what} after encoding: decoded on its code's grid (sure to {probability:.0%}; --as-is to skip)"
 
 
 @dataclass(frozen=True)
@@ -391,10 +431,11 @@ def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
-            on_tile: ProgressFn | None = None) -> Restored:
+            on_tile: ProgressFn | None = None, search_frame: bool = True) -> Restored:
     """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised
     instead (``fallback``; decoded with a warning when no colouriser ships) or, without
-    ``fallback``, refused."""
+    ``fallback``, refused. One without a chunk is decoded in the frame :meth:`Codec.find_frame`
+    finds (``search_frame``), so a cropped, mirrored or turned gray keeps its colours."""
     reading = None if has_chunk else codec.read_code(gray)  # a chunk says invgray wrote it: no need to look
     if reading is not None and reading.confidence < CODE_THRESHOLD:
         note = NO_CODE_WARNING.format(confidence=reading.confidence)
@@ -407,7 +448,11 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
         return Restored(codec.decode_array(gray, on_tile), codec.info.name,
                         f"{note}; decoded with '{codec.info.name}' anyway: its colours are guesses "
                         "(this invgray ships no colouriser)", False)
-    return Restored(codec.decode_array(gray, on_tile), codec.info.name, None, True)
+    choice = codec.find_frame(gray) if search_frame and not has_chunk else None
+    if choice is None or choice.frame.is_identity:
+        return Restored(codec.decode_array(gray, on_tile), codec.info.name, None, True)
+    note = MOVED_WARNING.format(what=choice.frame.describe(), probability=choice.probability)
+    return Restored(codec.decode_in_frame(gray, choice.frame, on_tile), codec.info.name, note, True)
 
 
 # ---- files --------------------------------------------------------------------------------------
@@ -450,7 +495,7 @@ def decode_file(
     max_pixels: int | None = DEFAULT_MAX_PIXELS, on_tile: ProgressFn | None = None,
     model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
     precision: str = "auto", choose: Callable[[GrayImage], tuple[Codec, str | None]] | None = None,
-    fallback: bool = True,
+    fallback: bool = True, search_frame: bool = True,
 ) -> FileResult:
     """Read a gray, decode it and write the colour image (format from ``format`` or the extension).
 
@@ -469,7 +514,7 @@ def decode_file(
         codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
                                         lossy=gray.lossy, precision=precision)
     try:
-        restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile)
+        restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile, search_frame)
     except InvgrayError as exc:  # refused: say which gray
         raise InvgrayError(f"{source_name(source)}: {exc}") from None
     fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
@@ -541,17 +586,21 @@ def decode(
     gray: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
     weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str = "PNG", fallback: bool = True,
+    search_frame: bool = True,
 ) -> Image.Image | np.ndarray | bytes:
     """Gray -> colour, returning the input's type (bytes -> ``format`` bytes, PNG by default).
 
     Without ``codec`` the model named in the gray's chunk is used (default model with a warning
     when a file or PIL image has none). A gray with no chunk and no readable code is colourised
-    instead (see :func:`restore`), or with ``fallback=False`` refused with InvgrayError.
+    instead (see :func:`restore`), or with ``fallback=False`` refused with InvgrayError. A gray
+    without a chunk (every array) is decoded in the frame of its code's grid, found in it
+    (a crop, mirror or turn undone; ``search_frame=False`` takes it as it comes).
     """
     if isinstance(gray, (bytes, bytearray)):
         buffer = io.BytesIO()
         result = decode_file(bytes(gray), buffer, codec=codec, format=format, max_pixels=max_pixels,
-                             model=model, weights=weights, device=device, tile=tile, fallback=fallback)
+                             model=model, weights=weights, device=device, tile=tile, fallback=fallback,
+                             search_frame=search_frame)
         if result.warning:
             warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
@@ -570,7 +619,8 @@ def decode(
         codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, lossy=lossy)
     else:
         warning = chunk_mismatch_warning(text, codec.info)
-    restored = restore(np.ascontiguousarray(main), codec, text is not None and parse_chunk(text) is not None, fallback)
+    restored = restore(np.ascontiguousarray(main), codec, text is not None and parse_chunk(text) is not None, fallback,
+                       search_frame=search_frame)
     for note in (warning if restored.coded else None, restored.warning):
         if note:
             warnings.warn(f"<image> {note}", stacklevel=2)

@@ -86,19 +86,24 @@ def unorient(image: Tensor, orientation: int) -> Tensor:
     return image
 
 
-def _mirror_before(length: int, pad: int) -> Tensor:
-    """Indices that put ``pad`` mirrored lines before the first one."""
-    before = torch.arange(pad, 0, -1).clamp_(max=max(length - 1, 0))
+def _same_phase_before(length: int, pad: int, period: int) -> Tensor:
+    """Indices that put ``pad`` lines before the first one, each a copy of the line one ``period``
+    later on the grid: the padding then carries a code of the same phase (mirrored lines would not,
+    and would mislead the decoder for a dozen pixels in)."""
+    before = (torch.arange(pad) + period - pad).clamp_(max=max(length - 1, 0))
     return torch.cat([before, torch.arange(length)])
 
 
-def into_frame(image: Tensor, frame: Frame) -> Tensor:
-    """(..., H, W) as it lies on disk -> on its encoding grid (orientation undone, offsets padded)."""
+def into_frame(image: Tensor, frame: Frame, period: int = 4) -> Tensor:
+    """(..., H, W) as it lies on disk -> on its encoding grid of ``period``-px blocks (orientation
+    undone, offsets padded)."""
     image = unorient(image, frame.orientation)
     if frame.offset_y:
-        image = image.index_select(-2, _mirror_before(image.shape[-2], frame.offset_y).to(image.device))
+        rows = _same_phase_before(image.shape[-2], frame.offset_y, period)
+        image = image.index_select(-2, rows.to(image.device))
     if frame.offset_x:
-        image = image.index_select(-1, _mirror_before(image.shape[-1], frame.offset_x).to(image.device))
+        columns = _same_phase_before(image.shape[-1], frame.offset_x, period)
+        image = image.index_select(-1, columns.to(image.device))
     return image
 
 
@@ -136,7 +141,7 @@ def _offset_batch(window: Tensor, divisibility: int) -> Tensor:
     """(d², 1, S, S): ``window`` (1,H,W) padded by every grid offset, cut to a size the grid divides."""
     size_y = window.shape[-2] // divisibility * divisibility
     size_x = window.shape[-1] // divisibility * divisibility
-    return torch.stack([into_frame(window, Frame(0, dy, dx))[..., :size_y, :size_x]
+    return torch.stack([into_frame(window, Frame(0, dy, dx), divisibility)[..., :size_y, :size_x]
                         for dy in range(divisibility) for dx in range(divisibility)])
 
 
@@ -166,7 +171,7 @@ def candidate_views(model: InvertibleGray, gray: Tensor, frames: list[Frame], wi
     d = model.divisibility
     views = []
     for frame in frames:
-        framed = central_window(into_frame(gray, frame), window, d)
+        framed = central_window(into_frame(gray, frame, d), window, d)
         framed = framed[..., : framed.shape[-2] // d * d, : framed.shape[-1] // d * d]
         colour = torch.round(model.decode(framed[None]).clamp(0.0, 1.0) * 255.0) / 255.0
         views.append(torch.cat([framed, colour[0]]))

@@ -44,18 +44,23 @@ class FrameTrainConfig:
     lr: float = 1e-3
     seed: int = 0
     val_every: int = 500
-    cache: str | None = None  # .npz of the training cases, made once and reused
+    cache: str | None = None  # .npz of the training cases (and .val.npz beside it), made once and reused
     net: dict = field(default_factory=lambda: {"width": FrameJudgeConfig().width})
 
 
 @dataclass
 class Cases:
     views: np.ndarray  # (N, K, 4, S, S) uint8: gray and decoded colour of each candidate
-    ratios: np.ndarray  # (N, K) round-trip score over the best (padding: 0)
+    ratios: np.ndarray  # (N, K) round-trip score over the best
     psnr: np.ndarray  # (N, K) dB against the photo (padding: -inf)
     frames: np.ndarray  # (N, K, 3) orientation, offset_y, offset_x (padding: -1)
     as_encoded: np.ndarray  # (N,) bool: the case was not turned or cropped
     right_psnr: np.ndarray  # (N,) dB of the true frame's candidate
+
+    @property
+    def present(self) -> np.ndarray:
+        """(N, K) bool: which candidates are real (not padding)."""
+        return self.frames[..., 0] >= 0
 
     def save(self, path: Path) -> None:
         np.savez(path, **asdict(self))
@@ -99,7 +104,7 @@ def make_case(codec: Codec, rgb: np.ndarray, orientation: int, cut_y: int, cut_x
     right_psnr = psnr[frames.index(right)] if right in frames else \
         _window_psnr(grid.candidate_views(model, gray, [right])[0], truth, right, model.divisibility)
     best = scores[frames[0]]
-    ratios = [scores[f] / max(best, 1e-10) for f in frames]
+    ratios = [scores[f] / best if best > 0 else 1.0 for f in frames]
     return (views * 255.0).round().byte().numpy(), np.array(ratios), np.array(psnr), \
         np.array([[f.orientation, f.offset_y, f.offset_x] for f in frames]), right_psnr
 
@@ -139,11 +144,11 @@ def right_candidates(cases: Cases) -> torch.Tensor:
     return torch.from_numpy(cases.psnr >= cases.right_psnr[:, None] - RIGHT_MARGIN_DB)
 
 
-def case_logits(judge: FrameJudge, views: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-    """(N, K) logits, padding candidates at -inf."""
+def case_logits(judge: FrameJudge, views: torch.Tensor, ratios: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(N, K) logits of the ``present`` candidates, padding at -inf."""
     n, k = ratios.shape
     logits = judge_logits(judge, views.flatten(0, 1).float() / 255.0, ratios.flatten().clamp_min(1.0)).view(n, k)
-    return logits.masked_fill(ratios == 0, -math.inf)
+    return logits.masked_fill(~present, -math.inf)
 
 
 @torch.inference_mode()
@@ -154,7 +159,9 @@ def validate_judge(judge: FrameJudge, cases: Cases) -> dict:
     judge.eval()
     views, ratios = torch.from_numpy(cases.views), torch.from_numpy(cases.ratios)
     psnr = torch.from_numpy(cases.psnr)
-    logits = torch.cat([case_logits(judge, views[i : i + 8], ratios[i : i + 8]) for i in range(0, len(psnr), 8)])
+    present = torch.from_numpy(cases.present)
+    logits = torch.cat([case_logits(judge, views[i : i + 8], ratios[i : i + 8], present[i : i + 8])
+                        for i in range(0, len(psnr), 8)])
     probabilities = torch.softmax(logits, dim=1)
     chosen = probabilities.argmax(dim=1)
     identity = torch.from_numpy((cases.frames == 0).all(axis=2))
@@ -194,9 +201,15 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
         if cache is not None:
             cases.save(cache)
     val_cases = None
-    if cfg.val:
+    val_cache = cache.with_suffix(".val.npz") if cache is not None else None
+    if val_cache is not None and val_cache.exists():
+        val_cases = Cases.load(val_cache)
+        log(f"{len(val_cases.psnr)} validation cases from {val_cache}")
+    elif cfg.val:
         val_images = load_all(find_images([Path(p) for p in cfg.val]), 2 * grid.PROBE_SIZE, on_skip=log)
         val_cases = make_cases(codec, val_images, 2, cfg.seed + 1, None, as_encoded_share=0.5, log=log)
+        if val_cache is not None:
+            val_cases.save(val_cache)
     right = right_candidates(cases)
     usable = np.flatnonzero(right.any(dim=1).numpy())
     log(f"{len(usable)}/{len(right)} training cases have the right frame on their shortlist")
@@ -212,7 +225,8 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
         views = torch.from_numpy(cases.views[pick.numpy()])
         if rng.random() < 0.5:
             views = views.flip(-1)  # a mirrored photo is as natural
-        logits = case_logits(judge, views, torch.from_numpy(cases.ratios[pick.numpy()]))
+        logits = case_logits(judge, views, torch.from_numpy(cases.ratios[pick.numpy()]),
+                             torch.from_numpy(cases.present[pick.numpy()]))
         positive = logits.masked_fill(~right[pick], -math.inf)
         loss = (torch.logsumexp(logits, dim=1) - torch.logsumexp(positive, dim=1)).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,144 @@
+"""Finding a moved gray's grid (grid.py): the geometry, the choice over the shortlist, and the
+shipped judge on a real photo moved every way."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_helpers import photo, run
+from invgray_cli import grid
+from invgray_cli.codec import Codec, restore
+from invgray_cli.grid import Frame, all_frames, find_frame, into_frame, out_of_frame
+from invgray_cli.models.frames import FrameJudge, FrameJudgeConfig, load_frame_judge, save_frame_judge
+from invgray_cli.models import InvertibleGray, NetConfig
+from invgray_cli.models.registry import ModelInfo
+from invgray_cli.train.frames import transform, true_frame
+
+MOVED_LOSS_DB = 1.0  # set below from the measurement
+MOVES = [(t, cy, cx) for t in range(8) for cy in range(4) for cx in range(4)]
+
+
+@pytest.mark.parametrize("height,width", [(37, 45), (40, 40), (41, 38)])
+def test_the_true_frame_puts_every_moved_pixel_back_on_its_grid(height, width):
+    index = torch.arange(height * width).view(height, width)
+    frames_of_the_grid = set(all_frames(4))
+    for move in MOVES:
+        frame = true_frame(height, width, *move, 4)
+        framed = into_frame(transform(index, *move), frame)
+        rows, columns = np.divmod(framed[frame.offset_y :, frame.offset_x :].numpy(), width)
+        y, x = np.mgrid[frame.offset_y : framed.shape[0], frame.offset_x : framed.shape[1]]
+        assert ((rows - y) % 4 == 0).all() and ((columns - x) % 4 == 0).all(), (move, frame)
+        assert torch.equal(out_of_frame(framed, frame), transform(index, *move))  # and back
+        assert frame in frames_of_the_grid and frame.orientation == move[0]
+
+
+def test_padding_repeats_the_grid_phase():
+    line = torch.arange(10)
+    padded = into_frame(line[None], Frame(0, 0, 3))[0]
+    assert padded.tolist()[:4] == [1, 2, 3, 0]  # phases 0, 1, 2 copied from the next block, then the real line
+    assert torch.equal(padded[3:], line)
+
+
+class FixedJudge(FrameJudge):
+    """A judge giving fixed logits to the candidates, in shortlist order."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__(FrameJudgeConfig(width=2))
+        self.logits = torch.tensor(logits)
+
+    def forward(self, views: torch.Tensor, log_ratios: torch.Tensor) -> torch.Tensor:
+        return self.logits[: len(views)]
+
+
+@pytest.fixture
+def tiny_net() -> InvertibleGray:
+    torch.manual_seed(0)
+    net = InvertibleGray(NetConfig(scale=4, width=8, encoder_blocks=1, decoder_blocks=1))
+    return net.eval()
+
+
+def test_the_choice_over_the_shortlist(tiny_net, monkeypatch):
+    gray = np.random.default_rng(0).integers(0, 256, (120, 130), dtype=np.uint8)
+    moved = Frame(1, 0, 2)
+    scores = {f: 5.0 for f in all_frames(4)}
+    monkeypatch.setattr(grid, "frame_scores", lambda model, image: scores)
+    scores.update({moved: 0.9, Frame(): 1.0})  # both on the shortlist, the moved frame first
+    assert find_frame(tiny_net, FixedJudge([0.0, 0.0]), gray).frame == Frame()  # even odds: keep it as it is
+    strong = find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray)  # identity at 5 %: below IDENTITY_SHARE
+    assert strong.frame == moved and strong.candidates == 2 and strong.probability == pytest.approx(0.953, abs=1e-3)
+    scores[Frame()] = 5.0
+    alone = find_frame(tiny_net, FixedJudge([-9.0]), gray)
+    assert alone == grid.FrameChoice(moved, 1, 1.0)  # no choice to make
+    assert find_frame(tiny_net, None, gray).frame == Frame()  # no judge: as it comes
+    assert find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray[:90]).frame == Frame()  # too small to probe
+
+
+def test_frame_judge_file_round_trip(tmp_path):
+    torch.manual_seed(0)
+    judge = FrameJudge(FrameJudgeConfig(width=4))
+    save_frame_judge(judge, tmp_path / "j.safetensors", "cd" * 32)
+    loaded, model_sha = load_frame_judge(tmp_path / "j.safetensors")
+    assert model_sha == "cd" * 32 and loaded.config == judge.config
+    views, ratios = torch.rand(3, 4, 32, 32), torch.tensor([0.0, 0.1, 0.3])
+    assert torch.equal(loaded(views, ratios), judge.eval()(views, ratios))
+
+
+def test_train_frames_runs_and_exports(registered, tmp_path):
+    folder = tmp_path / "photos"
+    for seed in range(2):
+        photo(folder / f"{seed}.png", 260, 256, seed=seed)
+    result = run("train-frames", folder, "--val", folder, "--out", tmp_path / "f.ckpt", "--steps", "3",
+                 "--batch", "2", "--width", "4", "--val-every", "3", "--cache", tmp_path / "cases.npz",
+                 "--export", tmp_path / "f.safetensors")
+    assert result.exit_code == 0, result.stderr
+    assert "right_moved" in result.stderr and "right_as_encoded" in result.stderr
+    judge, model_sha = load_frame_judge(tmp_path / "f.safetensors")
+    from invgray_cli.models.registry import file_sha256
+
+    assert model_sha == file_sha256(registered) and judge.config.width == 4
+    again = run("train-frames", folder, "--out", tmp_path / "g.ckpt", "--steps", "1", "--batch", "2", "--width", "4",
+                "--cache", tmp_path / "cases.npz")
+    assert again.exit_code == 0 and "2 training cases from" in again.stderr  # the cache is reused
+
+
+@pytest.fixture(scope="module")
+def astronaut_coded() -> tuple[np.ndarray, np.ndarray, Codec]:
+    from skimage import data
+
+    codec = Codec.load(device="cpu", tile=0)
+    rgb = np.ascontiguousarray(data.astronaut())
+    return rgb, codec.encode_array(rgb), codec
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("move", [(0, 1, 0), (0, 0, 3), (0, 2, 2), (2, 0, 0), (1, 0, 0), (6, 0, 0), (3, 0, 0), (5, 1, 1)])
+def test_a_moved_gray_decodes_on_its_grid(astronaut_coded, move):
+    from invgray_cli import metrics
+
+    rgb, gray, codec = astronaut_coded
+    moved_gray = np.ascontiguousarray(transform(torch.from_numpy(gray), *move).numpy())
+    truth = np.ascontiguousarray(transform(torch.from_numpy(rgb).permute(2, 0, 1), *move).permute(1, 2, 0).numpy())
+    clean = metrics.psnr(codec.decode_array(gray), rgb)
+    restored = restore(moved_gray, codec, has_chunk=False)
+    assert restored.coded and ("after encoding" in restored.warning) == (move != (0, 0, 0))
+    assert metrics.psnr(restored.rgb, truth) > clean - MOVED_LOSS_DB
+    assert metrics.psnr(codec.decode_array(moved_gray), truth) < clean - 10  # as it comes it is lost
+
+
+@pytest.mark.slow
+def test_decode_finds_the_frame_of_a_mirrored_png_and_as_is_skips_it(astronaut_coded, tmp_path):
+    from invgray_cli import metrics
+
+    rgb, gray, _ = astronaut_coded
+    Image.fromarray(np.ascontiguousarray(gray[:, ::-1])).save(tmp_path / "mirrored.png")  # Pillow drops the chunk
+    searched = run("decode", tmp_path / "mirrored.png", "-o", tmp_path / "searched.png", "--device", "cpu")
+    assert searched.exit_code == 0 and "mirrored after encoding" in searched.stderr
+    as_is = run("decode", tmp_path / "mirrored.png", "-o", tmp_path / "as_is.png", "--as-is", "--device", "cpu")
+    assert as_is.exit_code == 0 and "after encoding" not in as_is.stderr
+    truth = np.ascontiguousarray(rgb[:, ::-1])
+    restored = [metrics.psnr(np.asarray(Image.open(tmp_path / f"{name}.png")), truth) for name in ("searched", "as_is")]
+    assert restored[0] > 35.0 and restored[1] < 25.0
