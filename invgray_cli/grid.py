@@ -29,10 +29,10 @@ from .models.frames import FrameJudge, judge_logits
 from .models.net import InvertibleGray, rgb_to_luma
 
 ORIENTATIONS = tuple(range(8))  # bit 0: rows reversed, bit 1: columns reversed, bit 2: transposed
-PROBE_SIZE = 96  # round-trip probe edge in pixels
+PROBE_SIZE = 128  # round-trip probe edge in pixels
 PROBE_MARGIN = 8  # pixels at the probe's border left out of the score (they see the padding)
-SHORTLIST_RATIO = 1.5  # frames scoring within this factor of the best go to the judge
-SHORTLIST_SIZE = 8
+SHORTLIST_RATIO = 2.0  # frames scoring within this factor of the best go to the judge
+SHORTLIST_SIZE = 12
 JUDGE_WINDOW = 128  # the judge sees each candidate decoded on a window this size
 IDENTITY_SHARE = 0.2  # the gray as it comes wins when the judge gives it at least this probability
 
@@ -137,23 +137,24 @@ def round_trip_scores(model: InvertibleGray, grays: Tensor) -> Tensor:
     return error / pattern.clamp_min(1e-10)
 
 
-def _offset_batch(window: Tensor, divisibility: int) -> Tensor:
-    """(d², 1, S, S): ``window`` (1,H,W) padded by every grid offset, cut to a size the grid divides."""
-    size_y = window.shape[-2] // divisibility * divisibility
-    size_x = window.shape[-1] // divisibility * divisibility
-    return torch.stack([into_frame(window, Frame(0, dy, dx), divisibility)[..., :size_y, :size_x]
+def _offset_batch(image: Tensor, size: int, divisibility: int) -> Tensor:
+    """(d², 1, S, S): the central window of (1,H,W) ``image`` as it lies in each frame that pads
+    (dy, dx) lines on top and left, cut from the image itself (no padding reaches the probe)."""
+    height, width = image.shape[-2:]
+    top = max((height - size) // 2, divisibility) // divisibility * divisibility
+    left = max((width - size) // 2, divisibility) // divisibility * divisibility
+    return torch.stack([image[..., top - dy : top - dy + size, left - dx : left - dx + size]
                         for dy in range(divisibility) for dx in range(divisibility)])
 
 
 def frame_scores(model: InvertibleGray, gray: Tensor, probe: int = PROBE_SIZE) -> dict[Frame, float]:
-    """Round-trip score of every frame of ``gray`` (1,H,W) in [0,1] (lower is more consistent)."""
+    """Round-trip score of every frame of ``gray`` (1,H,W) in [0,1], its sides at least
+    ``probe`` + 2 blocks (lower is more consistent)."""
     d = model.divisibility
+    offsets = [(dy, dx) for dy in range(d) for dx in range(d)]
     scores: dict[Frame, float] = {}
     for orientation in ORIENTATIONS:
-        # the probe is cut after the orientation is undone, on the grid of the oriented image
-        window = central_window(unorient(gray, orientation), probe + d, d)
-        values = round_trip_scores(model, _offset_batch(window, d))
-        offsets = [(dy, dx) for dy in range(d) for dx in range(d)]
+        values = round_trip_scores(model, _offset_batch(unorient(gray, orientation), probe, d))
         scores.update({Frame(orientation, dy, dx): float(v) for (dy, dx), v in zip(offsets, values)})
     return scores
 

@@ -62,7 +62,7 @@ def tiny_net() -> InvertibleGray:
 
 
 def test_the_choice_over_the_shortlist(tiny_net, monkeypatch):
-    gray = np.random.default_rng(0).integers(0, 256, (120, 130), dtype=np.uint8)
+    gray = np.random.default_rng(0).integers(0, 256, (150, 160), dtype=np.uint8)
     moved = Frame(1, 0, 2)
     scores = {f: 5.0 for f in all_frames(4)}
     monkeypatch.setattr(grid, "frame_scores", lambda model, image: scores)
@@ -74,7 +74,7 @@ def test_the_choice_over_the_shortlist(tiny_net, monkeypatch):
     alone = find_frame(tiny_net, FixedJudge([-9.0]), gray)
     assert alone == grid.FrameChoice(moved, 1, 1.0)  # no choice to make
     assert find_frame(tiny_net, None, gray).frame == Frame()  # no judge: as it comes
-    assert find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray[:90]).frame == Frame()  # too small to probe
+    assert find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray[:130]).frame == Frame()  # too small to probe
 
 
 def test_frame_judge_file_round_trip(tmp_path):

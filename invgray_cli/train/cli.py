@@ -286,8 +286,8 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
 @click.option("--cases-per-photo", default=1, type=click.IntRange(min=1), show_default=True)
 @click.option("--cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Keep the training cases here (.npz) and reuse them on the next run.")
-@click.option("--steps", default=3000, type=click.IntRange(min=1), show_default=True)
-@click.option("--batch", default=16, type=click.IntRange(min=1), show_default=True)
+@click.option("--steps", default=2500, type=click.IntRange(min=1), show_default=True)
+@click.option("--batch", default=8, type=click.IntRange(min=1), show_default=True)
 @click.option("--lr", default=1e-3, show_default=True)
 @click.option("--width", default=32, show_default=True, help="Channels of the judge.")
 @click.option("--seed", default=0, show_default=True)

@@ -39,8 +39,8 @@ class FrameTrainConfig:
     model: str | None = None
     weights: str | None = None
     cases_per_photo: int = 2
-    steps: int = 3000
-    batch: int = 16
+    steps: int = 2500
+    batch: int = 8
     lr: float = 1e-3
     seed: int = 0
     val_every: int = 500
