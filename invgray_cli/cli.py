@@ -291,17 +291,18 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 @_codec_options
 @click.option("--no-fallback", is_flag=True,
               help="Refuse a gray that carries no colour code instead of colourising it.")
-@click.option("--as-is", is_flag=True,
-              help="Decode a gray without a chunk as it comes: no search for a crop, mirror or turn.")
+@click.option("--find-frame", is_flag=True,
+              help="Look for a crop, mirror or turn of a gray without a chunk and decode on its grid "
+                   "(experimental: right for most photos, unreliable on smooth or flat content).")
 def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool,
-                   as_json: bool, no_fallback: bool, as_is: bool) -> None:
+                   as_json: bool, no_fallback: bool, find_frame: bool) -> None:
     """Restore colour photos from invgray gray PNGs.
 
     The model is the one named in each gray's chunk (or --weights). A gray with no chunk and no
     code (a plain gray, or a coded one re-compressed or resized) is colourised instead, with a note.
-    A gray with no chunk that was cropped, mirrored or turned is decoded on its code's grid, found
-    in the gray. Output is PNG unless -o names another extension (e.g. -o photo.jpg). Colour images
+    --find-frame decodes a gray with no chunk that was cropped, mirrored or turned on its code's
+    grid, found in the gray. Output is PNG unless -o names another extension (e.g. -o photo.jpg). Colour images
     met in folders are skipped.
     """
     started = time.perf_counter()
@@ -327,7 +328,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         t0 = time.perf_counter()
         done = write_output(job.output, lambda dest: decode_file(
             read_source(job.item), dest, max_pixels=opts.max_pixels, on_tile=on_tile,
-            choose=lambda gray: codec_for(gray, job.item.label), fallback=not no_fallback, search_frame=not as_is))
+            choose=lambda gray: codec_for(gray, job.item.label), fallback=not no_fallback, search_frame=find_frame))
         return _ok(job, done, t0)
 
     results = run_jobs("decode", jobs, process, opts)

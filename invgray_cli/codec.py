@@ -264,7 +264,7 @@ class Codec:
         in the gray's own frame."""
         if frame.is_identity:
             return self.decode_array(gray, on_tile)
-        framed = into_frame(torch.from_numpy(np.ascontiguousarray(gray)), frame, self.model.divisibility).contiguous().numpy()
+        framed = into_frame(torch.tensor(gray), frame, self.model.divisibility).contiguous().numpy()  # a copy: gray may be read-only
         colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
         colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
@@ -391,7 +391,7 @@ def codec_for_gray(
 
 NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
                    "resized, or not made by invgray")
-MOVED_WARNING = "was {what} after encoding: decoded on its code's grid (sure to {probability:.0%}; --as-is to skip)"
+MOVED_WARNING = "was {what} after encoding: decoded on its code's grid (judge's probability {probability:.0%})"
 
 
 @dataclass(frozen=True)
@@ -431,11 +431,12 @@ def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
-            on_tile: ProgressFn | None = None, search_frame: bool = True) -> Restored:
+            on_tile: ProgressFn | None = None, search_frame: bool = False) -> Restored:
     """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised
     instead (``fallback``; decoded with a warning when no colouriser ships) or, without
-    ``fallback``, refused. One without a chunk is decoded in the frame :meth:`Codec.find_frame`
-    finds (``search_frame``), so a cropped, mirrored or turned gray keeps its colours."""
+    ``fallback``, refused. With ``search_frame``, one without a chunk is decoded in the frame
+    :meth:`Codec.find_frame` finds, so a cropped, mirrored or turned gray can keep its colours
+    (off by default: on smooth content the search errs, see README)."""
     reading = None if has_chunk else codec.read_code(gray)  # a chunk says invgray wrote it: no need to look
     if reading is not None and reading.confidence < CODE_THRESHOLD:
         note = NO_CODE_WARNING.format(confidence=reading.confidence)
@@ -495,7 +496,7 @@ def decode_file(
     max_pixels: int | None = DEFAULT_MAX_PIXELS, on_tile: ProgressFn | None = None,
     model: str | None = None, weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
     precision: str = "auto", choose: Callable[[GrayImage], tuple[Codec, str | None]] | None = None,
-    fallback: bool = True, search_frame: bool = True,
+    fallback: bool = True, search_frame: bool = False,
 ) -> FileResult:
     """Read a gray, decode it and write the colour image (format from ``format`` or the extension).
 
@@ -586,15 +587,15 @@ def decode(
     gray: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
     weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str = "PNG", fallback: bool = True,
-    search_frame: bool = True,
+    search_frame: bool = False,
 ) -> Image.Image | np.ndarray | bytes:
     """Gray -> colour, returning the input's type (bytes -> ``format`` bytes, PNG by default).
 
     Without ``codec`` the model named in the gray's chunk is used (default model with a warning
     when a file or PIL image has none). A gray with no chunk and no readable code is colourised
-    instead (see :func:`restore`), or with ``fallback=False`` refused with InvgrayError. A gray
-    without a chunk (every array) is decoded in the frame of its code's grid, found in it
-    (a crop, mirror or turn undone; ``search_frame=False`` takes it as it comes).
+    instead (see :func:`restore`), or with ``fallback=False`` refused with InvgrayError. With
+    ``search_frame``, a gray without a chunk (every array) is decoded in the frame of its code's
+    grid found in it (a crop, mirror or turn undone; experimental, see README).
     """
     if isinstance(gray, (bytes, bytearray)):
         buffer = io.BytesIO()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from .models.frames import FrameJudge, judge_logits
 from .models.net import InvertibleGray, rgb_to_luma
@@ -34,6 +35,7 @@ PROBE_MARGIN = 8  # pixels at the probe's border left out of the score (they see
 SHORTLIST_RATIO = 2.0  # frames scoring within this factor of the best go to the judge
 SHORTLIST_SIZE = 12
 JUDGE_WINDOW = 128  # the judge sees each candidate decoded on a window this size
+PROBE_REGION = 192  # both look inside the region of about this size with the most fine detail
 IDENTITY_SHARE = 0.2  # the gray as it comes wins when the judge gives it at least this probability
 
 
@@ -159,9 +161,15 @@ def frame_scores(model: InvertibleGray, gray: Tensor, probe: int = PROBE_SIZE) -
     return scores
 
 
+def score_ratios(scores: dict[Frame, float], frames: list[Frame]) -> list[float]:
+    """Each frame's score over the best one's (all 1 when the best round trip is exact)."""
+    best = min(scores[f] for f in frames)
+    return [scores[f] / best if best > 0 else 1.0 for f in frames]
+
+
 def shortlist(scores: dict[Frame, float]) -> list[Frame]:
     """The frames whose round trip is nearly as good as the best one's, best first."""
-    order = sorted(scores, key=scores.get)
+    order = sorted(scores, key=lambda f: (scores[f], not f.is_identity))  # a tie keeps the gray as it comes
     best = scores[order[0]]
     return [f for f in order[:SHORTLIST_SIZE] if scores[f] <= SHORTLIST_RATIO * best + 1e-4]
 
@@ -179,6 +187,29 @@ def candidate_views(model: InvertibleGray, gray: Tensor, frames: list[Frame], wi
     return torch.stack(views)
 
 
+def probe_box(gray: Tensor, size: int, divisibility: int, steps: int = 4) -> tuple[slice, slice]:
+    """The ``size``-ish region of (1,H,W) ``gray`` with the most fine detail (where the pattern is
+    strongest; a defocused centre may carry too little of it to tell frames apart). Its corner is on
+    the grid and its sides are congruent to the gray's modulo the grid, so every frame of the gray
+    is the same frame of the region, whatever the orientation."""
+    height, width = gray.shape[-2:]
+    region_h = min(height, size + (height - size) % divisibility)
+    region_w = min(width, size + (width - size) % divisibility)
+    detail = (gray - F.avg_pool2d(F.pad(gray[None], (1, 1, 1, 1), mode="replicate"), 3, stride=1)[0]).abs()
+
+    def origins(length: int, region: int) -> list[int]:
+        return sorted({round(i * (length - region) / (steps - 1)) // divisibility * divisibility for i in range(steps)})
+
+    _, top, left = max((float(detail[..., y : y + region_h, x : x + region_w].mean()), y, x)
+                       for y in origins(height, region_h) for x in origins(width, region_w))
+    return slice(top, top + region_h), slice(left, left + region_w)
+
+
+def probe_region(gray: Tensor, size: int, divisibility: int) -> Tensor:
+    """``gray`` (..., H, W) cut to its :func:`probe_box`."""
+    return gray[(..., *probe_box(gray, size, divisibility))]
+
+
 @dataclass(frozen=True)
 class FrameChoice:
     frame: Frame
@@ -194,11 +225,12 @@ def find_frame(model: InvertibleGray, judge: FrameJudge | None, gray: np.ndarray
         return FrameChoice(Frame(), 0, 1.0)
     device = next(model.parameters()).device
     image = torch.tensor(gray, dtype=torch.float32, device=device)[None] / 255.0
+    image = probe_region(image, PROBE_REGION, d)
     scores = frame_scores(model, image)
     frames = shortlist(scores)
     if len(frames) == 1:
         return FrameChoice(frames[0], 1, 1.0)
-    ratios = torch.tensor([scores[f] / max(scores[frames[0]], 1e-10) for f in frames], device=device)
+    ratios = torch.tensor(score_ratios(scores, frames), device=device)
     with torch.inference_mode():
         probabilities = torch.softmax(judge_logits(judge, candidate_views(model, image, frames), ratios), dim=0)
     if Frame() in frames and float(probabilities[frames.index(Frame())]) >= IDENTITY_SHARE:

@@ -63,7 +63,13 @@ class FrameJudgeEntry:
 
 
 # Each file is made by `invgray train-frames` (recipe in the model card of the codec model it serves).
-FRAME_JUDGES: list[FrameJudgeEntry] = []
+FRAME_JUDGES: list[FrameJudgeEntry] = [
+    FrameJudgeEntry(  # igray_s4w96.invisible_v2
+        model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
+        file="igray_s4w96_invisible_v2.frames-30fbd979.safetensors",
+        sha256="30fbd979ef3607a6b82fc0ad7769774d62ae373d29102db74cad7e8f6663da51",
+    ),
+]
 
 
 @functools.lru_cache(maxsize=4)

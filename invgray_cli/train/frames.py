@@ -96,6 +96,8 @@ def make_case(codec: Codec, rgb: np.ndarray, orientation: int, cut_y: int, cut_x
     model = codec.model
     gray = transform(torch.from_numpy(codec.encode_array(rgb)), orientation, cut_y, cut_x).float()[None] / 255.0
     truth = transform(torch.from_numpy(rgb).permute(2, 0, 1), orientation, cut_y, cut_x).float() / 255.0
+    box = grid.probe_box(gray, grid.PROBE_REGION, model.divisibility)  # as find_frame looks
+    gray, truth = gray[(..., *box)], truth[(..., *box)]
     scores = grid.frame_scores(model, gray)
     frames = grid.shortlist(scores)
     views = grid.candidate_views(model, gray, frames)
@@ -103,8 +105,7 @@ def make_case(codec: Codec, rgb: np.ndarray, orientation: int, cut_y: int, cut_x
     right = true_frame(*rgb.shape[:2], orientation, cut_y, cut_x, model.divisibility)
     right_psnr = psnr[frames.index(right)] if right in frames else \
         _window_psnr(grid.candidate_views(model, gray, [right])[0], truth, right, model.divisibility)
-    best = scores[frames[0]]
-    ratios = [scores[f] / best if best > 0 else 1.0 for f in frames]
+    ratios = grid.score_ratios(scores, frames)
     return (views * 255.0).round().byte().numpy(), np.array(ratios), np.array(psnr), \
         np.array([[f.orientation, f.offset_y, f.offset_x] for f in frames]), right_psnr
 
