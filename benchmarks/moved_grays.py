@@ -1,10 +1,11 @@
 """Restored PSNR of grays moved after encoding (cropped by 1-3 px, mirrored, turned), per set.
 
 Each photo is encoded by the default model, then moved each way in MOVES. The moved gray is
-decoded as `invgray decode --find-frame` decodes a gray without a chunk (codec.restore with the
-grid search), as it comes (plain `decode`), and in the true frame (what a perfect frame search would give; the rest of the
-gap to the clean decode is the decoder meeting a cut edge). Also reported: the share of moved
-grays whose search restores within 0.5 dB of the true frame, and the search's time.
+decoded three ways: in the frame `invgray decode --find-frame` finds for it (Codec.find_frame; the
+code detector, which decode asks first, is left out), as it comes (plain `decode`), and in the true
+frame (what a perfect search would give; the rest of the gap to the clean decode is the decoder
+meeting a cut edge). Also reported: the share of moved grays whose search restores within 0.5 dB
+of the true frame, the share of unmoved grays it keeps so, and the search's time.
 
     python benchmarks/moved_grays.py ../shared/data/val ../shared/data/val_smooth ../shared/data/val_art --json out.json
 """
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.codec import Codec, restore
+from invgray_cli.codec import Codec
 from invgray_cli.imageio import read_color
 from invgray_cli.train.data import find_images
 from invgray_cli.train.frames import transform, true_frame
@@ -48,7 +49,7 @@ def measure(codec: Codec, folder: Path, every: int) -> dict:
         for name, orientation, cut_y, cut_x in MOVES:
             moved_gray, truth = moved(gray, orientation, cut_y, cut_x), moved(rgb, orientation, cut_y, cut_x)
             tick = time.perf_counter()
-            searched = restore(moved_gray, codec, has_chunk=False, fallback=False, search_frame=True).rgb
+            searched = codec.decode_in_frame(moved_gray, codec.find_frame(moved_gray).frame)
             seconds = time.perf_counter() - tick
             frame = true_frame(*gray.shape, orientation, cut_y, cut_x, codec.model.divisibility)
             rows.append({"photo": path.name, "move": name, "clean": clean, "search_s": seconds,

@@ -293,7 +293,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
               help="Refuse a gray that carries no colour code instead of colourising it.")
 @click.option("--find-frame", is_flag=True,
               help="Look for a crop, mirror or turn of a gray without a chunk and decode on its grid "
-                   "(experimental: right for most photos, unreliable on smooth or flat content).")
+                   "(experimental and slow: right for about half of detailed photos, wrong on smooth "
+                   "or flat ones; see README).")
 def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool,
                    as_json: bool, no_fallback: bool, find_frame: bool) -> None:

@@ -67,10 +67,14 @@ def test_the_choice_over_the_shortlist(tiny_net, monkeypatch):
     scores = {f: 5.0 for f in all_frames(4)}
     monkeypatch.setattr(grid, "frame_scores", lambda model, image: scores)
     scores.update({moved: 0.9, Frame(): 1.0})  # both on the shortlist, the moved frame first
-    assert find_frame(tiny_net, FixedJudge([0.0, 0.0]), gray).frame == Frame()  # even odds: keep it as it is
-    strong = find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray)  # identity at 5 %: below IDENTITY_SHARE
+    assert find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray).frame == Frame()  # on the shortlist: kept as it is
+    monkeypatch.setattr(grid, "IDENTITY_SHARE", 0.2)
+    assert find_frame(tiny_net, FixedJudge([0.0, 0.0]), gray).frame == Frame()  # even odds: kept
+    strong = find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray)  # identity at 5 %: below the share
     assert strong.frame == moved and strong.candidates == 2 and strong.probability == pytest.approx(0.953, abs=1e-3)
-    scores[Frame()] = 5.0
+    scores.update({Frame(): 5.0, Frame(2, 1, 1): 1.0})  # off the shortlist: the judge picks among the rest
+    assert find_frame(tiny_net, FixedJudge([-1.0, 2.0]), gray).frame == Frame(2, 1, 1)
+    scores[Frame(2, 1, 1)] = 5.0
     alone = find_frame(tiny_net, FixedJudge([-9.0]), gray)
     assert alone == grid.FrameChoice(moved, 1, 1.0)  # no choice to make
     assert find_frame(tiny_net, None, gray).frame == Frame()  # no judge: as it comes

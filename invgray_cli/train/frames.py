@@ -166,7 +166,7 @@ def validate_judge(judge: FrameJudge, cases: Cases) -> dict:
     probabilities = torch.softmax(logits, dim=1)
     chosen = probabilities.argmax(dim=1)
     identity = torch.from_numpy((cases.frames == 0).all(axis=2))
-    keep = (identity & (probabilities >= grid.IDENTITY_SHARE)).any(dim=1)
+    keep = (identity & present & (probabilities >= grid.IDENTITY_SHARE)).any(dim=1)
     chosen = torch.where(keep, identity.float().argmax(dim=1), chosen)
     best = torch.from_numpy(cases.right_psnr)
     picked = psnr.gather(1, chosen[:, None])[:, 0]
