@@ -264,7 +264,7 @@ class Codec:
         in the gray's own frame."""
         if frame.is_identity:
             return self.decode_array(gray, on_tile)
-        framed = into_frame(torch.tensor(gray), frame, self.model.divisibility).contiguous().numpy()  # a copy: gray may be read-only
+        framed = into_frame(torch.from_numpy(np.array(gray)), frame, self.model.divisibility).contiguous().numpy()  # a copy: gray may be read-only or reversed
         colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
         colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
@@ -272,7 +272,7 @@ class Codec:
 
 def _mend_cut_blocks(colour: torch.Tensor, frame: Frame, divisibility: int) -> torch.Tensor:
     """(3,H,W) colour decoded in ``frame``: the real lines of the blocks the crop cut (the rest of
-    each is mirrored padding, so their chroma is unreliable) take the chroma of the first whole block's
+    each is padding copied from the next block, so their chroma is unreliable) take the chroma of the first whole block's
     first line, keeping their own luma."""
     luma_weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
     for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):

@@ -33,15 +33,15 @@ from .models.net import InvertibleGray, rgb_to_luma
 
 ORIENTATIONS = tuple(range(8))  # bit 0: rows reversed, bit 1: columns reversed, bit 2: transposed
 PROBE_SIZE = 128  # round-trip probe edge in pixels
-PROBE_MARGIN = 8  # pixels at the probe's border left out of the score (they see the padding)
+PROBE_MARGIN = 8  # pixels at the probe's border left out of the score (the nets see zeros beyond it)
 SHORTLIST_RATIO = 2.0  # frames scoring within this factor of the best go to the judge
 SHORTLIST_SIZE = 12
 JUDGE_WINDOW = 128  # the judge sees each candidate decoded on a window this size
 PROBE_REGION = 192  # both look inside regions of about this size with the most fine detail
 PROBE_REGIONS = 3  # how many: their round-trip scores (geometric mean) and the judge's logits add up
 # The gray as it comes wins when it is on the shortlist and the judge gives it at least this
-# probability. 0: whenever it is on the shortlist. On the validation sets that kept 100 % of unmoved
-# val grays (60 % at 0.2) for 2 points fewer moved ones (README, "What survives").
+# probability. 0: whenever it is on the shortlist. On 10 val photos that kept 100 % of unmoved grays
+# (60 % at 0.2) for 2 points fewer moved ones right (57 % against 59 %).
 IDENTITY_SHARE = 0.0
 
 
@@ -241,7 +241,7 @@ def find_frame(model: InvertibleGray, judge: FrameJudge | None, gray: np.ndarray
     if min(gray.shape) < PROBE_SIZE + 2 * d or judge is None:
         return FrameChoice(Frame(), 0, 1.0)
     device = next(model.parameters()).device
-    image = torch.tensor(gray, dtype=torch.float32, device=device)[None] / 255.0
+    image = torch.from_numpy(np.array(gray)).to(device, torch.float32)[None] / 255.0  # a copy: gray may be reversed
     regions = [image[(..., *box)] for box in probe_boxes(image, PROBE_REGION, d, PROBE_REGIONS)]
     region_scores = [frame_scores(model, region) for region in regions]
     frames = shortlist({f: math.exp(sum(math.log(max(s[f], 1e-12)) for s in region_scores) / len(regions))

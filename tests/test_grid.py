@@ -134,6 +134,31 @@ def test_a_moved_gray_decodes_on_its_grid(astronaut_coded, move):
 
 
 @pytest.mark.slow
+def test_an_unmoved_gray_is_kept_as_it_comes(astronaut_coded):
+    rgb, gray, codec = astronaut_coded
+    assert codec.find_frame(gray).frame == Frame()
+    mirrored_view = gray[:, ::-1]  # negative strides: the search and decode_in_frame copy it
+    frame = codec.find_frame(mirrored_view).frame
+    assert frame == true_frame(*gray.shape, 2, 0, 0, 4)
+    contiguous = np.ascontiguousarray(mirrored_view)
+    assert np.array_equal(codec.decode_in_frame(mirrored_view, frame), codec.decode_in_frame(contiguous, frame))
+    restored = restore(gray, codec, has_chunk=False, search_frame=True)
+    assert restored.warning is None and np.array_equal(restored.rgb, codec.decode_array(gray))
+
+
+def test_decode_does_not_search_unless_asked(weights, monkeypatch):
+    codec = Codec.load(weights=weights, device="cpu")
+    searched = []
+    monkeypatch.setattr(Codec, "find_frame",
+                        lambda self, gray: searched.append(gray.shape) or grid.FrameChoice(Frame(1, 0, 0), 2, 0.9))
+    gray = np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8)
+    as_is = restore(gray, codec, has_chunk=False)
+    assert not searched and as_is.warning is None and np.array_equal(as_is.rgb, codec.decode_array(gray))
+    asked = restore(gray, codec, has_chunk=False, search_frame=True)
+    assert searched == [(200, 200)] and "mirrored after encoding" in asked.warning
+
+
+@pytest.mark.slow
 def test_decode_find_frame_restores_a_mirrored_png(astronaut_coded, tmp_path):
     from invgray_cli import metrics
 

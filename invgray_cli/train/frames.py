@@ -96,7 +96,7 @@ def make_case(codec: Codec, rgb: np.ndarray, orientation: int, cut_y: int, cut_x
     model = codec.model
     gray = transform(torch.from_numpy(codec.encode_array(rgb)), orientation, cut_y, cut_x).float()[None] / 255.0
     truth = transform(torch.from_numpy(rgb).permute(2, 0, 1), orientation, cut_y, cut_x).float() / 255.0
-    box = grid.probe_box(gray, grid.PROBE_REGION, model.divisibility)  # as find_frame looks
+    box = grid.probe_box(gray, grid.PROBE_REGION, model.divisibility)  # the first of the regions find_frame probes
     gray, truth = gray[(..., *box)], truth[(..., *box)]
     scores = grid.frame_scores(model, gray)
     frames = grid.shortlist(scores)
@@ -154,7 +154,8 @@ def case_logits(judge: FrameJudge, views: torch.Tensor, ratios: torch.Tensor, pr
 
 @torch.inference_mode()
 def validate_judge(judge: FrameJudge, cases: Cases) -> dict:
-    """Share of cases where the choice :func:`grid.find_frame` would make restores within the margin,
+    """Share of cases where the choice :func:`grid.find_frame` would make on the case's one probe
+    region (it adds up three on a whole gray) restores within the margin,
     and the mean PSNR of the chosen candidates on the judge's window; for turned/cropped cases and
     cases as encoded separately."""
     judge.eval()
