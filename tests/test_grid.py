@@ -81,6 +81,29 @@ def test_the_choice_over_the_shortlist(tiny_net, monkeypatch):
     assert find_frame(tiny_net, FixedJudge([3.0, 0.0]), gray[:130]).frame == Frame()  # too small to probe
 
 
+def test_the_probe_regions_add_up(tiny_net, monkeypatch):
+    gray = np.random.default_rng(2).integers(0, 256, (420, 420), dtype=np.uint8)
+    a, b = Frame(1, 0, 2), Frame(2, 1, 1)
+    per_region = [{a: 1.0, b: 1.2}, {a: 1.0, b: 1.2}, {a: 2.0, b: 1.0}]
+    probed, seen = [], []
+
+    def scores(model, image):
+        probed.append(tuple(image.shape[-2:]))
+        return {f: 50.0 for f in all_frames(4)} | per_region[len(probed) - 1]
+
+    class RecordingJudge(FixedJudge):
+        def forward(self, views: torch.Tensor, log_ratios: torch.Tensor) -> torch.Tensor:
+            seen.append(log_ratios.exp().tolist())
+            return super().forward(views, log_ratios)
+
+    monkeypatch.setattr(grid, "frame_scores", scores)
+    choice = find_frame(tiny_net, RecordingJudge([1.0, 0.0]), gray)
+    assert probed == [(192, 192)] * 3
+    # geometric means: b 1.13, a 1.26, so b leads; each region's ratios are over its own best
+    assert np.allclose(seen, [[1.2, 1.0], [1.2, 1.0], [1.0, 2.0]])
+    assert choice.frame == b and choice.candidates == 2 and choice.probability == pytest.approx(0.953, abs=1e-3)
+
+
 def test_frame_judge_file_round_trip(tmp_path):
     torch.manual_seed(0)
     judge = FrameJudge(FrameJudgeConfig(width=4))
