@@ -303,8 +303,8 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     The model is the one named in each gray's chunk (or --weights). A gray with no chunk and no
     code (a plain gray, or a coded one re-compressed or resized) is colourised instead, with a note.
     --find-frame decodes a gray with no chunk that was cropped, mirrored or turned on its code's
-    grid, found in the gray. Output is PNG unless -o names another extension (e.g. -o photo.jpg). Colour images
-    met in folders are skipped.
+    grid, found in the gray. Output is PNG unless -o names another extension (e.g. -o photo.jpg).
+    Colour images met in folders are skipped.
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)

@@ -43,7 +43,7 @@ from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame
 from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
-from .models.net import InvertibleGray
+from .models.net import InvertibleGray, rgb_to_luma
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
@@ -250,7 +250,6 @@ class Codec:
         detector = self.detector or shipped_detector(self.info.sha256)
         return None if detector is None else read_code(detector, gray)
 
-
     def find_frame(self, gray: np.ndarray) -> FrameChoice:
         """The frame in which a uint8 HxW gray that may have been cropped, mirrored or turned decodes
         (see grid.py); the gray as it comes when this model has no frame judge."""
@@ -264,7 +263,8 @@ class Codec:
         in the gray's own frame."""
         if frame.is_identity:
             return self.decode_array(gray, on_tile)
-        framed = into_frame(torch.from_numpy(np.array(gray)), frame, self.model.divisibility).contiguous().numpy()  # a copy: gray may be read-only or reversed
+        copy = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
+        framed = into_frame(copy, frame, self.model.divisibility).contiguous().numpy()
         colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
         colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
@@ -272,15 +272,14 @@ class Codec:
 
 def _mend_cut_blocks(colour: torch.Tensor, frame: Frame, divisibility: int) -> torch.Tensor:
     """(3,H,W) colour decoded in ``frame``: the real lines of the blocks the crop cut (the rest of
-    each is padding copied from the next block, so their chroma is unreliable) take the chroma of the first whole block's
-    first line, keeping their own luma."""
-    luma_weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    each is padding copied from the next block, so their chroma is unreliable) take the chroma of
+    the first whole block's first line, keeping their own luma."""
     for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):
         if offset == 0 or colour.shape[axis] <= divisibility:
             continue
         cut = colour.narrow(axis, offset, divisibility - offset)
         whole = colour.narrow(axis, divisibility, 1)
-        luma_change = (cut * luma_weights).sum(0, keepdim=True) - (whole * luma_weights).sum(0, keepdim=True)
+        luma_change = rgb_to_luma(cut[None])[0] - rgb_to_luma(whole[None])[0]
         mended = (whole + luma_change).clamp(0.0, 255.0)
         colour = torch.cat([colour.narrow(axis, 0, offset), mended,
                             colour.narrow(axis, divisibility, colour.shape[axis] - divisibility)], dim=axis)

@@ -222,11 +222,6 @@ def probe_box(gray: Tensor, size: int, divisibility: int) -> tuple[slice, slice]
     return probe_boxes(gray, size, divisibility, 1)[0]
 
 
-def probe_region(gray: Tensor, size: int, divisibility: int) -> Tensor:
-    """``gray`` (..., H, W) cut to its :func:`probe_box`."""
-    return gray[(..., *probe_box(gray, size, divisibility))]
-
-
 @dataclass(frozen=True)
 class FrameChoice:
     frame: Frame

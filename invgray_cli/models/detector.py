@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..errors import InvgrayError
+from .registry import CompanionEntry, load_module, save_module, shipped_companion
 
 DETECTOR_FORMAT = "invgray-detector/1"
 CODE_THRESHOLD = 0.5  # below this confidence, decode says the gray carries no code
@@ -99,16 +99,9 @@ def read_code(detector: CodeDetector, gray: np.ndarray) -> CodeReading | None:
     return CodeReading(float(torch.sigmoid(logit.float())))
 
 
-@dataclass(frozen=True)
-class DetectorEntry:
-    model_sha256: str  # the codec model whose code it reads
-    file: str  # in weights_dir()
-    sha256: str
-
-
 # Each file is made by `invgray train-detector` (recipe in the model card of the codec model it reads).
-DETECTORS: list[DetectorEntry] = [
-    DetectorEntry(  # igray_s4w96.invisible_v2
+DETECTORS: list[CompanionEntry] = [
+    CompanionEntry(  # igray_s4w96.invisible_v2
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
         file="igray_s4w96_invisible_v2.detector-fe649633.safetensors",
         sha256="fe6496334ab2f1b7d59e316950a8abc99da48a4e4d2bf4f5ec80a94fd14b79c3",
@@ -119,28 +112,16 @@ DETECTORS: list[DetectorEntry] = [
 @functools.lru_cache(maxsize=4)
 def shipped_detector(model_sha256: str) -> CodeDetector | None:
     """The shipped detector for the codec model with this sha256, or None if it has none."""
-    from .registry import weights_dir
-
-    entry = next((e for e in DETECTORS if e.model_sha256 == model_sha256), None)
-    if entry is None:
-        return None
-    path = weights_dir() / entry.file
-    if not path.is_file():
-        raise InvgrayError(f"shipped code detector is missing: {path}; reinstall invgray")
-    return load_detector(path, entry.sha256)[0]
+    return shipped_companion(DETECTORS, model_sha256, "code detector", lambda path, sha: load_detector(path, sha)[0])
 
 
 def save_detector(model: CodeDetector, path: str | Path, model_sha256: str, name: str | None = None) -> str:
     """Write ``model`` as safetensors with its config and the codec model it reads; returns sha256."""
-    from .registry import save_module
-
     return save_module(model, path, DETECTOR_FORMAT, model_sha256=model_sha256, name=name)
 
 
 def load_detector(path: str | Path, expected_sha256: str | None = None) -> tuple[CodeDetector, str]:
     """(detector, sha256 of the codec model it was trained for), checked against ``expected_sha256``."""
-    from .registry import load_module
-
     model, metadata, _ = load_module(path, DETECTOR_FORMAT, lambda config: CodeDetector(DetectorConfig(**config)),
                                      "code detector", expected_sha256)
     return model, metadata.get("model_sha256", "")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import InvgrayError
+from .registry import CompanionEntry, load_module, save_module, shipped_companion
 
 FRAME_JUDGE_FORMAT = "invgray-frame-judge/1"
 
@@ -55,16 +55,9 @@ def judge_logits(judge: FrameJudge, views: Tensor, ratios: Tensor) -> Tensor:
     return judge(views.to(parameter), torch.log(ratios.clamp_min(1.0)).to(parameter))
 
 
-@dataclass(frozen=True)
-class FrameJudgeEntry:
-    model_sha256: str  # the codec model whose frames it judges
-    file: str  # in weights_dir()
-    sha256: str
-
-
 # Each file is made by `invgray train-frames` (recipe in the model card of the codec model it serves).
-FRAME_JUDGES: list[FrameJudgeEntry] = [
-    FrameJudgeEntry(  # igray_s4w96.invisible_v2
+FRAME_JUDGES: list[CompanionEntry] = [
+    CompanionEntry(  # igray_s4w96.invisible_v2
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
         file="igray_s4w96_invisible_v2.frames-30fbd979.safetensors",
         sha256="30fbd979ef3607a6b82fc0ad7769774d62ae373d29102db74cad7e8f6663da51",
@@ -75,28 +68,17 @@ FRAME_JUDGES: list[FrameJudgeEntry] = [
 @functools.lru_cache(maxsize=4)
 def shipped_frame_judge(model_sha256: str) -> FrameJudge | None:
     """The shipped frame judge for the codec model with this sha256, or None if it has none."""
-    from .registry import weights_dir
-
-    entry = next((e for e in FRAME_JUDGES if e.model_sha256 == model_sha256), None)
-    if entry is None:
-        return None
-    path = weights_dir() / entry.file
-    if not path.is_file():
-        raise InvgrayError(f"shipped frame judge is missing: {path}; reinstall invgray")
-    return load_frame_judge(path, entry.sha256)[0]
+    return shipped_companion(FRAME_JUDGES, model_sha256, "frame judge",
+                             lambda path, sha: load_frame_judge(path, sha)[0])
 
 
 def save_frame_judge(model: FrameJudge, path, model_sha256: str, name: str | None = None) -> str:
     """Write ``model`` as safetensors with its config and the codec model it serves; returns sha256."""
-    from .registry import save_module
-
     return save_module(model, path, FRAME_JUDGE_FORMAT, model_sha256=model_sha256, name=name)
 
 
 def load_frame_judge(path, expected_sha256: str | None = None) -> tuple[FrameJudge, str]:
     """(judge, sha256 of the codec model it was trained for), checked against ``expected_sha256``."""
-    from .registry import load_module
-
     model, metadata, _ = load_module(path, FRAME_JUDGE_FORMAT, lambda config: FrameJudge(FrameJudgeConfig(**config)),
                                      "frame judge", expected_sha256)
     return model, metadata.get("model_sha256", "")

@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from ..errors import InvgrayError
 from .net import InvertibleGray, NetConfig
+
+T = TypeVar("T")
 
 WEIGHTS_FORMAT = "invgray-weights/1"
 WEIGHTS_DIR_ENV = "INVGRAY_WEIGHTS_DIR"  # overrides where shipped weights are looked for
@@ -208,6 +211,28 @@ def load_module(path: str | Path, fmt: str, build, what: str, expected_sha256: s
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InvgrayError(f"{path} does not match its own {what} config ({str(exc).splitlines()[0]})") from None
     return model.eval().requires_grad_(False), metadata, digest
+
+
+@dataclass(frozen=True)
+class CompanionEntry:
+    """A small net shipped for one codec model (its code detector, its frame judge)."""
+
+    model_sha256: str  # the codec model it serves
+    file: str  # in weights_dir()
+    sha256: str
+
+
+def shipped_companion(entries: list[CompanionEntry], model_sha256: str, what: str,
+                      load: Callable[[Path, str], T]) -> T | None:
+    """``load(path, sha256)`` of the entry serving the codec model with ``model_sha256``, or None if
+    it has none; a listed file that is missing is an error naming ``what``."""
+    entry = next((e for e in entries if e.model_sha256 == model_sha256), None)
+    if entry is None:
+        return None
+    path = weights_dir() / entry.file
+    if not path.is_file():
+        raise InvgrayError(f"shipped {what} is missing: {path}; reinstall invgray")
+    return load(path, entry.sha256)
 
 
 def load_weights_with_info(path: str | Path, expected_sha256: str | None = None) -> tuple[InvertibleGray, ModelInfo]:

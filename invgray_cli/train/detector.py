@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
 from ..models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
 from .data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
+from .fit import fit_best_validated
 
 KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
                "coded_blurred": 0.05}
@@ -150,31 +150,15 @@ def train_detector(cfg: DetectorTrainConfig, out: Path, log: Callable[[str], Non
     val_images = load_all(find_images([Path(p) for p in cfg.val]), 16, on_skip=log) if cfg.val else []
     val_examples = validation_grays(codec, val_images)
     log(f"{len(images)} training photos, {len(val_examples)} validation grays; codec {codec.info.name}")
-    best_score, best_state, history = -1.0, None, []
-    tick = time.perf_counter()
-    for step in range(cfg.steps):
-        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.steps))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+
+    def step_loss() -> torch.Tensor:
         examples = [make_example(codec, images, cfg.crop, rng, generator) for _ in range(cfg.batch)]
         grays = torch.from_numpy(np.stack([g for g, _ in examples])).float().div_(255.0)[:, None].to(device)
         labels = torch.tensor([float(coded) for _, coded in examples], device=device)
-        loss = F.binary_cross_entropy_with_logits(detector.image_logit(grays), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % log_every == 0:
-            now = time.perf_counter()
-            log(f"step {done}/{cfg.steps} loss {float(loss.detach()):.4f} lr {lr:.1e} {log_every / (now - tick):.1f} steps/s")
-            tick = now
-        if val_examples and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_detector(detector, val_examples)
-            history.append({"step": done, **validation})
-            log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
-            if validation["score"] >= best_score:
-                best_score, best_state = validation["score"], {k: v.clone() for k, v in detector.state_dict().items()}
-    if best_state is not None:
-        detector.load_state_dict(best_state)
+        return F.binary_cross_entropy_with_logits(detector.image_logit(grays), labels)
+
+    validate = (lambda: validate_detector(detector, val_examples)) if val_examples else None
+    history = fit_best_validated(detector, optimizer, cfg.steps, cfg.lr, step_loss, validate, cfg.val_every,
+                                 log, log_every)
     torch.save({"model": detector.state_dict(), "history": history, "config": asdict(cfg)}, out)
     return detector.cpu().eval(), codec

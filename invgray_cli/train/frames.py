@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from .. import grid
 from ..codec import Codec
@@ -27,6 +26,7 @@ from ..devices import reproducible
 from ..errors import InvgrayError
 from ..models.frames import FrameJudge, FrameJudgeConfig, judge_logits
 from .data import find_images, load_all
+from .fit import fit_best_validated
 
 RIGHT_MARGIN_DB = 0.5  # a candidate this close to the true frame's restores the photo as well
 CASE_CROP = 256
@@ -114,7 +114,7 @@ def make_cases(codec: Codec, images: list[np.ndarray], per_photo: int, seed: int
                as_encoded_share: float = 0.0, log: Callable[[str], None] = print) -> Cases:
     """Cases from ``images`` (random crops of ``crop`` px, or whole photos when None)."""
     rng = np.random.default_rng(seed)
-    k, window = grid.SHORTLIST_SIZE, grid.JUDGE_WINDOW
+    k = grid.SHORTLIST_SIZE
     rows = []
     tick = time.perf_counter()
     for index, image in enumerate(images):
@@ -184,6 +184,18 @@ def validate_judge(judge: FrameJudge, cases: Cases) -> dict:
     return result
 
 
+def _cached(what: str, cache: Path | None, make: Callable[[], Cases], log: Callable[[str], None]) -> Cases:
+    """The ``what`` cases kept in ``cache`` when it exists, else made (and kept there)."""
+    if cache is not None and cache.exists():
+        cases = Cases.load(cache)
+        log(f"{len(cases.psnr)} {what} cases from {cache}")
+        return cases
+    cases = make()
+    if cache is not None:
+        cases.save(cache)
+    return cases
+
+
 def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], None] = print,
                       log_every: int = 100) -> tuple[FrameJudge, Codec]:
     """Make (or load) the cases, train, return the best validated judge and its codec."""
@@ -191,38 +203,29 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
     rng = np.random.default_rng(cfg.seed)
     reproducible(torch.device("cpu"))
     codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
-    cache = Path(cfg.cache) if cfg.cache else None
-    if cache is not None and cache.exists():
-        cases = Cases.load(cache)
-        log(f"{len(cases.psnr)} training cases from {cache}")
-    else:
+
+    def training_cases() -> Cases:
         images = load_all(find_images([Path(p) for p in cfg.data]), CASE_CROP, on_skip=log)
         if not images:
             raise InvgrayError(f"no training photos of at least {CASE_CROP} px on a side in {', '.join(cfg.data)}")
-        cases = make_cases(codec, images, cfg.cases_per_photo, cfg.seed, CASE_CROP, log=log)
-        if cache is not None:
-            cases.save(cache)
-    val_cases = None
-    val_cache = cache.with_suffix(".val.npz") if cache is not None else None
-    if val_cache is not None and val_cache.exists():
-        val_cases = Cases.load(val_cache)
-        log(f"{len(val_cases.psnr)} validation cases from {val_cache}")
-    elif cfg.val:
+        return make_cases(codec, images, cfg.cases_per_photo, cfg.seed, CASE_CROP, log=log)
+
+    def validation_cases() -> Cases:
         val_images = load_all(find_images([Path(p) for p in cfg.val]), 2 * grid.PROBE_SIZE, on_skip=log)
-        val_cases = make_cases(codec, val_images, 2, cfg.seed + 1, None, as_encoded_share=0.5, log=log)
-        if val_cache is not None:
-            val_cases.save(val_cache)
+        return make_cases(codec, val_images, 2, cfg.seed + 1, None, as_encoded_share=0.5, log=log)
+
+    cache = Path(cfg.cache) if cfg.cache else None
+    cases = _cached("training", cache, training_cases, log)
+    val_cache = cache.with_suffix(".val.npz") if cache is not None else None
+    has_validation = bool(cfg.val) or (val_cache is not None and val_cache.exists())
+    val_cases = _cached("validation", val_cache, validation_cases, log) if has_validation else None
     right = right_candidates(cases)
     usable = np.flatnonzero(right.any(dim=1).numpy())
     log(f"{len(usable)}/{len(right)} training cases have the right frame on their shortlist")
     judge = FrameJudge(FrameJudgeConfig(**cfg.net))
     optimizer = torch.optim.Adam(judge.parameters(), lr=cfg.lr)
-    best_score, best_state, history = -1.0, None, []
-    tick = time.perf_counter()
-    for step in range(cfg.steps):
-        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.steps))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+
+    def step_loss() -> torch.Tensor:
         pick = torch.from_numpy(rng.choice(usable, cfg.batch))
         views = torch.from_numpy(cases.views[pick.numpy()])
         if rng.random() < 0.5:
@@ -230,22 +233,10 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
         logits = case_logits(judge, views, torch.from_numpy(cases.ratios[pick.numpy()]),
                              torch.from_numpy(cases.present[pick.numpy()]))
         positive = logits.masked_fill(~right[pick], -math.inf)
-        loss = (torch.logsumexp(logits, dim=1) - torch.logsumexp(positive, dim=1)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % log_every == 0:
-            now = time.perf_counter()
-            log(f"step {done}/{cfg.steps} loss {float(loss.detach()):.4f} lr {lr:.1e} {log_every / (now - tick):.1f} steps/s")
-            tick = now
-        if val_cases is not None and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_judge(judge, val_cases)
-            history.append({"step": done, **validation})
-            log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
-            if validation["score"] >= best_score:
-                best_score, best_state = validation["score"], {k: v.clone() for k, v in judge.state_dict().items()}
-    if best_state is not None:
-        judge.load_state_dict(best_state)
+        return (torch.logsumexp(logits, dim=1) - torch.logsumexp(positive, dim=1)).mean()
+
+    validate = None if val_cases is None else (lambda: validate_judge(judge, val_cases))
+    history = fit_best_validated(judge, optimizer, cfg.steps, cfg.lr, step_loss, validate, cfg.val_every,
+                                 log, log_every)
     torch.save({"model": judge.state_dict(), "history": history, "config": asdict(cfg)}, out)
     return judge.eval(), codec

@@ -1,0 +1,42 @@
+"""The small nets' training loop (the code detector, the frame judge): Adam under a cosine learning
+rate, validation every few steps, and the best validated weights kept."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+from torch import Tensor, nn
+
+
+def fit_best_validated(net: nn.Module, optimizer, steps: int, lr: float, step_loss: Callable[[], Tensor],
+                       validate: Callable[[], dict] | None, val_every: int, log: Callable[[str], None],
+                       log_every: int) -> list[dict]:
+    """Take ``steps`` optimizer steps on ``step_loss()`` (one batch's loss). Every ``val_every`` steps
+    and at the end, ``validate()`` (its "score": higher is better); ``net`` ends with the best
+    validated weights (the last ones without ``validate``). Returns the validation history."""
+    best_score, best_state, history = -1.0, None, []
+    tick = time.perf_counter()
+    for step in range(steps):
+        rate = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        loss = step_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % log_every == 0:
+            now = time.perf_counter()
+            speed = log_every / (now - tick)
+            log(f"step {done}/{steps} loss {float(loss.detach()):.4f} lr {rate:.1e} {speed:.1f} steps/s")
+            tick = now
+        if validate is not None and (done % val_every == 0 or done == steps):
+            validation = validate()
+            history.append({"step": done, **validation})
+            log(f"step {done}: " + " ".join(f"{k} {v:.3f}" for k, v in validation.items()))
+            if validation["score"] >= best_score:
+                best_score, best_state = validation["score"], {k: v.clone() for k, v in net.state_dict().items()}
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return history
