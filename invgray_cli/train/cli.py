@@ -56,6 +56,10 @@ def log(message: str) -> None:
               help="Range of those JPEG qualities, LOW-HIGH (drawn uniformly).")
 @click.option("--val-jpeg", default=None, type=click.IntRange(1, 100),
               help="Also validate after saving each gray as a JPEG of this quality, and keep the best by that PSNR.")
+@click.option("--cut-edges", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of steps whose gray is cut by 0-3 lines per side after encoding, as a crop would "
+                   "(validation then also scores crops decoded on their grid).")
+@click.option("--decoder-only", is_flag=True, help="Train the decoder alone; the encoder, and so every gray it makes, stays.")
 @click.option("--rule-mean", "gray_mean_floor", default=0.98, show_default=True,
               help="The gray rule of kept checkpoints: at least this mean gray structure on every --val set ...")
 @click.option("--rule-image", "gray_image_floor", default=0.95, show_default=True,
@@ -66,7 +70,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   loss_terms: tuple[str, ...], stage2_fraction: float, smooth_augment: float,
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
                   border_emulation: float, synthetic_texture: float, device: str, jpeg_share: float,
-                  jpeg_qualities: tuple[int, int], val_jpeg: int | None) -> None:
+                  jpeg_qualities: tuple[int, int], val_jpeg: int | None, cut_edges: float,
+                  decoder_only: bool) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -84,7 +89,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       smooth_augment=smooth_augment, synthetic_fraction=synthetic_fraction,
                       gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
                       border_emulation=border_emulation, synthetic_texture=synthetic_texture, device=device,
-                      jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg)
+                      jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg,
+                      cut_edges=cut_edges, decoder_only=decoder_only)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 
@@ -100,8 +106,9 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         nonlocal last_val
         if report.validation:
             v = report.validation
-            last_val = f"val psnr {v['psnr']:.2f} struct {v['gray_structure']:.4f} min {v['gray_structure_min']:.3f}"
-            per_set = "; ".join(f"{name} {s['psnr']:.2f} dB{_jpeg_part(s)} {s['gray_structure']:.4f} "
+            cut = f" cut {v['psnr_cut']:.2f}" if "psnr_cut" in v else ""
+            last_val = f"val psnr {v['psnr']:.2f}{cut} struct {v['gray_structure']:.4f} min {v['gray_structure_min']:.3f}"
+            per_set = "; ".join(f"{name} {s['psnr']:.2f} dB{_extra_part(s)} {s['gray_structure']:.4f} "
                                 f"(min {s['gray_structure_min']:.3f})" for name, s in v.get("sets", {}).items())
             log(f"step {report.step}: {last_val} | {per_set}")
         t = report.terms
@@ -135,8 +142,10 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         log(f"wrote {export_path} (sha256 {digest})")
 
 
-def _jpeg_part(score: dict) -> str:
-    return f" (JPEG {score['psnr_jpeg']:.2f})" if "psnr_jpeg" in score else ""
+def _extra_part(score: dict) -> str:
+    """The JPEG and cut PSNR of a set's validation, where there are."""
+    jpeg = f" (JPEG {score['psnr_jpeg']:.2f})" if "psnr_jpeg" in score else ""
+    return jpeg + (f" (cut {score['psnr_cut']:.2f})" if "psnr_cut" in score else "")
 
 
 def parse_range(text: str) -> tuple[int, int]:

@@ -55,6 +55,8 @@ class TrainConfig:
     jpeg_share: float = 0.0  # share of crops whose gray is decoded after a (differentiable) JPEG round trip
     jpeg_qualities: tuple[int, int] = (50, 95)  # their qualities, uniform in this range
     val_jpeg: int | None = None  # also validate after saving each gray as JPEG at this quality; selects on it
+    cut_edges: float = 0.0  # share of steps whose gray is cut by 0-3 lines per side after encoding (a crop)
+    decoder_only: bool = False  # train the decoder alone, the encoder (so every gray it made) kept as it is
     device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -85,8 +87,9 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def parameter_groups(model: InvertibleGray, cfg: TrainConfig) -> list[dict]:
     """The linear carrier paths have weights of ~1e-2; Adam's ~lr-sized steps would wipe their
     analytic code out in a few steps, so they learn at a fraction of the trunks' rate."""
-    linear = [p for name, p in model.named_parameters() if "_linear" in name]
-    trunks = [p for name, p in model.named_parameters() if "_linear" not in name]
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    linear = [p for name, p in trained if "_linear" in name]
+    trunks = [p for name, p in trained if "_linear" not in name]
     return [{"params": trunks, "lr_scale": 1.0}, {"params": linear, "lr_scale": cfg.linear_lr_scale}]
 
 
@@ -117,17 +120,39 @@ def received_gray(gray: Tensor, jpeg_qualities: list[int | None] | None) -> Tens
     return torch.where(as_jpeg, saved, gray)
 
 
+def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibility: int) -> tuple[Tensor, tuple]:
+    """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding, brought back to its
+    size as decode does: its top and left back onto the grid (:func:`grid.into_frame`), its bottom and
+    right mirrored as the tiler pads. Returns it and the index of the lines that are real."""
+    from ..grid import Frame, into_frame
+
+    top, left, bottom, right = cut
+    height, width = gray.shape[-2:]
+    kept = gray[..., top : height - bottom, left : width - right]
+    framed = into_frame(kept, Frame(0, top % divisibility, left % divisibility), divisibility)
+    return crop_padded(framed, 0, height, 0, width), (..., slice(top, height - bottom), slice(left, width - right))
+
+
 def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeights, quantiser: str,
                    vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
-                   jpeg_qualities: list[int | None] | None = None) -> tuple[Tensor, dict[str, float]]:
+                   jpeg_qualities: list[int | None] | None = None,
+                   edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
-    ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets."""
+    ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
+    ``edge_cut`` (top, left, bottom, right) cuts the stored gray as a crop after encoding would, and
+    scores the colour of the lines left."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
-    restored = model.decode(remake_border(stored, border_cut))
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
+    if any(edge_cut):  # its bottom and right lines are mirrored back: as border_cut's, or more
+        top, left, bottom, right = edge_cut
+        cut = (top, left, max(bottom, border_cut[0]), max(right, border_cut[1]))
+        stored, inside = cut_after_encoding(stored, cut, model.divisibility)
+    else:
+        stored = remake_border(stored, border_cut)
+    restored = model.decode(stored)
     invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
     # weights were trained so)
@@ -159,20 +184,33 @@ def _validation_codec(model: InvertibleGray):
     return Codec.from_model(copy.deepcopy(model), info, device=str(device))
 
 
-def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None) -> dict[str, float]:
+# (top, left) lines cut off the validation grays in turn when training on cut edges
+VAL_CUTS = ((1, 0), (0, 2), (3, 3), (2, 1))
+
+
+def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut: bool = False) -> dict[str, float]:
+    """``cut``: also the PSNR decoded in the true frame after cutting lines off the top and left."""
+    from ..grid import Frame
     from ..imageio import jpeg_round_trip
 
-    psnrs, structures, jpeg_psnrs = [], [], []
-    for image in images:
+    psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
+    for index, image in enumerate(images):
         gray = codec.encode_array(image)
         psnrs.append(metrics.psnr(codec.decode_array(gray), image))
         structures.append(metrics.gray_structure(gray, metrics.luma_bt601(image)))
         if jpeg_quality is not None:
             jpeg_psnrs.append(metrics.psnr(codec.decode_array(jpeg_round_trip(gray, jpeg_quality)), image))
+        if cut:
+            top, left = VAL_CUTS[index % len(VAL_CUTS)]
+            cut_gray = np.ascontiguousarray(gray[top:, left:])
+            restored = codec.decode_in_frame(cut_gray, Frame(0, top % codec.model.divisibility, left % codec.model.divisibility))
+            cut_psnrs.append(metrics.psnr(restored, image[top:, left:]))
     score = {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
              "gray_structure_min": float(np.min(structures))}
     if jpeg_psnrs:
         score["psnr_jpeg"] = float(np.mean(jpeg_psnrs))
+    if cut_psnrs:
+        score["psnr_cut"] = float(np.mean(cut_psnrs))
     return score
 
 
@@ -183,18 +221,20 @@ def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int 
     return _score(_validation_codec(model), images, jpeg_quality)
 
 
-def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None) -> dict:
+def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None,
+                  cut: bool = False) -> dict:
     """`validate` on each named set (one copy of the net for all); the top level holds the means
     over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
     digital art) outweighs the others."""
     codec = _validation_codec(model)
-    per_set = {name: _score(codec, images, jpeg_quality) for name, images in sets.items()}
+    per_set = {name: _score(codec, images, jpeg_quality, cut) for name, images in sets.items()}
     result = {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
               "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
               "gray_structure_min": float(min(v["gray_structure_min"] for v in per_set.values())),
               "sets": per_set}
-    if jpeg_quality is not None:
-        result["psnr_jpeg"] = float(np.mean([v["psnr_jpeg"] for v in per_set.values()]))
+    for key in ("psnr_jpeg", "psnr_cut"):
+        if all(key in v for v in per_set.values()) and per_set:
+            result[key] = float(np.mean([v[key] for v in per_set.values()]))
     return result
 
 
@@ -208,8 +248,11 @@ def meets_gray_rule(validation: dict, cfg: TrainConfig) -> bool:
 
 
 def selection_score(validation: dict) -> float:
-    """What a kept checkpoint maximises: PSNR after the validation JPEG when there is one, else PSNR."""
-    return validation.get("psnr_jpeg", validation["psnr"])
+    """What a kept checkpoint maximises: PSNR after the validation JPEG when there is one; else the
+    mean of the clean and the cut PSNR when there is a cut one; else PSNR."""
+    if "psnr_jpeg" in validation:
+        return validation["psnr_jpeg"]
+    return (validation["psnr"] + validation["psnr_cut"]) / 2 if "psnr_cut" in validation else validation["psnr"]
 
 
 def is_best(validation: dict, earlier: list[dict], cfg: TrainConfig) -> bool:
@@ -217,7 +260,7 @@ def is_best(validation: dict, earlier: list[dict], cfg: TrainConfig) -> bool:
     if not meets_gray_rule(validation, cfg):
         return False
     # only like with like: a run resumed with --val-jpeg added must not weigh JPEG PSNR against lossless
-    same_kind = [h for h in earlier if ("psnr_jpeg" in h) == ("psnr_jpeg" in validation)]
+    same_kind = [h for h in earlier if all((k in h) == (k in validation) for k in ("psnr_jpeg", "psnr_cut"))]
     eligible = [selection_score(h) for h in same_kind if meets_gray_rule(h, cfg)]
     return not eligible or selection_score(validation) > max(eligible)
 
@@ -270,6 +313,9 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
             raise InvgrayError(f"--init {cfg.init} has net {start_from.config.to_dict()}, not {cfg.net}")
         model.load_state_dict(start_from.state_dict())
     model = model.to(device)
+    if cfg.decoder_only:
+        model.encoder.requires_grad_(False)
+        model.encoder_linear.requires_grad_(False)
     optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.lr)
     start, history = 0, []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -367,8 +413,11 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         if cfg.border_emulation and rng.random() < cfg.border_emulation:
             border_cut = (int(rng.integers(model.divisibility)), int(rng.integers(model.divisibility)))
         qualities = jpeg_draws(cfg, rng)
+        edge_cut = (0, 0, 0, 0)
+        if cfg.cut_edges and rng.random() < cfg.cut_edges:
+            edge_cut = tuple(int(c) for c in rng.integers(model.divisibility, size=4))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities)
+            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -378,7 +427,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         progress.step_applied(done)
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_sets(model, val_sets, cfg.val_jpeg)
+            validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
