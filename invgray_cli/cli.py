@@ -448,20 +448,26 @@ def info_command(file: str, as_json: bool) -> None:
     from .codec import code_reading, parse_chunk
     from .imageio import read_gray, read_header
     from .models.detector import CODE_THRESHOLD
+    from .pilot import FOUND, find_pilot
 
     source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
     header = read_header(source)
     chunk = parse_chunk(header.text)
-    reading = None
+    reading, pattern = None, None
     if header.mode in GRAY_MODES:
         try:
-            reading = code_reading(read_gray(source))
+            gray = read_gray(source)
+            reading, pattern = code_reading(gray), find_pilot(gray.gray)
         except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
             pass
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
                              "format": header.format, "invgray": None if chunk is None else asdict(chunk),
                              "code": None if reading is None else {"model": reading[0],
-                                                                    "confidence": round(reading[1].confidence, 4)}}
+                                                                    "confidence": round(reading[1].confidence, 4)},
+                             "sync_pattern": None if pattern is None else {
+                                 "found": pattern.found, "confidence": round(pattern.confidence, 2),
+                                 "moved": pattern.found and not pattern.frame.is_identity,
+                                 "what": pattern.frame.describe() if pattern.found else None}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -473,6 +479,9 @@ def info_command(file: str, as_json: bool) -> None:
         else:
             click.echo(f"  colour code: none that {model} can read (confidence {confidence:.2f}): "
                        "re-compressed, resized, or not made by invgray")
+    if pattern is not None:
+        where = f"{pattern.frame.describe()}" if pattern.found else "none (made before invgray 0.2, or not by invgray)"
+        click.echo(f"  sync pattern: {where} (confidence {pattern.confidence:.1f}, found at {FOUND:g})")
     if chunk is not None:
         for key, label in CHUNK_LABELS.items():
             click.echo(f"  {label}: {facts['invgray'].get(key)}")

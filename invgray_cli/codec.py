@@ -3,7 +3,8 @@
 A :class:`Codec` is a loaded model on a device with its dtype and tile size; it holds no
 per-image state, so one instance serves many images (and threads). The gray PNG carries a
 text chunk ``invgray`` = ``{"format", "model", "sha256", "version"}`` so decode can pick the
-model that wrote it.
+model that wrote it. Format 2 grays carry the sync pattern of pilot.py (decode finds and removes
+it); format 1 grays (invgray < 0.2) do not, and decode as before.
 """
 from __future__ import annotations
 
@@ -39,15 +40,17 @@ from .imageio import (
     write_gray_jpeg,
     write_gray_png,
 )
-from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame
+from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame, unorient
 from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
 from .models.net import InvertibleGray, rgb_to_luma
+from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the gray carries the sync pattern (pilot.py)
+READABLE_FORMATS = (1, 2)
 CHUNK_KEY = "invgray"
 SHA_PREFIX_LENGTH = 16
 
@@ -77,10 +80,10 @@ def parse_chunk(text: dict[str, str]) -> ChunkInfo | None:
         fmt = payload["format"]
     except (ValueError, TypeError, KeyError):
         raise InvgrayError("the invgray chunk of this gray is damaged (not the JSON invgray writes)") from None
-    if fmt != FORMAT_VERSION:
+    if fmt not in READABLE_FORMATS:
         raise InvgrayError(
-            f"this gray uses invgray format {fmt}, but invgray {__version__} reads format {FORMAT_VERSION} only; "
-            "upgrade invgray to decode it"
+            f"this gray uses invgray format {fmt}, but invgray {__version__} reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))} only; upgrade invgray to decode it"
         )
     try:
         return ChunkInfo(int(fmt), str(payload["model"]), str(payload["sha256"]).lower(), str(payload.get("version", "?")))
@@ -121,6 +124,7 @@ class Codec:
     autocast: torch.dtype | None = None
     detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
     frame_judge: FrameJudge | None = None  # None: the shipped one for this model, if any (see grid.py)
+    pilot: bool = True  # encode adds the sync pattern and decode looks for it (pilot.py); False: the nets alone
 
     @classmethod
     def load(
@@ -159,6 +163,10 @@ class Codec:
     def with_tile(self, tile: int | None) -> "Codec":
         """The same loaded model with another tile edge (None = whole image)."""
         return replace(self, tile=tile)
+
+    def with_pilot(self, pilot: bool) -> "Codec":
+        """The same model with the sync pattern on or off (off: grays as the nets make them)."""
+        return replace(self, pilot=pilot)
 
     def with_gray_floor(self, floor: float | None) -> "Codec":
         """The same model holding its grays to another floor (see guard.py); 0 or None: off."""
@@ -199,16 +207,36 @@ class Codec:
     def encode_held(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> tuple[np.ndarray, float]:
         """``encode_array`` and the strength the gray floor left the hidden pattern (1 = untouched)."""
         if self.info.gray_floor is None:
-            return self._encode(rgb, True, on_tile).numpy(), 1.0
+            return self._finished(self._encode(rgb, True, on_tile).numpy()), 1.0
         gray, strength = guarded_gray(rgb, self._encode(rgb, False, on_tile), self.info.gray_floor)
-        return gray.numpy(), strength
+        return self._finished(gray.numpy()), strength
+
+    def _finished(self, gray: np.ndarray) -> np.ndarray:
+        """The gray as it is stored: with the sync pattern, unless this codec has it off."""
+        return add_pilot(gray) if self.pilot else gray
 
     def encode_float(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
         return self._encode(rgb, False, on_tile).numpy()
 
     def decode_array(self, gray: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
-        """uint8 HxW gray -> uint8 HxWx3 colour."""
+        """uint8 HxW gray -> uint8 HxWx3 colour. A gray with the sync pattern is decoded on its
+        code's grid (a crop, mirror or turn undone) with the pattern taken out."""
+        return self.decode_located(gray, self.locate(gray), on_tile)
+
+    def locate(self, gray: np.ndarray) -> PilotReading:
+        """Where the sync pattern of a uint8 HxW gray lies (NOT_FOUND when this codec has it off)."""
+        _check_array(gray, 1, "gray")
+        return find_pilot(gray, self.model.divisibility) if self.pilot else NOT_FOUND
+
+    def decode_located(self, gray: np.ndarray, reading: PilotReading, on_tile: ProgressFn | None = None) -> np.ndarray:
+        """``decode_array`` with the pattern's ``reading`` given: when found, taken out and decoded
+        in its frame; else the gray is decoded as it comes."""
+        if not reading.found:
+            return self._decode_plain(gray, on_tile)
+        return self.decode_in_frame(remove_pilot(gray, reading), reading.frame, on_tile)
+
+    def _decode_plain(self, gray: np.ndarray, on_tile: ProgressFn | None) -> np.ndarray:
         _check_array(gray, 1, "gray")
         return self._decode_stack(_as_tensor(gray)[None, None], on_tile)[0]
 
@@ -229,16 +257,24 @@ class Codec:
             held = self.info.gray_floor is not None
             out = self._encode_stack(stack, not held, None)
             for i, gray in zip(indices, out[:, 0]):
-                grays[i] = (guarded_gray(photos[i], gray, self.info.gray_floor)[0] if held else gray).numpy()
+                grays[i] = self._finished((guarded_gray(photos[i], gray, self.info.gray_floor)[0] if held else gray).numpy())
         return grays
 
     def decode_batch(self, grays: list[np.ndarray]) -> list[np.ndarray]:
-        """``decode_array`` of each gray; grays of one size run through the net together."""
-        for gray in grays:
-            _check_array(gray, 1, "gray")
+        """``decode_array`` of each gray; grays of one size that lie on their grid (as most do) run
+        through the net together."""
+        readings = [self.locate(gray) for gray in grays]
         colours: list[np.ndarray | None] = [None] * len(grays)
-        for indices in _same_size_groups(grays):
-            stack = torch.stack([_as_tensor(grays[i])[None] for i in indices])
+        on_grid: list[np.ndarray | None] = [None] * len(grays)
+        for i, (gray, reading) in enumerate(zip(grays, readings)):
+            if reading.found and not reading.frame.is_identity:
+                colours[i] = self.decode_located(gray, reading)
+            else:
+                on_grid[i] = remove_pilot(gray, reading) if reading.found else gray
+        waiting = [i for i, gray in enumerate(on_grid) if gray is not None]
+        for group in _same_size_groups([on_grid[i] for i in waiting]):
+            indices = [waiting[k] for k in group]
+            stack = torch.stack([_as_tensor(on_grid[i])[None] for i in indices])
             for i, rgb in zip(indices, self._decode_stack(stack, None)):
                 colours[i] = rgb
         return colours
@@ -262,7 +298,7 @@ class Codec:
         """``decode_array`` of the gray brought onto its grid by ``frame``; the colour comes back
         in the gray's own frame."""
         if frame.is_identity:
-            return self.decode_array(gray, on_tile)
+            return self._decode_plain(gray, on_tile)
         copy = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(copy, frame, self.model.divisibility).contiguous().numpy()
         colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
@@ -391,6 +427,7 @@ def codec_for_gray(
 NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
                    "resized, or not made by invgray")
 MOVED_WARNING = "was {what} after encoding: decoded on its code's grid (judge's probability {probability:.0%})"
+PATTERN_MOVED_WARNING = "was {what} after encoding: decoded on its code's grid, found by its sync pattern"
 
 
 @dataclass(frozen=True)
@@ -415,6 +452,13 @@ def _load_colorizer(device: str):
     return ColorizerCodec.load(device=device)
 
 
+def as_encoded(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
+    """The gray as the detector was trained to read it: the sync pattern out, the orientation undone."""
+    if not reading.found:
+        return gray
+    return np.ascontiguousarray(unorient(torch.from_numpy(remove_pilot(gray, reading)), reading.frame.orientation).numpy())
+
+
 def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
     """(model, reading) for a gray as decode would see it, without loading the codec; None when
     the model decode would use is unknown or has no detector, or the gray is too small to tell."""
@@ -425,20 +469,22 @@ def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
     if spec.name is None:
         return None
     detector = shipped_detector(find_entry(spec.name).sha256)
-    reading = None if detector is None else read_code(detector, gray.gray)
+    reading = None if detector is None else read_code(detector, as_encoded(gray.gray, find_pilot(gray.gray)))
     return None if reading is None else (spec.name, reading)
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
             on_tile: ProgressFn | None = None, search_frame: bool = False) -> Restored:
-    """Decode a uint8 HxW gray. One with neither an invgray chunk nor a readable code is colourised
-    instead (``fallback``; decoded with a warning when no colouriser ships) or, without
-    ``fallback``, refused. With ``search_frame``, one without a chunk is decoded in the frame
-    :meth:`Codec.find_frame` finds, so a cropped, mirrored or turned gray can keep its colours
-    (off by default: on smooth content the search errs, see README)."""
-    reading = None if has_chunk else codec.read_code(gray)  # a chunk says invgray wrote it: no need to look
-    if reading is not None and reading.confidence < CODE_THRESHOLD:
-        note = NO_CODE_WARNING.format(confidence=reading.confidence)
+    """Decode a uint8 HxW gray. A gray with the sync pattern (pilot.py) is decoded on its code's
+    grid, so a crop, mirror or turn costs nothing but a line on stderr. One with neither an invgray
+    chunk nor a readable code is colourised instead (``fallback``; decoded with a warning when no
+    colouriser ships) or, without ``fallback``, refused. With ``search_frame``, one without a chunk
+    or a pattern (made before the pattern existed) is decoded in the frame :meth:`Codec.find_frame`
+    finds (off by default: on smooth content that search errs, see README)."""
+    reading = codec.locate(gray)
+    code = None if has_chunk else codec.read_code(as_encoded(gray, reading))  # a chunk says invgray wrote it
+    if code is not None and code.confidence < CODE_THRESHOLD:
+        note = NO_CODE_WARNING.format(confidence=code.confidence)
         if not fallback:
             raise InvgrayError(f"{note}; not decoded (--no-fallback)")
         colouriser = fallback_colorizer(codec.device)
@@ -448,9 +494,12 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
         return Restored(codec.decode_array(gray, on_tile), codec.info.name,
                         f"{note}; decoded with '{codec.info.name}' anyway: its colours are guesses "
                         "(this invgray ships no colouriser)", False)
+    if reading.found:
+        note = None if reading.frame.is_identity else PATTERN_MOVED_WARNING.format(what=reading.frame.describe())
+        return Restored(codec.decode_located(gray, reading, on_tile), codec.info.name, note, True)
     choice = codec.find_frame(gray) if search_frame and not has_chunk else None
     if choice is None or choice.frame.is_identity:
-        return Restored(codec.decode_array(gray, on_tile), codec.info.name, None, True)
+        return Restored(codec.decode_located(gray, reading, on_tile), codec.info.name, None, True)
     note = MOVED_WARNING.format(what=choice.frame.describe(), probability=choice.probability)
     return Restored(codec.decode_in_frame(gray, choice.frame, on_tile), codec.info.name, note, True)
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 import invgray_cli
 from invgray_cli import codec as codec_module
+from invgray_cli.pilot import add_pilot
 from invgray_cli.codec import (
     FORMAT_VERSION,
     Codec,
@@ -81,15 +82,16 @@ def test_chunk_round_trip():
     text = make_chunk(info)
     assert list(text) == ["invgray"]
     payload = json.loads(text["invgray"])
-    assert payload == {"format": 1, "model": "igray.s2w48", "sha256": "ab" * 8, "version": invgray_cli.__version__}
+    assert payload == {"format": 2, "model": "igray.s2w48", "sha256": "ab" * 8, "version": invgray_cli.__version__}
     chunk = parse_chunk(text)
     assert chunk.format == FORMAT_VERSION and chunk.model == "igray.s2w48" and chunk.sha256 == "ab" * 8
     assert parse_chunk({}) is None and parse_chunk({"Software": "GIMP"}) is None
 
 
 def test_unknown_format_version_refused():
-    with pytest.raises(InvgrayError, match=r"invgray format 2.*reads format 1.*upgrade invgray"):
-        parse_chunk({"invgray": json.dumps({"format": 2, "model": "x.y", "sha256": "00"})})
+    with pytest.raises(InvgrayError, match=r"invgray format 3.*reads formats 1, 2 only.*upgrade invgray"):
+        parse_chunk({"invgray": json.dumps({"format": 3, "model": "x.y", "sha256": "00"})})
+    assert parse_chunk({"invgray": json.dumps({"format": 1, "model": "x.y", "sha256": "00"})}).format == 1  # before the pattern
 
 
 @pytest.mark.parametrize("raw", ["not json", "[]", '{"model": "x"}', '{"format": 1}'])
@@ -152,7 +154,9 @@ def test_encode_float_quantises_to_encode_array(tiny_codec):
     rgb = _rgb()
     values = tiny_codec.encode_float(rgb)
     assert values.dtype == np.float32 and 0.0 <= values.min() and values.max() <= 1.0
-    assert np.array_equal(np.clip(np.round(values * 255), 0, 255).astype(np.uint8), tiny_codec.encode_array(rgb))
+    quantised = np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
+    assert np.array_equal(quantised, tiny_codec.with_pilot(False).encode_array(rgb))
+    assert np.array_equal(add_pilot(quantised), tiny_codec.encode_array(rgb))  # the stored gray: the sync pattern on top
 
 
 def test_progress_callback(tiny_codec):

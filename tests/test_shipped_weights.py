@@ -21,7 +21,8 @@ COLOUR_FIRST = "igray_s4w96.photos789_v1"
 # measured figures so a regression in the weights, the codec, the guard or the tiling trips them.
 BARS = {  # model: (min PSNR, min SSIM, min gray structure) on the photo
     DEFAULT: (40.5, 0.98, 0.985),  # measured 42.52 dB, 0.9877, 0.9926
-    COLOUR_FIRST: (41.0, 0.98, 0.97),  # measured 43.09 dB, 0.9876, 0.9741
+    # the sync pattern (±1 gray level, pilot.py) took its gray structure from 0.9741 to 0.9685
+    COLOUR_FIRST: (41.0, 0.98, 0.965),  # measured 43.09 dB, 0.9876, 0.9685
 }
 SMOOTH_FLOOR = 0.95  # the default's gray rule on every image (measured 0.9832, 47.02 dB; photos789_v1: 0.9191)
 

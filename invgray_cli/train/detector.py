@@ -139,7 +139,8 @@ def train_detector(cfg: DetectorTrainConfig, out: Path, log: Callable[[str], Non
     generator = torch.Generator().manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     reproducible(device)
-    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
+    # the detector reads grays with the sync pattern taken out
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_pilot(False)
     config = DetectorConfig(period=codec.model.divisibility, **cfg.net)
     detector = CodeDetector(config).to(device)
     optimizer = torch.optim.Adam(detector.parameters(), lr=cfg.lr)

@@ -202,7 +202,8 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     reproducible(torch.device("cpu"))
-    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
+    # the judge serves grays made without the sync pattern
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_pilot(False)
 
     def training_cases() -> Cases:
         images = load_all(find_images([Path(p) for p in cfg.data]), CASE_CROP, on_skip=log)

@@ -181,7 +181,8 @@ def _validation_codec(model: InvertibleGray):
 
     device = next(model.parameters()).device
     info = ModelInfo("in-training", "", model.divisibility, model.receptive_field)
-    return Codec.from_model(copy.deepcopy(model), info, device=str(device))
+    # the nets alone: the sync pattern (pilot.py) is added and taken out exactly around them
+    return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_pilot(False)
 
 
 # (top, left) lines cut off the validation grays in turn when training on cut edges

@@ -1,0 +1,137 @@
+"""The sync pattern: its properties, finding it in every frame, taking it out, and decode using it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_helpers import run
+from invgray_cli import pilot
+from invgray_cli.codec import Codec, restore
+from invgray_cli.grid import Frame, orient
+from invgray_cli.models import InvertibleGray, NetConfig
+from invgray_cli.models.registry import ModelInfo
+from invgray_cli.pilot import FOUND, PATTERN, PERIOD, add_pilot, find_pilot, remove_pilot
+from invgray_cli.train.frames import transform, true_frame
+
+
+def smooth_rgb(height: int, width: int) -> np.ndarray:
+    return np.stack([smooth_gray(height, width, seed) for seed in (5, 6, 7)], axis=2)
+
+
+def smooth_gray(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A gray with broad shapes and fine noise, kept inside 10..245 so the pattern never clips."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.uniform(40, 215, (1, 1, height // 16 + 2, width // 16 + 2)))
+    broad = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)[0, 0]
+    return np.clip(broad.numpy() + rng.normal(0, 3, (height, width)), 10, 245).round().astype(np.uint8)
+
+
+def test_the_pattern_has_no_component_on_the_4px_lattice():
+    for y in range(4):
+        for x in range(4):
+            assert PATTERN[y::4, x::4].sum() == 0  # eight +1 and eight -1 in every phase mod 4
+    assert set(np.unique(PATTERN)) == {-1, 1}
+
+
+def test_every_other_frame_of_the_pattern_matches_it_at_most_022():
+    energy = float((PATTERN.astype(float) ** 2).sum())
+    spectrum = np.conj(np.fft.fft2(PATTERN))
+    worst = 0.0
+    for orientation in range(8):
+        turned = orient(torch.from_numpy(PATTERN), orientation).numpy().astype(float)
+        matches = np.real(np.fft.ifft2(np.fft.fft2(turned) * spectrum))
+        if orientation == 0:
+            assert matches[0, 0] == pytest.approx(energy)
+            matches[0, 0] = 0.0
+        worst = max(worst, float(np.abs(matches).max()))
+    assert worst / energy <= 0.22
+
+
+@pytest.mark.parametrize("orientation", range(8))
+def test_the_pattern_is_found_in_every_frame_and_taken_out_exactly(orientation):
+    gray = smooth_gray(150, 173)  # odd sides: a mirror moves the phase
+    marked = add_pilot(gray)
+    for cut_y in range(PERIOD):
+        for cut_x in range(0, PERIOD, 3):
+            moved = np.ascontiguousarray(transform(torch.from_numpy(marked), orientation, cut_y, cut_x).numpy())
+            reading = find_pilot(moved)
+            assert reading.found and reading.frame == true_frame(*gray.shape, orientation, cut_y, cut_x, 4)
+            expected = np.ascontiguousarray(transform(torch.from_numpy(gray), orientation, cut_y, cut_x).numpy())
+            assert np.array_equal(remove_pilot(moved, reading), expected)
+
+
+def test_clipped_pixels_are_kept():
+    gray = np.full((64, 64), 255, np.uint8)
+    gray[:, :32] = 0
+    marked = add_pilot(gray)
+    assert marked.max() == 255 and marked.min() == 0 and len(np.unique(marked)) == 4
+    assert np.array_equal(remove_pilot(marked, pilot.PilotReading(Frame(), (0, 0), 99.0)), gray)
+
+
+@pytest.mark.parametrize("kind", ["noise", "smooth", "flat", "checker4", "stripes16", "tiny"])
+def test_a_gray_without_the_pattern_has_none(kind):
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:200, :240]
+    gray = {
+        "noise": rng.integers(0, 256, (200, 240)),
+        "smooth": smooth_gray(200, 240, seed=4),
+        "flat": np.full((200, 240), 128),
+        "checker4": 100 + 60 * (((y // 2) + (x // 2)) % 2),
+        "stripes16": 100 + 60 * ((x % 16) < 5),
+        "tiny": rng.integers(0, 256, (20, 300)),
+    }[kind].astype(np.uint8)
+    reading = find_pilot(gray)
+    assert not reading.found and reading.confidence < FOUND / 2
+    # found once added, except in a gray too small to search, or one whose own detail hides it:
+    # full-range noise (74 levels rms), or 60-level stripes repeating every 16 px
+    assert find_pilot(add_pilot(gray)).found == (kind not in ("tiny", "noise", "stripes16"))
+
+
+@pytest.fixture(scope="module")
+def tiny_codec() -> Codec:
+    torch.manual_seed(0)
+    net = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))
+    return Codec.from_model(net, ModelInfo("tiny.test", "", net.divisibility, net.receptive_field), device="cpu", tile=0)
+
+
+@pytest.mark.parametrize("orientation", range(1, 8))
+def test_a_mirrored_or_turned_gray_decodes_as_the_gray_itself(tiny_codec, orientation):
+    rgb = smooth_rgb(96, 131)
+    gray = tiny_codec.encode_array(rgb)
+    moved = np.ascontiguousarray(orient(torch.from_numpy(gray), orientation).numpy())
+    expected = orient(torch.from_numpy(tiny_codec.decode_array(gray)).permute(2, 0, 1), orientation)
+    assert np.array_equal(tiny_codec.decode_array(moved), expected.permute(1, 2, 0).numpy())
+    assert np.array_equal(tiny_codec.decode_batch([moved, gray])[0], expected.permute(1, 2, 0).numpy())
+    restored = restore(moved, tiny_codec, has_chunk=True)
+    assert restored.coded and "sync pattern" in restored.warning
+
+
+def test_without_the_pattern_the_codec_is_the_nets_alone(tiny_codec):
+    rgb = smooth_rgb(64, 80)
+    bare = tiny_codec.with_pilot(False)
+    gray = bare.encode_array(rgb)
+    assert np.array_equal(tiny_codec.encode_array(rgb), add_pilot(gray))
+    assert np.array_equal(tiny_codec.decode_array(tiny_codec.encode_array(rgb)), bare.decode_array(gray))
+    assert np.array_equal(tiny_codec.decode_batch([add_pilot(gray)])[0], bare.decode_array(gray))
+
+
+@pytest.mark.slow
+def test_decode_restores_a_turned_and_cropped_png_from_the_cli(tmp_path):
+    from skimage import data
+
+    from invgray_cli import metrics
+
+    rgb = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    assert run("encode", tmp_path / "photo.png", "-o", tmp_path / "gray.png", "--device", "cpu").exit_code == 0
+    clean = run("decode", tmp_path / "gray.png", "-o", tmp_path / "clean.png", "--device", "cpu", "-q")
+    assert clean.exit_code == 0 and clean.stderr == ""
+    with Image.open(tmp_path / "gray.png") as image:
+        image.transpose(Image.Transpose.ROTATE_90).crop((1, 2, 256, 256)).save(tmp_path / "moved.png")  # drops the chunk
+    moved = run("decode", tmp_path / "moved.png", "-o", tmp_path / "moved.color.png", "--device", "cpu", "-q")
+    assert moved.exit_code == 0 and "after encoding" in moved.stderr and "sync pattern" in moved.stderr
+    truth = np.asarray(Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90).crop((1, 2, 256, 256)))
+    clean_psnr = metrics.psnr(np.asarray(Image.open(tmp_path / "clean.png")), rgb)
+    assert metrics.psnr(np.asarray(Image.open(tmp_path / "moved.color.png")), truth) > clean_psnr - 1.5
