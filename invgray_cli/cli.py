@@ -457,7 +457,8 @@ def info_command(file: str, as_json: bool) -> None:
     if header.mode in GRAY_MODES:
         try:
             gray = read_gray(source)
-            reading, pattern = code_reading(gray), find_pilot(gray.gray)
+            pattern = find_pilot(gray.gray)
+            reading = code_reading(gray, pattern)
         except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
             pass
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,

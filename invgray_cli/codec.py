@@ -45,8 +45,8 @@ from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
 from .models.net import InvertibleGray, rgb_to_luma
-from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
+from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
 FORMAT_VERSION = 2  # 2: the gray carries the sync pattern (pilot.py)
@@ -301,7 +301,7 @@ class Codec:
             return self._decode_plain(gray, on_tile)
         copy = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(copy, frame, self.model.divisibility).contiguous().numpy()
-        colour = torch.from_numpy(self.decode_array(framed, on_tile)).permute(2, 0, 1).float()
+        colour = torch.from_numpy(self._decode_plain(framed, on_tile)).permute(2, 0, 1).float()
         colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
 
@@ -459,9 +459,10 @@ def as_encoded(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
     return np.ascontiguousarray(unorient(torch.from_numpy(remove_pilot(gray, reading)), reading.frame.orientation).numpy())
 
 
-def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
+def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[str, CodeReading] | None:
     """(model, reading) for a gray as decode would see it, without loading the codec; None when
-    the model decode would use is unknown or has no detector, or the gray is too small to tell."""
+    the model decode would use is unknown or has no detector, or the gray is too small to tell.
+    ``pattern``: its sync pattern's reading, when the caller has it."""
     try:
         spec, _ = choose_model(gray.text, lossy=gray.lossy)
     except InvgrayError:
@@ -469,7 +470,9 @@ def code_reading(gray: GrayImage) -> tuple[str, CodeReading] | None:
     if spec.name is None:
         return None
     detector = shipped_detector(find_entry(spec.name).sha256)
-    reading = None if detector is None else read_code(detector, as_encoded(gray.gray, find_pilot(gray.gray)))
+    if detector is None:
+        return None
+    reading = read_code(detector, as_encoded(gray.gray, pattern if pattern is not None else find_pilot(gray.gray)))
     return None if reading is None else (spec.name, reading)
 
 
@@ -491,7 +494,7 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
         if colouriser is not None:
             return Restored(colouriser.colorize_array(gray), colouriser.name,
                             f"{note}; colourised by '{colouriser.name}' instead", False)
-        return Restored(codec.decode_array(gray, on_tile), codec.info.name,
+        return Restored(codec.decode_located(gray, reading, on_tile), codec.info.name,
                         f"{note}; decoded with '{codec.info.name}' anyway: its colours are guesses "
                         "(this invgray ships no colouriser)", False)
     if reading.found:

@@ -47,6 +47,7 @@ _PATTERN = (  # + is +1, - is -1 gray level
     "----+-+++-+--+-+",
 )
 PATTERN = np.array([[1 if c == "+" else -1 for c in row] for row in _PATTERN], dtype=np.int16)
+_MATCHER = np.conj(np.fft.fft2(PATTERN))  # correlating with the pattern, in the Fourier domain
 WINDOW = 512  # the central window matched, in px: enough for a clear match, and the cost stays flat
 MIN_SIDE = 2 * PERIOD  # a smaller gray is not searched
 # A gray carries the pattern when its best match stands this many robust deviations above all
@@ -85,9 +86,9 @@ def add_pilot(gray: np.ndarray) -> np.ndarray:
     return np.clip(gray.astype(np.int16) + field, 0, 255).astype(np.uint8)
 
 
-def _phase_tile(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
+def _phase_tile(gray: np.ndarray) -> np.ndarray:
     """The gray's fine detail (gray minus its 3x3 mean) averaged over each of the 16x16 phases of
-    a central window, and the window's corner (multiples of the period)."""
+    a central window (its corner on multiples of the period, so its phases are the gray's)."""
     height, width = gray.shape
     rows = min(height, WINDOW) // PERIOD * PERIOD
     columns = min(width, WINDOW) // PERIOD * PERIOD
@@ -96,7 +97,7 @@ def _phase_tile(gray: np.ndarray) -> tuple[np.ndarray, int, int]:
     window = torch.from_numpy(np.ascontiguousarray(gray[top : top + rows, left : left + columns])).float()[None, None]
     detail = window - F.avg_pool2d(F.pad(window, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     tile = detail[0, 0].reshape(rows // PERIOD, PERIOD, columns // PERIOD, PERIOD).mean(dim=(0, 2))
-    return tile.numpy().astype(np.float64), top, left
+    return tile.numpy().astype(np.float64)
 
 
 def _unoriented_tile(tile: np.ndarray, orientation: int, height: int, width: int) -> np.ndarray:
@@ -117,10 +118,9 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4) -> PilotReading:
     height, width = gray.shape
     if min(height, width) < MIN_SIDE:
         return NOT_FOUND
-    tile, _, _ = _phase_tile(gray)
-    spectrum = np.conj(np.fft.fft2(PATTERN))
+    tile = _phase_tile(gray)
     # matches[o, s, t]: the tile with orientation o undone against the pattern shifted by (s, t)
-    matches = np.stack([np.real(np.fft.ifft2(np.fft.fft2(_unoriented_tile(tile, o, height, width)) * spectrum))
+    matches = np.stack([np.real(np.fft.ifft2(np.fft.fft2(_unoriented_tile(tile, o, height, width)) * _MATCHER))
                         for o in range(8)])
     spread = 1.4826 * float(np.median(np.abs(matches))) + 1e-12
     orientation, shift_y, shift_x = np.unravel_index(int(np.argmax(matches)), matches.shape)

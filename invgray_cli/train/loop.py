@@ -17,6 +17,7 @@ from torch import Tensor
 from .. import metrics
 from ..devices import exact_fp32, reproducible, resolve_device
 from ..errors import InvgrayError
+from ..grid import Frame, into_frame
 from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
 from . import losses
@@ -124,8 +125,6 @@ def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibilit
     """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding, brought back to its
     size as decode does: its top and left back onto the grid (:func:`grid.into_frame`), its bottom and
     right mirrored as the tiler pads. Returns it and the index of the lines that are real."""
-    from ..grid import Frame, into_frame
-
     top, left, bottom, right = cut
     height, width = gray.shape[-2:]
     kept = gray[..., top : height - bottom, left : width - right]
@@ -191,7 +190,6 @@ VAL_CUTS = ((1, 0), (0, 2), (3, 3), (2, 1))
 
 def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut: bool = False) -> dict[str, float]:
     """``cut``: also the PSNR decoded in the true frame after cutting lines off the top and left."""
-    from ..grid import Frame
     from ..imageio import jpeg_round_trip
 
     psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
