@@ -15,7 +15,17 @@ from invgray_cli.models.registry import load_weights, save_weights
 from invgray_cli.train import losses
 from invgray_cli.train.cli import parse_loss_terms
 from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
-from invgray_cli.train.loop import TrainConfig, compute_losses, is_best, meets_gray_rule, remake_border, train
+from invgray_cli.train.loop import (
+    TrainConfig,
+    compute_losses,
+    cut_after_encoding,
+    is_best,
+    load_checkpoint,
+    meets_gray_rule,
+    remake_border,
+    stage_weights,
+    train,
+)
 
 from test_train import TINY_NET, as_tensor, photo_array, photos, tiny_config  # noqa: F401  (fixture)
 
@@ -141,6 +151,14 @@ def test_gray_rule_holds_on_every_set_and_best_is_the_highest_psnr_that_meets_it
     assert is_best(better, [good], cfg) and not is_best(good, [better], cfg)
 
 
+def test_decoder_only_runs_keep_their_best_whatever_the_frozen_encoders_gray_scores():
+    cfg = TrainConfig(data=[], decoder_only=True, gray_mean_floor=0.98, gray_image_floor=0.95)
+    one_image_low = _validation(val=(41.0, 0.99, 0.94))
+    assert not meets_gray_rule(one_image_low, cfg)
+    assert is_best(one_image_low, [], cfg)
+    assert not is_best(_validation(val=(40.0, 0.99, 0.94)), [one_image_low], cfg)
+
+
 def test_histories_of_older_checkpoints_still_compare():
     cfg = TrainConfig(data=[])
     old = {"step": 500, "psnr": 39.0, "gray_structure": 0.985}  # before per-set validation
@@ -184,6 +202,54 @@ def test_init_starts_from_the_given_weights(photos, tmp_path, tiny_model):  # no
     trained = train(cfg, tmp_path / "ft.ckpt", log=lambda m: None)
     for key, value in load_weights(start).state_dict().items():  # a vanishing step: still the start
         torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("cut", [(1, 0, 0, 0), (0, 2, 0, 3), (3, 1, 2, 1), (0, 0, 3, 3)])
+def test_a_cut_gray_comes_back_to_its_size_with_the_kept_lines_where_they_were(cut):
+    gray = torch.arange(16 * 20, dtype=torch.float32).view(1, 1, 16, 20)
+    stored, inside = cut_after_encoding(gray, cut, 4)
+    assert stored.shape == gray.shape
+    assert torch.equal(stored[inside], gray[inside])
+    top, left = cut[:2]
+    if top % 4:  # the lines the cut took are stand-ins of the same grid phase from the next block
+        torch.testing.assert_close(stored[..., 0, :], stored[..., 4, :])
+    assert not torch.equal(stored, gray)  # and not the lost lines themselves
+    with pytest.raises(ValueError, match="less than the block"):
+        cut_after_encoding(gray, (4, 0, 0, 0), 4)  # a whole block more would move the kept lines
+
+
+def test_decoder_only_training_keeps_the_encoder_and_learns_from_the_stored_gray(photos, tmp_path):  # noqa: F811
+    torch.manual_seed(3)
+    start = tmp_path / "start.safetensors"
+    from invgray_cli.models.net import InvertibleGray
+
+    save_weights(InvertibleGray(TINY_NET), start)
+    cfg = tiny_config(photos, steps=2, init=str(start), decoder_only=True, cut_edges=1.0, lr=1e-3)
+    assert stage_weights(0, cfg)[2] == "stored" and stage_weights(1, cfg)[2] == "stored"
+    trained = train(cfg, tmp_path / "dec.ckpt", log=lambda m: None).state_dict()
+    before = load_weights(start).state_dict()
+    encoder = [k for k in before if k.startswith("encoder")]
+    decoder = [k for k in before if k.startswith("decoder")]
+    assert encoder and decoder
+    assert all(torch.equal(trained[k], before[k]) for k in encoder)
+    assert any(not torch.equal(trained[k], before[k]) for k in decoder)
+    history = load_checkpoint(tmp_path / "dec.ckpt")["history"]
+    assert all("psnr_cut" in h for h in history)  # validated on cut grays too
+    assert (tmp_path / "dec.best.ckpt").exists()  # kept whatever the untrained encoder's gray scores
+
+
+def test_the_stored_quantiser_gives_exactly_the_gray_the_codec_stores(tiny_model):  # noqa: F811
+    from invgray_cli.codec import Codec
+    from invgray_cli.models.registry import ModelInfo
+
+    rgb = photo_array(32, 40, seed=5)
+    info = ModelInfo("tiny", "", tiny_model.divisibility, tiny_model.receptive_field)
+    stored = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False).encode_array(rgb)
+    with torch.no_grad():
+        gray = tiny_model.encode(as_tensor(rgb))
+    seen = losses.quantise(gray.requires_grad_(), "stored")
+    assert not seen.requires_grad
+    np.testing.assert_array_equal((seen[0, 0] * 255).round().byte().numpy(), stored)
 
 
 def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811

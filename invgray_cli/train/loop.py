@@ -96,6 +96,8 @@ def parameter_groups(model: InvertibleGray, cfg: TrainConfig) -> list[dict]:
 
 def stage_weights(step: int, cfg: TrainConfig) -> tuple[int, losses.LossWeights, str]:
     base = losses.LossWeights(**cfg.weights)
+    if cfg.decoder_only:  # no gradient reaches the encoder, so the decoder can learn from the stored gray itself
+        return 1, base, "stored"
     if step < cfg.steps - math.floor(cfg.steps * cfg.stage2_fraction + 1e-9):
         return 1, base, cfg.stage1_quantiser
     # Table 1, stage II: omega_1 0.5, omega_2 10 (relative to stage I's 1.0 / 0.0)
@@ -124,7 +126,10 @@ def received_gray(gray: Tensor, jpeg_qualities: list[int | None] | None) -> Tens
 def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibility: int) -> tuple[Tensor, tuple]:
     """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding, brought back to its
     size as decode does: its top and left back onto the grid (:func:`grid.into_frame`), its bottom and
-    right mirrored as the tiler pads. Returns it and the index of the lines that are real."""
+    right mirrored as the tiler pads. Returns it and the index of the lines that are real.
+    Each cut is less than a block, so the kept lines stay where they were."""
+    if not all(0 <= lines < divisibility for lines in cut):
+        raise ValueError(f"cut {cut}: each side's lines must be less than the block size {divisibility}")
     top, left, bottom, right = cut
     height, width = gray.shape[-2:]
     kept = gray[..., top : height - bottom, left : width - right]
@@ -255,12 +260,16 @@ def selection_score(validation: dict) -> float:
 
 
 def is_best(validation: dict, earlier: list[dict], cfg: TrainConfig) -> bool:
-    """Highest validation score so far among results that meet the gray rule."""
-    if not meets_gray_rule(validation, cfg):
+    """Highest validation score so far among results that meet the gray rule. With ``decoder_only``
+    the grays are the --init model's, already judged, so the rule is not asked again."""
+    def allowed(result: dict) -> bool:
+        return cfg.decoder_only or meets_gray_rule(result, cfg)
+
+    if not allowed(validation):
         return False
     # only like with like: a run resumed with --val-jpeg added must not weigh JPEG PSNR against lossless
     same_kind = [h for h in earlier if all((k in h) == (k in validation) for k in ("psnr_jpeg", "psnr_cut"))]
-    eligible = [selection_score(h) for h in same_kind if meets_gray_rule(h, cfg)]
+    eligible = [selection_score(h) for h in same_kind if allowed(h)]
     return not eligible or selection_score(validation) > max(eligible)
 
 

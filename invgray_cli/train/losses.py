@@ -82,7 +82,10 @@ def quantisation_loss(gray: Tensor) -> Tensor:
 
 
 def quantise(gray: Tensor, mode: str) -> Tensor:
-    """What the decoder sees in training: 8-bit rounding (straight-through), uniform noise, or nothing."""
+    """What the decoder sees in training: 8-bit rounding (straight-through), uniform noise, the
+    gray exactly as the codec stores it (clamped and rounded, no gradient: for a frozen encoder), or nothing."""
+    if mode == "stored":
+        return (torch.round(gray.detach() * 255.0).clamp(0.0, 255.0) / 255.0)
     if mode == "round":
         return gray + (torch.round(gray * 255.0) / 255.0 - gray).detach()
     if mode == "noise":
