@@ -1,9 +1,11 @@
 """Restored PSNR of grays moved after encoding (cropped by 1-3 px, mirrored, turned), per set.
 
 Each photo is encoded by the default model, then moved each way in MOVES. The moved gray is
-decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame), as it comes
-(the pattern not looked for, as invgray 0.1 decoded it), and in the true frame (what a perfect
-frame finder gives; the rest of the gap to the clean decode is the decoder meeting a cut edge).
+decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame, the edge decoder
+re-decodes the lines beside a cut top or left edge), as it comes (the pattern not looked for, as
+invgray 0.1 decoded it), in the true frame (what a perfect frame finder gives), and in the true
+frame without the edge decoder (invgray 0.2.0; the rest of the gap to the clean decode is the
+decoder meeting a cut edge).
 Also reported: the share of moves whose frame decode found right, the share restored within
 0.5 dB of the clean decode, and the time the pattern search took. With ``--search``, grays made
 without the pattern (invgray < 0.2) are also decoded in the frame `decode --find-frame` finds.
@@ -27,17 +29,21 @@ from invgray_cli.pilot import remove_pilot
 from invgray_cli.train.data import find_images
 from invgray_cli.train.frames import transform, true_frame
 
-# (name, orientation, rows cut at the top, columns cut at the left) as the user sees the gray;
-# "unmoved" is a gray that only lost its chunk: what the search costs when there was nothing to find
-MOVES = [("unmoved", 0, 0, 0), ("crop 1,0", 0, 1, 0), ("crop 0,2", 0, 0, 2), ("crop 3,3", 0, 3, 3), ("crop 2,1", 0, 2, 1),
-         ("mirror", 2, 0, 0), ("flip", 1, 0, 0), ("turn 90", 6, 0, 0), ("turn 180", 3, 0, 0),
-         ("turn 270 + crop 1,1", 5, 1, 1)]
+# (name, orientation, lines cut at the top, left, bottom, right) as the user sees the gray; "crop
+# t,l" cuts the top and left, "crop b,r" the bottom and right (the grid stays, the encoder's edge
+# goes). "unmoved" is a gray that only lost its chunk: what the search costs when there was nothing to find
+MOVES = [("unmoved", 0, 0, 0, 0, 0), ("crop 1,0", 0, 1, 0, 0, 0), ("crop 0,2", 0, 0, 2, 0, 0),
+         ("crop 3,3", 0, 3, 3, 0, 0), ("crop 2,1", 0, 2, 1, 0, 0), ("crop b1,r2", 0, 0, 0, 1, 2),
+         ("crop b3,r3", 0, 0, 0, 3, 3), ("crop all 1", 0, 1, 1, 1, 1),
+         ("mirror", 2, 0, 0, 0, 0), ("flip", 1, 0, 0, 0, 0), ("turn 90", 6, 0, 0, 0, 0), ("turn 180", 3, 0, 0, 0, 0),
+         ("turn 270 + crop 1,1", 5, 1, 1, 0, 0)]
 
 
-def moved(array: np.ndarray, orientation: int, cut_y: int, cut_x: int) -> np.ndarray:
+def moved(array: np.ndarray, orientation: int, cut_y: int, cut_x: int, cut_bottom: int, cut_right: int) -> np.ndarray:
     tensor = torch.from_numpy(array)
     tensor = tensor.permute(2, 0, 1) if tensor.dim() == 3 else tensor
     out = transform(tensor, orientation, cut_y, cut_x)
+    out = out[..., : out.shape[-2] - cut_bottom, : out.shape[-1] - cut_right]
     out = out.permute(1, 2, 0) if out.dim() == 3 else out
     return np.ascontiguousarray(out.numpy())
 
@@ -51,8 +57,9 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
         gray = codec.encode_array(rgb)
         clean = metrics.psnr(codec.decode_array(gray), rgb)
         old_gray = bare.encode_array(rgb) if search else None
-        for name, orientation, cut_y, cut_x in MOVES:
-            moved_gray, truth = moved(gray, orientation, cut_y, cut_x), moved(rgb, orientation, cut_y, cut_x)
+        for name, orientation, cut_y, cut_x, cut_bottom, cut_right in MOVES:
+            cuts = (cut_y, cut_x, cut_bottom, cut_right)
+            moved_gray, truth = moved(gray, orientation, *cuts), moved(rgb, orientation, *cuts)
             tick = time.perf_counter()
             reading = codec.locate(moved_gray)
             seconds = time.perf_counter() - tick
@@ -60,18 +67,23 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
             row = {"photo": path.name, "move": name, "clean": clean, "find_s": seconds, "frame_right": reading.frame == frame,
                    "decoded": metrics.psnr(codec.decode_located(moved_gray, reading), truth),
                    "as_is": metrics.psnr(bare.decode_array(moved_gray), truth),
-                   "true_frame": metrics.psnr(bare.decode_in_frame(remove_pilot(moved_gray, reading), frame), truth)}
+                   "true_frame": metrics.psnr(bare.decode_in_frame(remove_pilot(moved_gray, reading), frame), truth),
+                   "edges_off": metrics.psnr(bare.with_edge_decoding(False).decode_in_frame(
+                       remove_pilot(moved_gray, reading), frame), truth)}
             if search:
-                old_moved = moved(old_gray, orientation, cut_y, cut_x)
+                old_moved = moved(old_gray, orientation, *cuts)
                 row["searched_without_pattern"] = metrics.psnr(bare.decode_in_frame(old_moved, bare.find_frame(old_moved).frame), truth)
             rows.append(row)
-    keys = ("clean", "decoded", "as_is", "true_frame", "find_s") + (("searched_without_pattern",) if search else ())
+    keys = ("clean", "decoded", "as_is", "true_frame", "edges_off", "find_s") + (("searched_without_pattern",) if search else ())
     moved_rows = [r for r in rows if r["move"] != "unmoved"]
     summary = {key: float(np.mean([r[key] for r in moved_rows])) for key in keys}
     summary["frame_right_share"] = float(np.mean([r["frame_right"] for r in rows]))
     summary["within_half_db_share"] = float(np.mean([r["decoded"] >= r["clean"] - 0.5 for r in moved_rows]))
     summary["per_move"] = {name: {key: float(np.mean([r[key] for r in rows if r["move"] == name])) for key in keys}
                            for name, *_ in MOVES}
+    crops = [r for r in moved_rows if r["move"].startswith("crop")]
+    summary["crops"] = {key: float(np.mean([r[key] for r in crops])) for key in ("clean", "decoded", "edges_off")}
+    summary["crops_within_half_db_share"] = float(np.mean([r["decoded"] >= r["clean"] - 0.5 for r in crops]))
     return {"summary": summary, "rows": rows}
 
 
@@ -92,8 +104,12 @@ def main() -> None:
               f"{s['true_frame']:.2f}, as is {s['as_is']:.2f}{searched} | frame right {s['frame_right_share']:.0%}, "
               f"within 0.5 dB of clean {s['within_half_db_share']:.0%} | pattern found in {s['find_s'] * 1000:.1f} ms",
               flush=True)
+        c = s["crops"]
+        print(f"  crops: clean {c['clean']:.2f}, decoded {c['decoded']:.2f}, edge decoder off {c['edges_off']:.2f}, "
+              f"within 0.5 dB {s['crops_within_half_db_share']:.0%}")
         for name, m in s["per_move"].items():
-            print(f"  {name:22s} decoded {m['decoded']:.2f} true {m['true_frame']:.2f} as is {m['as_is']:.2f}")
+            print(f"  {name:22s} decoded {m['decoded']:.2f} true {m['true_frame']:.2f} edges off {m['edges_off']:.2f} "
+                  f"as is {m['as_is']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -8,6 +8,7 @@ it); format 1 grays (invgray < 0.2) do not, and decode as before.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import json
@@ -45,12 +46,15 @@ from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
 from .models.net import InvertibleGray, rgb_to_luma
-from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model
+from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model, shipped_edge_decoder
 from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
 FORMAT_VERSION = 2  # 2: the gray carries the sync pattern (pilot.py)
 READABLE_FORMATS = (1, 2)
+# Lines beside a crop's cut top or left edge that the edge decoder re-decodes: the band the shipped
+# edge decoders were trained on (`invgray train --edge-band`); beyond it the model's own decoder errs no more.
+EDGE_BAND = 20
 CHUNK_KEY = "invgray"
 SHA_PREFIX_LENGTH = 16
 
@@ -125,6 +129,8 @@ class Codec:
     detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
     frame_judge: FrameJudge | None = None  # None: the shipped one for this model, if any (see grid.py)
     pilot: bool = True  # encode adds the sync pattern and decode looks for it (pilot.py); False: the nets alone
+    edge_decoder: InvertibleGray | None = None  # None: the shipped one for this model, if any
+    edge_decoding: bool = True  # False: a crop's cut edges decoded by the model's own decoder (mended)
 
     @classmethod
     def load(
@@ -240,8 +246,9 @@ class Codec:
         _check_array(gray, 1, "gray")
         return self._decode_stack(_as_tensor(gray)[None, None], on_tile)[0]
 
-    def _decode_stack(self, grays: torch.Tensor, on_tile: ProgressFn | None) -> list[np.ndarray]:
-        model = self.model
+    def _decode_stack(self, grays: torch.Tensor, on_tile: ProgressFn | None,
+                      net: InvertibleGray | None = None) -> list[np.ndarray]:
+        model = net or self.model
         out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), grays, model.decoder_receptive_field,
                         3, True, on_tile)
         return [image.permute(1, 2, 0).numpy() for image in out]  # channels-last storage: contiguous views
@@ -299,11 +306,50 @@ class Codec:
         in the gray's own frame."""
         if frame.is_identity:
             return self._decode_plain(gray, on_tile)
-        copy = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
-        framed = into_frame(copy, frame, self.model.divisibility).contiguous().numpy()
+        writable = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
+        framed = into_frame(writable, frame, self.model.divisibility).contiguous().numpy()
         colour = torch.from_numpy(self._decode_plain(framed, on_tile)).permute(2, 0, 1).float()
-        colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
+        edge = self._edge_decoder() if frame.offset_y or frame.offset_x else None
+        if edge is None:
+            colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
+        else:
+            colour = self._decode_cut_edges(colour, framed, frame, edge)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
+
+    def with_edge_decoding(self, on: bool) -> "Codec":
+        """The same model with a crop's cut edges decoded by the edge decoder (when it has one) or not."""
+        return replace(self, edge_decoding=on)
+
+    def _edge_decoder(self) -> InvertibleGray | None:
+        if not self.edge_decoding:
+            return None
+        if self.edge_decoder is not None:
+            return self.edge_decoder.to(device=self.device, dtype=self.dtype)
+        return _edge_decoder_on(self.info.sha256, self.device, self.dtype)
+
+    def _decode_cut_edges(self, colour: torch.Tensor, framed: np.ndarray, frame: Frame,
+                          edge: InvertibleGray) -> torch.Tensor:
+        """(3,H,W) colour of the ``framed`` gray with the lines within EDGE_BAND px of a cut top or
+        left edge (the padded lines before it too) decoded again by ``edge``, from a strip that
+        reaches its receptive field beyond them. The model's decoder errs there for ~16 px: it
+        learned the encoder's own edges, and a crop's edge lacks what the encoder saw beyond it."""
+        for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):
+            if not offset:
+                continue
+            strip_lines = min(framed.shape[axis - 1], offset + EDGE_BAND + edge.decoder_receptive_field)
+            strip = framed[:strip_lines] if axis == 1 else framed[:, :strip_lines]
+            decoded = self._decode_stack(_as_tensor(np.ascontiguousarray(strip))[None, None], None, edge)[0]
+            redone = torch.from_numpy(decoded).permute(2, 0, 1).float().narrow(axis, 0, min(offset + EDGE_BAND, strip_lines))
+            kept = colour.narrow(axis, redone.shape[axis], colour.shape[axis] - redone.shape[axis])
+            colour = torch.cat([redone, kept], dim=axis)
+        return colour
+
+
+@functools.lru_cache(maxsize=4)
+def _edge_decoder_on(model_sha256: str, device: torch.device, dtype: torch.dtype) -> InvertibleGray | None:
+    """The shipped edge decoder for a codec model, on a codec's device and dtype (a copy per place)."""
+    edge = shipped_edge_decoder(model_sha256)
+    return None if edge is None else copy.deepcopy(edge).to(device=device, dtype=dtype)
 
 
 def _mend_cut_blocks(colour: torch.Tensor, frame: Frame, divisibility: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ from PIL import Image
 from cli_helpers import photo, run
 from invgray_cli import grid
 from invgray_cli.codec import Codec, restore
+from invgray_cli.errors import InvgrayError
 from invgray_cli.grid import Frame, all_frames, find_frame, into_frame, out_of_frame
 from invgray_cli.models.frames import FrameJudge, FrameJudgeConfig, load_frame_judge, save_frame_judge
 from invgray_cli.models import InvertibleGray, NetConfig
@@ -31,6 +32,78 @@ def test_the_true_frame_puts_every_moved_pixel_back_on_its_grid(height, width):
         assert ((rows - y) % 4 == 0).all() and ((columns - x) % 4 == 0).all(), (move, frame)
         assert torch.equal(out_of_frame(framed, frame), transform(index, *move))  # and back
         assert frame in frames_of_the_grid and frame.orientation == move[0]
+
+
+def _edge_codecs(tiny_model) -> tuple[Codec, Codec]:
+    """The tiny model's codec without and with an edge decoder (the same net, another decoder)."""
+    from dataclasses import replace
+
+    from invgray_cli.models.registry import ModelInfo
+
+    torch.manual_seed(7)
+    edge = InvertibleGray(tiny_model.config)
+    edge.load_state_dict(tiny_model.state_dict())
+    for p in edge.decoder.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    info = ModelInfo("tiny", "0" * 64, tiny_model.divisibility, tiny_model.receptive_field)
+    plain = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False)
+    return plain, replace(plain, edge_decoder=edge.eval())
+
+
+def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(tiny_model):
+    from invgray_cli.codec import EDGE_BAND
+
+    plain, with_edge = _edge_codecs(tiny_model)
+    gray = np.random.default_rng(0).integers(0, 256, (70, 90), dtype=np.uint8)
+    frame = Frame(0, 1, 1)  # a crop by an odd number of lines at the top and the left (2-px grid)
+    ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
+    edge_alone = replace_net(plain, with_edge.edge_decoder).decode_in_frame(gray, frame)
+    band, block = EDGE_BAND, tiny_model.divisibility
+    assert np.array_equal(ours[band:, band:], before[band:, band:])  # beyond the band: the model's decoder
+    assert not np.array_equal(ours[:band], before[:band]) and not np.array_equal(ours[:, :band], before[:, :band])
+    assert np.array_equal(ours[block:band, band:], edge_alone[block:band, band:])  # in it: the edge decoder's colour
+    assert np.array_equal(ours[band:, block:band], edge_alone[band:, block:band])
+    top_only = with_edge.decode_in_frame(gray, Frame(0, 1, 0))
+    assert np.array_equal(top_only[:, :band][band:], plain.decode_in_frame(gray, Frame(0, 1, 0))[band:, :band])
+
+
+def replace_net(codec: Codec, net: InvertibleGray) -> Codec:
+    from dataclasses import replace
+
+    return replace(codec, model=net)
+
+
+@pytest.mark.parametrize("frame", [Frame(0, 0, 0), Frame(2, 0, 0), Frame(5, 0, 0)])
+def test_grays_that_lost_no_lines_at_the_top_or_left_never_meet_the_edge_decoder(tiny_model, frame):
+    plain, with_edge = _edge_codecs(tiny_model)
+    gray = np.random.default_rng(1).integers(0, 256, (40, 52), dtype=np.uint8)
+    assert np.array_equal(with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame))
+    off = with_edge.with_edge_decoding(False)
+    assert np.array_equal(off.decode_in_frame(gray, Frame(0, 1, 1)), plain.decode_in_frame(gray, Frame(0, 1, 1)))
+
+
+def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
+    from invgray_cli import codec as codec_module
+    from invgray_cli.models import registry
+    from invgray_cli.models.registry import CompanionEntry, file_sha256
+
+    monkeypatch.setattr(registry, "EDGE_DECODERS", [CompanionEntry(file_sha256(registered), registered.name,
+                                                                   file_sha256(registered))])
+    registry.shipped_edge_decoder.cache_clear()
+    codec_module._edge_decoder_on.cache_clear()
+    try:
+        codec = Codec.load(device="cpu")
+        edge = codec._edge_decoder()
+        assert edge is not None and edge is not codec.model
+        assert codec.with_edge_decoding(False)._edge_decoder() is None
+        (registered.parent / registered.name).rename(registered.parent / "gone.safetensors")
+        registry.shipped_edge_decoder.cache_clear()
+        codec_module._edge_decoder_on.cache_clear()
+        with pytest.raises(InvgrayError, match="shipped edge decoder is missing"):
+            codec._edge_decoder()
+    finally:
+        registry.shipped_edge_decoder.cache_clear()
+        codec_module._edge_decoder_on.cache_clear()
 
 
 def test_padding_repeats_the_grid_phase():

@@ -22,6 +22,7 @@ from invgray_cli.train.loop import (
     is_best,
     load_checkpoint,
     meets_gray_rule,
+    near_cut_edges,
     remake_border,
     stage_weights,
     train,
@@ -236,6 +237,49 @@ def test_decoder_only_training_keeps_the_encoder_and_learns_from_the_stored_gray
     history = load_checkpoint(tmp_path / "dec.ckpt")["history"]
     assert all("psnr_cut" in h for h in history)  # validated on cut grays too
     assert (tmp_path / "dec.best.ckpt").exists()  # kept whatever the untrained encoder's gray scores
+
+
+def test_near_cut_edges_marks_the_kept_lines_beside_a_cut_top_or_left():
+    near = near_cut_edges((12, 10), (2, 0, 1, 3), band=3)
+    expected = torch.zeros(12, 10, dtype=torch.bool)
+    expected[2:5, :7] = True  # rows 2-4 are the band below the cut top; the right 3 columns were cut
+    assert torch.equal(near, expected)
+    assert not near_cut_edges((8, 8), (0, 0, 2, 2), band=3).any()  # bottom and right cuts: no band
+    both = near_cut_edges((8, 8), (1, 1, 0, 0), band=2)
+    assert both[1:3, 1:].all() and both[1:, 1:3].all() and not both[3:, 3:].any() and not both[0].any()
+
+
+def test_an_edge_decoder_trains_on_cut_tops_and_lefts_and_is_validated_in_its_codec(photos, tmp_path):  # noqa: F811
+    from invgray_cli.errors import InvgrayError
+    from invgray_cli.models.net import InvertibleGray
+
+    torch.manual_seed(4)
+    start = tmp_path / "start.safetensors"
+    save_weights(InvertibleGray(TINY_NET), start)
+    cfg = tiny_config(photos, steps=2, init=str(start), decoder_only=True, cut_edges=1.0, edge_band=6, lr=1e-3)
+    trained = train(cfg, tmp_path / "edge.ckpt", log=lambda m: None).state_dict()
+    before = load_weights(start).state_dict()
+    assert all(torch.equal(trained[k], before[k]) for k in before if k.startswith("encoder"))
+    history = load_checkpoint(tmp_path / "edge.ckpt")["history"]
+    assert history and all("psnr_cut" in h for h in history)
+    with pytest.raises(InvgrayError, match="pass --init"):
+        train(tiny_config(photos, steps=1, edge_band=6, cut_edges=1.0, decoder_only=True), tmp_path / "x.ckpt",
+              log=lambda m: None)
+
+
+def test_edge_band_losses_score_only_the_band(tiny_model):  # noqa: F811
+    rgb = as_tensor(photo_array(40, 40, seed=6))
+    reach = tiny_model.encoder_receptive_field + tiny_model.decoder_receptive_field
+    far = 1 + 4 + reach  # beyond what the band's colour can see
+    changed = rgb.clone()
+    changed[..., far:, far:] = 1.0 - changed[..., far:, far:]
+    weights = losses.LossWeights()
+
+    def mse(image, **band):
+        return compute_losses(tiny_model, image, weights, "stored", edge_cut=(1, 1, 0, 0), **band)[1]["mse"]
+
+    assert mse(rgb, edge_band=4) == mse(changed, edge_band=4)
+    assert mse(rgb) != mse(changed)
 
 
 def test_the_stored_quantiser_gives_exactly_the_gray_the_codec_stores(tiny_model):  # noqa: F811

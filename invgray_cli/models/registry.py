@@ -7,6 +7,7 @@ its own network, and the sha256 of the whole file is checked on load.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -304,3 +305,21 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
     model, info = load_weights_with_info(path, entry.sha256)
     return model, ModelInfo(entry.name, info.sha256, info.divisibility, info.receptive_field, path, entry.gray_floor,
                             entry.jpeg_quality)
+
+
+# Edge decoders: the decoder of a codec model fine-tuned on grays cut after encoding (`invgray train
+# --edge-band`, its encoder untouched), for the lines beside a crop's cut edge (see codec.py). Stored
+# as a whole weights file of the same net.
+EDGE_DECODERS: list[CompanionEntry] = [
+    CompanionEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
+        model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
+        file="igray_s4w96_invisible_v2.edges-fa2f6c16.safetensors",
+        sha256="fa2f6c16c31cb1841de33dbe1df79712e0323ff0b7eb1c4f96ced092d1deb5ce",
+    ),
+]
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_edge_decoder(model_sha256: str) -> InvertibleGray | None:
+    """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
+    return shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)

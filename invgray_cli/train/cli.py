@@ -60,6 +60,9 @@ def log(message: str) -> None:
               help="Share of steps whose gray is cut by 0-3 lines per side after encoding, as a crop would "
                    "(validation then also scores crops decoded on their grid).")
 @click.option("--decoder-only", is_flag=True, help="Train the decoder alone; the encoder, and so every gray it makes, stays.")
+@click.option("--edge-band", default=0, show_default=True, type=click.IntRange(0, 64), metavar="PX",
+              help="Train an edge decoder for cropped grays (implies --decoder-only and --cut-edges 1): every "
+                   "step cuts the top or left, and only the colour within PX px of a cut edge is scored.")
 @click.option("--rule-mean", "gray_mean_floor", default=0.98, show_default=True,
               help="The gray rule of kept checkpoints: at least this mean gray structure on every --val set ...")
 @click.option("--rule-image", "gray_image_floor", default=0.95, show_default=True,
@@ -71,7 +74,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
                   border_emulation: float, synthetic_texture: float, device: str, jpeg_share: float,
                   jpeg_qualities: tuple[int, int], val_jpeg: int | None, cut_edges: float,
-                  decoder_only: bool) -> None:
+                  decoder_only: bool, edge_band: int) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
@@ -90,7 +93,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       gray_mean_floor=gray_mean_floor, gray_image_floor=gray_image_floor,
                       border_emulation=border_emulation, synthetic_texture=synthetic_texture, device=device,
                       jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg,
-                      cut_edges=cut_edges, decoder_only=decoder_only)
+                      cut_edges=1.0 if edge_band else cut_edges,
+                      decoder_only=decoder_only or bool(edge_band), edge_band=edge_band)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 

@@ -6,7 +6,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -58,6 +58,9 @@ class TrainConfig:
     val_jpeg: int | None = None  # also validate after saving each gray as JPEG at this quality; selects on it
     cut_edges: float = 0.0  # share of steps whose gray is cut by 0-3 lines per side after encoding (a crop)
     decoder_only: bool = False  # train the decoder alone, the encoder (so every gray it made) kept as it is
+    # an edge decoder (see codec.EdgeDecoder): every step cuts the top or left, and only the lines
+    # within this many px of a cut top or left edge are scored; 0: all lines
+    edge_band: int = 0
     device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -137,15 +140,28 @@ def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibilit
     return crop_padded(framed, 0, height, 0, width), (..., slice(top, height - bottom), slice(left, width - right))
 
 
+def near_cut_edges(size: tuple[int, int], cut: tuple[int, int, int, int], band: int) -> Tensor:
+    """(H,W) bool: the real lines (those a ``cut`` = (top, left, bottom, right) kept) within ``band``
+    px of a cut top or left edge."""
+    top, left, bottom, right = cut
+    rows = torch.arange(size[0])[:, None]
+    columns = torch.arange(size[1])[None, :]
+    real = (rows >= top) & (rows < size[0] - bottom) & (columns >= left) & (columns < size[1] - right)
+    near = ((rows < top + band) & (top > 0)) | ((columns < left + band) & (left > 0))
+    return real & near
+
+
 def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeights, quantiser: str,
                    vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
                    jpeg_qualities: list[int | None] | None = None,
-                   edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[Tensor, dict[str, float]]:
+                   edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0),
+                   edge_band: int = 0) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
     ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
     ``edge_cut`` (top, left, bottom, right) cuts the stored gray as a crop after encoding would, and
-    scores the colour of the lines left."""
+    scores the colour of the lines left; with ``edge_band`` only those within that many px of a cut
+    top or left edge."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
@@ -157,7 +173,11 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     else:
         stored = remake_border(stored, border_cut)
     restored = model.decode(stored)
-    invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
+    if edge_band and any(edge_cut):
+        near = near_cut_edges(rgb.shape[-2:], edge_cut, edge_band).to(rgb.device)
+        invertibility = ((restored - rgb) ** 2).mean(dim=1)[:, near].mean()
+    else:
+        invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
     # weights were trained so)
     luma = rgb_to_luma(rgb)
@@ -178,14 +198,18 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _validation_codec(model: InvertibleGray):
-    """The codec `invgray eval` would run, on a copy of the net (the copy goes to eval mode)."""
+def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = None):
+    """The codec path around the nets being trained; with ``edge_of``, ``model`` is an edge decoder
+    and the codec is ``edge_of``'s with it. Nets are copied (the copies go to eval mode)."""
     from ..codec import Codec
     from ..models.registry import ModelInfo
 
     device = next(model.parameters()).device
     info = ModelInfo("in-training", "", model.divisibility, model.receptive_field)
     # the nets alone: the sync pattern (pilot.py) is added and taken out exactly around them
+    if edge_of is not None:
+        codec = Codec.from_model(copy.deepcopy(edge_of), info, device=str(device))
+        return replace(codec, edge_decoder=copy.deepcopy(model).eval()).with_pilot(False)
     return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_pilot(False)
 
 
@@ -226,11 +250,11 @@ def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int 
 
 
 def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None,
-                  cut: bool = False) -> dict:
+                  cut: bool = False, edge_of: InvertibleGray | None = None) -> dict:
     """`validate` on each named set (one copy of the net for all); the top level holds the means
     over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
     digital art) outweighs the others."""
-    codec = _validation_codec(model)
+    codec = _validation_codec(model, edge_of)
     per_set = {name: _score(codec, images, jpeg_quality, cut) for name, images in sets.items()}
     result = {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
               "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
@@ -320,7 +344,10 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
         if start_from.config != model.config:
             raise InvgrayError(f"--init {cfg.init} has net {start_from.config.to_dict()}, not {cfg.net}")
         model.load_state_dict(start_from.state_dict())
+    elif cfg.edge_band:
+        raise InvgrayError("an edge decoder (--edge-band) is trained from the codec model it serves: pass --init")
     model = model.to(device)
+    edge_of = copy.deepcopy(model).eval() if cfg.edge_band else None  # the codec an edge decoder serves
     if cfg.decoder_only:
         model.encoder.requires_grad_(False)
         model.encoder_linear.requires_grad_(False)
@@ -363,7 +390,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
     progress = RunProgress(completed=start, saved=start)
     try:
         _run_steps(model, optimizer, cfg, out, progress, history, train_images, val_sets, rng, generator, vgg,
-                   device, memory_format, on_report)
+                   device, memory_format, on_report, edge_of)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM through the CLI
         # keep what was trained: the next run resumes from here instead of the last periodic checkpoint
         if progress.completed > progress.saved:
@@ -400,7 +427,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
                progress: RunProgress, history: list[dict], train_images: list[np.ndarray],
                val_sets: dict[str, list[np.ndarray]], rng: np.random.Generator, generator: torch.Generator,
                vgg: torch.nn.Module | None, device: torch.device, memory_format: torch.memory_format,
-               on_report: Callable[[StepReport], None]) -> None:
+               on_report: Callable[[StepReport], None], edge_of: InvertibleGray | None = None) -> None:
     use_amp = device.type == "cuda"
     tick = time.perf_counter()
     for step in range(progress.completed, cfg.steps):
@@ -424,8 +451,12 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         edge_cut = (0, 0, 0, 0)
         if cfg.cut_edges and rng.random() < cfg.cut_edges:
             edge_cut = tuple(int(c) for c in rng.integers(model.divisibility, size=4))
+            if cfg.edge_band and not any(edge_cut[:2]):  # an edge decoder learns only cut tops and lefts
+                side = int(rng.integers(2))
+                edge_cut = tuple(int(rng.integers(1, model.divisibility)) if i == side else c for i, c in enumerate(edge_cut))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut)
+            loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut,
+                                         cfg.edge_band)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -435,7 +466,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         progress.step_applied(done)
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0)
+            validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0, edge_of=edge_of)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
