@@ -45,7 +45,7 @@ from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame, unor
 from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
-from .models.net import InvertibleGray, rgb_to_luma
+from .models.net import EdgeDecoder, InvertibleGray, rgb_to_luma
 from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model, shipped_edge_decoder
 from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
@@ -129,8 +129,8 @@ class Codec:
     detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
     frame_judge: FrameJudge | None = None  # None: the shipped one for this model, if any (see grid.py)
     pilot: bool = True  # encode adds the sync pattern and decode looks for it (pilot.py); False: the nets alone
-    edge_decoder: InvertibleGray | None = None  # None: the shipped one for this model, if any
-    edge_decoding: bool = True  # False: a crop's cut edges decoded by the model's own decoder (mended)
+    edge_decoder: EdgeDecoder | None = None  # None: the shipped one for this model, if any
+    edge_decoding: bool = True  # False: every line decoded by the model's own decoder (a crop's cut blocks mended)
 
     @classmethod
     def load(
@@ -303,53 +303,64 @@ class Codec:
 
     def decode_in_frame(self, gray: np.ndarray, frame: Frame, on_tile: ProgressFn | None = None) -> np.ndarray:
         """``decode_array`` of the gray brought onto its grid by ``frame``; the colour comes back
-        in the gray's own frame."""
-        if frame.is_identity:
+        in the gray's own frame. Where this model has an edge decoder, it decodes the lines beside
+        a cut top or left edge again, and beside the bottom and right edges if it serves them."""
+        edge = self._edge_decoder()
+        cut = bool(frame.offset_y or frame.offset_x)
+        if frame.is_identity and (edge is None or not edge.bottom_right):
             return self._decode_plain(gray, on_tile)
         writable = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(writable, frame, self.model.divisibility).contiguous().numpy()
         colour = torch.from_numpy(self._decode_plain(framed, on_tile)).permute(2, 0, 1).float()
-        edge = self._edge_decoder() if frame.offset_y or frame.offset_x else None
-        if edge is None:
+        if edge is None or not cut:
             colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
-        else:
-            colour = self._decode_cut_edges(colour, framed, frame, edge)
+        colour = self._decode_edges(colour, framed, frame, edge) if edge is not None else colour
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
 
     def with_edge_decoding(self, on: bool) -> "Codec":
-        """The same model with a crop's cut edges decoded by the edge decoder (when it has one) or not."""
+        """The same model with its edge decoder (when it has one) used or not."""
         return replace(self, edge_decoding=on)
 
-    def _edge_decoder(self) -> InvertibleGray | None:
+    def _edge_decoder(self) -> EdgeDecoder | None:
         if not self.edge_decoding:
             return None
         if self.edge_decoder is not None:
-            return self.edge_decoder.to(device=self.device, dtype=self.dtype)
+            return replace(self.edge_decoder, net=self.edge_decoder.net.to(device=self.device, dtype=self.dtype))
         return _edge_decoder_on(self.info.sha256, self.device, self.dtype)
 
-    def _decode_cut_edges(self, colour: torch.Tensor, framed: np.ndarray, frame: Frame,
-                          edge: InvertibleGray) -> torch.Tensor:
+    def _decode_edges(self, colour: torch.Tensor, framed: np.ndarray, frame: Frame, edge: EdgeDecoder) -> torch.Tensor:
         """(3,H,W) colour of the ``framed`` gray with the lines within EDGE_BAND px of a cut top or
-        left edge (the padded lines before it too) decoded again by ``edge``, from a strip that
-        reaches its receptive field beyond them. The model's decoder errs there for ~16 px: it
-        learned the encoder's own edges, and a crop's edge lacks what the encoder saw beyond it."""
+        left edge (the padded lines before it too), and of the bottom and right edges when ``edge``
+        serves them, decoded again by ``edge`` from strips that reach its receptive field beyond
+        them. The model's decoder errs there for ~16 px: it learned the encoder's own edges, and a
+        crop's edge lacks what the encoder saw beyond it."""
+        reach = edge.net.decoder_receptive_field
+        block = self.model.divisibility
         for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):
-            if not offset:
-                continue
-            strip_lines = min(framed.shape[axis - 1], offset + EDGE_BAND + edge.decoder_receptive_field)
-            strip = framed[:strip_lines] if axis == 1 else framed[:, :strip_lines]
-            decoded = self._decode_stack(_as_tensor(np.ascontiguousarray(strip))[None, None], None, edge)[0]
-            redone = torch.from_numpy(decoded).permute(2, 0, 1).float().narrow(axis, 0, min(offset + EDGE_BAND, strip_lines))
-            kept = colour.narrow(axis, redone.shape[axis], colour.shape[axis] - redone.shape[axis])
-            colour = torch.cat([redone, kept], dim=axis)
+            lines = colour.shape[axis]
+            if offset:
+                strip_end = min(lines, offset + EDGE_BAND + reach)
+                redone = self._decode_lines(framed, axis, 0, strip_end, edge).narrow(axis, 0, min(offset + EDGE_BAND, strip_end))
+                colour = torch.cat([redone, colour.narrow(axis, redone.shape[axis], lines - redone.shape[axis])], dim=axis)
+            if edge.bottom_right:
+                strip_start = max(lines - EDGE_BAND - reach, 0) // block * block  # on the grid
+                kept = max(lines - EDGE_BAND, 0)
+                redone = self._decode_lines(framed, axis, strip_start, lines, edge).narrow(axis, kept - strip_start, lines - kept)
+                colour = torch.cat([colour.narrow(axis, 0, kept), redone], dim=axis)
         return colour
+
+    def _decode_lines(self, framed: np.ndarray, axis: int, start: int, end: int, edge: EdgeDecoder) -> torch.Tensor:
+        """(3, ...) colour the edge decoder gives lines ``start:end`` of the framed gray along ``axis`` (1: rows)."""
+        strip = framed[start:end] if axis == 1 else framed[:, start:end]
+        decoded = self._decode_stack(_as_tensor(np.ascontiguousarray(strip))[None, None], None, edge.net)[0]
+        return torch.from_numpy(decoded).permute(2, 0, 1).float()
 
 
 @functools.lru_cache(maxsize=4)
-def _edge_decoder_on(model_sha256: str, device: torch.device, dtype: torch.dtype) -> InvertibleGray | None:
+def _edge_decoder_on(model_sha256: str, device: torch.device, dtype: torch.dtype) -> EdgeDecoder | None:
     """The shipped edge decoder for a codec model, on a codec's device and dtype (a copy per place)."""
     edge = shipped_edge_decoder(model_sha256)
-    return None if edge is None else copy.deepcopy(edge).to(device=device, dtype=dtype)
+    return None if edge is None else replace(edge, net=copy.deepcopy(edge.net).to(device=device, dtype=dtype))
 
 
 def _mend_cut_blocks(colour: torch.Tensor, frame: Frame, divisibility: int) -> torch.Tensor:

@@ -34,9 +34,11 @@ def test_the_true_frame_puts_every_moved_pixel_back_on_its_grid(height, width):
         assert frame in frames_of_the_grid and frame.orientation == move[0]
 
 
-def _edge_codecs(tiny_model) -> tuple[Codec, Codec]:
+def _edge_codecs(tiny_model, bottom_right: bool = False) -> tuple[Codec, Codec]:
     """The tiny model's codec without and with an edge decoder (the same net, another decoder)."""
     from dataclasses import replace
+
+    from invgray_cli.models.net import EdgeDecoder
 
     from invgray_cli.models.registry import ModelInfo
 
@@ -47,7 +49,7 @@ def _edge_codecs(tiny_model) -> tuple[Codec, Codec]:
         torch.nn.init.normal_(p, std=0.1)
     info = ModelInfo("tiny", "0" * 64, tiny_model.divisibility, tiny_model.receptive_field)
     plain = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False)
-    return plain, replace(plain, edge_decoder=edge.eval())
+    return plain, replace(plain, edge_decoder=EdgeDecoder(edge.eval(), bottom_right))
 
 
 def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(tiny_model):
@@ -57,7 +59,7 @@ def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(
     gray = np.random.default_rng(0).integers(0, 256, (70, 90), dtype=np.uint8)
     frame = Frame(0, 1, 1)  # a crop by an odd number of lines at the top and the left (2-px grid)
     ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
-    edge_alone = replace_net(plain, with_edge.edge_decoder).decode_in_frame(gray, frame)
+    edge_alone = replace_net(plain, with_edge.edge_decoder.net).decode_in_frame(gray, frame)
     band, block = EDGE_BAND, tiny_model.divisibility
     assert np.array_equal(ours[band:, band:], before[band:, band:])  # beyond the band: the model's decoder
     assert not np.array_equal(ours[:band], before[:band]) and not np.array_equal(ours[:, :band], before[:, :band])
@@ -82,19 +84,37 @@ def test_grays_that_lost_no_lines_at_the_top_or_left_never_meet_the_edge_decoder
     assert np.array_equal(off.decode_in_frame(gray, Frame(0, 1, 1)), plain.decode_in_frame(gray, Frame(0, 1, 1)))
 
 
+@pytest.mark.parametrize("frame", [Frame(0, 0, 0), Frame(0, 1, 1), Frame(3, 0, 1)])
+def test_an_edge_decoder_of_the_bottom_and_right_redecodes_those_bands_of_every_gray(tiny_model, frame):
+    from invgray_cli.codec import EDGE_BAND
+
+    plain, with_edge = _edge_codecs(tiny_model, bottom_right=True)
+    gray = np.random.default_rng(2).integers(0, 256, (71, 90), dtype=np.uint8)
+    ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
+    edge_alone = replace_net(plain, with_edge.edge_decoder.net).decode_in_frame(gray, frame)
+    framed_ours, framed_before, framed_edge = (into_frame(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1),
+                                                          frame) for c in (ours, before, edge_alone))
+    band, block = EDGE_BAND, tiny_model.divisibility
+    inner = (slice(None), slice(band + block, -band), slice(band + block, -band))
+    assert torch.equal(framed_ours[inner], framed_before[inner])  # the model's decoder inside
+    for side in ((slice(None), slice(-band, None), slice(band + block, -band)),  # bottom and right bands
+                 (slice(None), slice(band + block, -band), slice(-band, None))):
+        assert torch.equal(framed_ours[side], framed_edge[side]) and not torch.equal(framed_ours[side], framed_before[side])
+
+
 def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
     from invgray_cli import codec as codec_module
     from invgray_cli.models import registry
-    from invgray_cli.models.registry import CompanionEntry, file_sha256
+    from invgray_cli.models.registry import EdgeDecoderEntry, file_sha256
 
-    monkeypatch.setattr(registry, "EDGE_DECODERS", [CompanionEntry(file_sha256(registered), registered.name,
-                                                                   file_sha256(registered))])
+    monkeypatch.setattr(registry, "EDGE_DECODERS", [EdgeDecoderEntry(file_sha256(registered), registered.name,
+                                                                     file_sha256(registered), bottom_right=True)])
     registry.shipped_edge_decoder.cache_clear()
     codec_module._edge_decoder_on.cache_clear()
     try:
         codec = Codec.load(device="cpu")
         edge = codec._edge_decoder()
-        assert edge is not None and edge is not codec.model
+        assert edge is not None and edge.net is not codec.model and edge.bottom_right
         assert codec.with_edge_decoding(False)._edge_decoder() is None
         (registered.parent / registered.name).rename(registered.parent / "gone.safetensors")
         registry.shipped_edge_decoder.cache_clear()

@@ -181,3 +181,12 @@ class InvertibleGray(nn.Module):
     def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
         gray = self.encode(rgb)
         return gray, self.decode(gray)
+
+
+@dataclass(frozen=True)
+class EdgeDecoder:
+    """A codec model's net whose decoder was fine-tuned for the lines beside a crop's cut edges
+    (`invgray train --edge-band`; the encoder is the model's own)."""
+
+    net: InvertibleGray
+    bottom_right: bool = False  # also every gray's bottom and right edges, cut or not (--edge-bottom-right)

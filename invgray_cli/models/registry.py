@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import InvgrayError
-from .net import InvertibleGray, NetConfig
+from .net import EdgeDecoder, InvertibleGray, NetConfig
 
 T = TypeVar("T")
 
@@ -310,8 +310,13 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
 # Edge decoders: the decoder of a codec model fine-tuned on grays cut after encoding (`invgray train
 # --edge-band`, its encoder untouched), for the lines beside a crop's cut edge (see codec.py). Stored
 # as a whole weights file of the same net.
-EDGE_DECODERS: list[CompanionEntry] = [
-    CompanionEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
+@dataclass(frozen=True)
+class EdgeDecoderEntry(CompanionEntry):
+    bottom_right: bool = False  # trained with --edge-bottom-right: serves every gray's bottom and right edges
+
+
+EDGE_DECODERS: list[EdgeDecoderEntry] = [
+    EdgeDecoderEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
         file="igray_s4w96_invisible_v2.edges-fa2f6c16.safetensors",
         sha256="fa2f6c16c31cb1841de33dbe1df79712e0323ff0b7eb1c4f96ced092d1deb5ce",
@@ -320,6 +325,8 @@ EDGE_DECODERS: list[CompanionEntry] = [
 
 
 @functools.lru_cache(maxsize=4)
-def shipped_edge_decoder(model_sha256: str) -> InvertibleGray | None:
+def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
     """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
-    return shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
+    entry = next((e for e in EDGE_DECODERS if e.model_sha256 == model_sha256), None)
+    net = shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
+    return None if net is None else EdgeDecoder(net, entry.bottom_right)

@@ -18,7 +18,7 @@ from .. import metrics
 from ..devices import exact_fp32, reproducible, resolve_device
 from ..errors import InvgrayError
 from ..grid import Frame, into_frame
-from ..models.net import InvertibleGray, NetConfig, rgb_to_luma
+from ..models.net import EdgeDecoder, InvertibleGray, NetConfig, rgb_to_luma
 from ..tiling import crop_padded
 from . import losses
 from .jpeg import BLOCK as JPEG_BLOCK, jpeg_gray
@@ -58,9 +58,11 @@ class TrainConfig:
     val_jpeg: int | None = None  # also validate after saving each gray as JPEG at this quality; selects on it
     cut_edges: float = 0.0  # share of steps whose gray is cut by 0-3 lines per side after encoding (a crop)
     decoder_only: bool = False  # train the decoder alone, the encoder (so every gray it made) kept as it is
-    # an edge decoder (see codec.EdgeDecoder): every step cuts the top or left, and only the lines
+    # an edge decoder (see Codec.decode_in_frame): every step cuts the top or left, and only the lines
     # within this many px of a cut top or left edge are scored; 0: all lines
     edge_band: int = 0
+    # ... and of the bottom and right edges of every gray, each cut by 1-3 lines or not (half and half)
+    edge_bottom_right: bool = False
     device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -140,14 +142,18 @@ def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibilit
     return crop_padded(framed, 0, height, 0, width), (..., slice(top, height - bottom), slice(left, width - right))
 
 
-def near_cut_edges(size: tuple[int, int], cut: tuple[int, int, int, int], band: int) -> Tensor:
+def near_cut_edges(size: tuple[int, int], cut: tuple[int, int, int, int], band: int,
+                   bottom_right: bool = False) -> Tensor:
     """(H,W) bool: the real lines (those a ``cut`` = (top, left, bottom, right) kept) within ``band``
-    px of a cut top or left edge."""
+    px of a cut top or left edge; with ``bottom_right`` also of the bottom and right edges, cut or not."""
     top, left, bottom, right = cut
-    rows = torch.arange(size[0])[:, None]
-    columns = torch.arange(size[1])[None, :]
-    real = (rows >= top) & (rows < size[0] - bottom) & (columns >= left) & (columns < size[1] - right)
+    height, width = size
+    rows = torch.arange(height)[:, None]
+    columns = torch.arange(width)[None, :]
+    real = (rows >= top) & (rows < height - bottom) & (columns >= left) & (columns < width - right)
     near = ((rows < top + band) & (top > 0)) | ((columns < left + band) & (left > 0))
+    if bottom_right:
+        near = near | (rows >= height - bottom - band) | (columns >= width - right - band)
     return real & near
 
 
@@ -155,26 +161,26 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
                    vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
                    jpeg_qualities: list[int | None] | None = None,
                    edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0),
-                   edge_band: int = 0) -> tuple[Tensor, dict[str, float]]:
+                   edge_band: int = 0, edge_bottom_right: bool = False) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
     ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
     ``edge_cut`` (top, left, bottom, right) cuts the stored gray as a crop after encoding would, and
     scores the colour of the lines left; with ``edge_band`` only those within that many px of a cut
-    top or left edge."""
+    top or left edge (and with ``edge_bottom_right`` of the bottom and right edges)."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
+    top, left, bottom, right = edge_cut
+    cut = (top, left, max(bottom, border_cut[0]), max(right, border_cut[1]))
     if any(edge_cut):  # its bottom and right lines are mirrored back: as border_cut's, or more
-        top, left, bottom, right = edge_cut
-        cut = (top, left, max(bottom, border_cut[0]), max(right, border_cut[1]))
         stored, inside = cut_after_encoding(stored, cut, model.divisibility)
     else:
         stored = remake_border(stored, border_cut)
     restored = model.decode(stored)
     if edge_band and any(edge_cut):
-        near = near_cut_edges(rgb.shape[-2:], edge_cut, edge_band).to(rgb.device)
+        near = near_cut_edges(rgb.shape[-2:], cut, edge_band, edge_bottom_right).to(rgb.device)
         invertibility = ((restored - rgb) ** 2).mean(dim=1)[:, near].mean()
     else:
         invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
@@ -198,9 +204,10 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = None):
+def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = None, bottom_right: bool = False):
     """The codec path around the nets being trained; with ``edge_of``, ``model`` is an edge decoder
-    and the codec is ``edge_of``'s with it. Nets are copied (the copies go to eval mode)."""
+    (of the bottom and right edges too with ``bottom_right``) and the codec is ``edge_of``'s with
+    it. Nets are copied (the copies go to eval mode)."""
     from ..codec import Codec
     from ..models.registry import ModelInfo
 
@@ -209,7 +216,7 @@ def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = No
     # the nets alone: the sync pattern (pilot.py) is added and taken out exactly around them
     if edge_of is not None:
         codec = Codec.from_model(copy.deepcopy(edge_of), info, device=str(device))
-        return replace(codec, edge_decoder=copy.deepcopy(model).eval()).with_pilot(False)
+        return replace(codec, edge_decoder=EdgeDecoder(copy.deepcopy(model).eval(), bottom_right)).with_pilot(False)
     return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_pilot(False)
 
 
@@ -224,7 +231,7 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
     psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
     for index, image in enumerate(images):
         gray = codec.encode_array(image)
-        psnrs.append(metrics.psnr(codec.decode_array(gray), image))
+        psnrs.append(metrics.psnr(codec.decode_in_frame(gray, Frame()), image))  # with an edge decoder's bands
         structures.append(metrics.gray_structure(gray, metrics.luma_bt601(image)))
         if jpeg_quality is not None:
             jpeg_psnrs.append(metrics.psnr(codec.decode_array(jpeg_round_trip(gray, jpeg_quality)), image))
@@ -250,11 +257,11 @@ def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int 
 
 
 def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None,
-                  cut: bool = False, edge_of: InvertibleGray | None = None) -> dict:
+                  cut: bool = False, edge_of: InvertibleGray | None = None, bottom_right: bool = False) -> dict:
     """`validate` on each named set (one copy of the net for all); the top level holds the means
     over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
     digital art) outweighs the others."""
-    codec = _validation_codec(model, edge_of)
+    codec = _validation_codec(model, edge_of, bottom_right)
     per_set = {name: _score(codec, images, jpeg_quality, cut) for name, images in sets.items()}
     result = {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
               "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
@@ -454,9 +461,12 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
             if cfg.edge_band and not any(edge_cut[:2]):  # an edge decoder learns only cut tops and lefts
                 side = int(rng.integers(2))
                 edge_cut = tuple(int(rng.integers(1, model.divisibility)) if i == side else c for i, c in enumerate(edge_cut))
+            if cfg.edge_bottom_right:  # as many uncut bottoms and rights (the encoder's own edges) as cut ones
+                edge_cut = edge_cut[:2] + tuple(int(rng.integers(1, model.divisibility)) if rng.random() < 0.5 else 0
+                                                for _ in range(2))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut,
-                                         cfg.edge_band)
+                                         cfg.edge_band, cfg.edge_bottom_right)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -466,7 +476,8 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         progress.step_applied(done)
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
-            validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0, edge_of=edge_of)
+            validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0, edge_of=edge_of,
+                                       bottom_right=cfg.edge_bottom_right)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
