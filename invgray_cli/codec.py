@@ -46,7 +46,15 @@ from .guard import guarded_gray
 from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
 from .models.frames import FrameJudge, shipped_frame_judge
 from .models.net import EdgeDecoder, InvertibleGray, rgb_to_luma
-from .models.registry import ModelInfo, default_model_name, find_entry, jpeg_model_name, resolve_model, shipped_edge_decoder
+from .models.registry import (
+    ModelInfo,
+    default_model_name,
+    edge_decoder_entry,
+    find_entry,
+    jpeg_model_name,
+    resolve_model,
+    shipped_edge_decoder,
+)
 from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
@@ -274,7 +282,7 @@ class Codec:
         colours: list[np.ndarray | None] = [None] * len(grays)
         on_grid: list[np.ndarray | None] = [None] * len(grays)
         for i, (gray, reading) in enumerate(zip(grays, readings)):
-            if reading.found and not reading.frame.is_identity:
+            if reading.found and (not reading.frame.is_identity or self._edges_of_every_gray()):
                 colours[i] = self.decode_located(gray, reading)
             else:
                 on_grid[i] = remove_pilot(gray, reading) if reading.found else gray
@@ -305,9 +313,9 @@ class Codec:
         """``decode_array`` of the gray brought onto its grid by ``frame``; the colour comes back
         in the gray's own frame. Where this model has an edge decoder, it decodes the lines beside
         a cut top or left edge again, and beside the bottom and right edges if it serves them."""
-        edge = self._edge_decoder()
         cut = bool(frame.offset_y or frame.offset_x)
-        if frame.is_identity and (edge is None or not edge.bottom_right):
+        edge = self._edge_decoder() if cut or self._edges_of_every_gray() else None  # loaded only when used
+        if frame.is_identity and edge is None:
             return self._decode_plain(gray, on_tile)
         writable = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(writable, frame, self.model.divisibility).contiguous().numpy()
@@ -320,6 +328,15 @@ class Codec:
     def with_edge_decoding(self, on: bool) -> "Codec":
         """The same model with its edge decoder (when it has one) used or not."""
         return replace(self, edge_decoding=on)
+
+    def _edges_of_every_gray(self) -> bool:
+        """Whether the edge decoder in use re-decodes the bottom and right edges of every gray."""
+        if not self.edge_decoding:
+            return False
+        if self.edge_decoder is not None:
+            return self.edge_decoder.bottom_right
+        entry = edge_decoder_entry(self.info.sha256)
+        return entry is not None and entry.bottom_right
 
     def _edge_decoder(self) -> EdgeDecoder | None:
         if not self.edge_decoding:

@@ -102,6 +102,31 @@ def test_an_edge_decoder_of_the_bottom_and_right_redecodes_those_bands_of_every_
         assert torch.equal(framed_ours[side], framed_edge[side]) and not torch.equal(framed_ours[side], framed_before[side])
 
 
+def test_a_clean_gray_does_not_load_an_edge_decoder_of_cut_edges_and_batches_agree(monkeypatch):
+    from dataclasses import replace
+
+    from invgray_cli import codec as codec_module
+
+    def refuse(*args):
+        raise AssertionError("the edge decoder was loaded for a clean gray")
+
+    torch.manual_seed(0)
+    quiet = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))  # a gray near the luma
+    plain, _ = _edge_codecs(quiet)
+    monkeypatch.setattr(codec_module, "_edge_decoder_on", refuse)
+    with_pattern = plain.with_pilot(True)
+    from test_pilot import smooth_rgb
+
+    rgb = smooth_rgb(64, 80)  # a gray whose pattern is found
+    gray = with_pattern.encode_array(rgb)
+    assert with_pattern.locate(gray).found
+    assert np.array_equal(with_pattern.decode_array(gray), plain.decode_array(plain.encode_array(rgb)))
+    _, every_gray = _edge_codecs(quiet, bottom_right=True)
+    every_gray = replace(every_gray, pilot=True)
+    assert np.array_equal(every_gray.decode_batch([gray, gray[1:, 1:]])[0], every_gray.decode_array(gray))
+    assert not np.array_equal(every_gray.decode_array(gray), with_pattern.decode_array(gray))
+
+
 def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
     from invgray_cli import codec as codec_module
     from invgray_cli.models import registry

@@ -324,9 +324,13 @@ EDGE_DECODERS: list[EdgeDecoderEntry] = [
 ]
 
 
+def edge_decoder_entry(model_sha256: str) -> EdgeDecoderEntry | None:
+    """The registry entry of the edge decoder serving the codec model with this sha256 (nothing loaded)."""
+    return next((e for e in EDGE_DECODERS if e.model_sha256 == model_sha256), None)
+
+
 @functools.lru_cache(maxsize=4)
 def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
     """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
-    entry = next((e for e in EDGE_DECODERS if e.model_sha256 == model_sha256), None)
     net = shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
-    return None if net is None else EdgeDecoder(net, entry.bottom_right)
+    return None if net is None else EdgeDecoder(net, edge_decoder_entry(model_sha256).bottom_right)
