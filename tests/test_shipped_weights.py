@@ -94,9 +94,9 @@ def test_the_default_gray_stays_invisible_on_smooth_saturated_content(smooth_che
 
 # A gray cropped by 3 lines at the top and left (grid offset 1 both ways), decoded through the CLI,
 # against its clean decode: (at most this far below, at least this far above the same crop decoded
-# without the edge decoder). Measured: chelsea 42.16 dB against 42.52 clean, 41.12 without;
-# smooth chelsea 45.14 against 47.02, 40.66 without.
-CROP_BARS = {"chelsea": (0.6, 0.5), "smooth_chelsea": (2.5, 2.0)}
+# without the edge decoder). Measured: chelsea 42.25 dB against 42.52 clean, 41.12 without;
+# smooth chelsea 46.17 against 47.02, 40.66 without.
+CROP_BARS = {"chelsea": (0.5, 0.6), "smooth_chelsea": (1.5, 3.0)}
 
 
 @pytest.mark.parametrize("photo", sorted(CROP_BARS))

@@ -318,8 +318,8 @@ class EdgeDecoderEntry(CompanionEntry):
 EDGE_DECODERS: list[EdgeDecoderEntry] = [
     EdgeDecoderEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
-        file="igray_s4w96_invisible_v2.edges-fa2f6c16.safetensors",
-        sha256="fa2f6c16c31cb1841de33dbe1df79712e0323ff0b7eb1c4f96ced092d1deb5ce",
+        file="igray_s4w96_invisible_v2.edges-37a03f2c.safetensors",
+        sha256="37a03f2c5a7f59ad61b458c52635061ce3edc039d70bb313c0241a0835b878f1",
     ),
 ]
 
