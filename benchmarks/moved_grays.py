@@ -64,12 +64,12 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
             reading = codec.locate(moved_gray)
             seconds = time.perf_counter() - tick
             frame = true_frame(*gray.shape, orientation, cut_y, cut_x, d)
+            without_pattern = remove_pilot(moved_gray, reading)
             row = {"photo": path.name, "move": name, "clean": clean, "find_s": seconds, "frame_right": reading.frame == frame,
                    "decoded": metrics.psnr(codec.decode_located(moved_gray, reading), truth),
                    "as_is": metrics.psnr(bare.decode_array(moved_gray), truth),
-                   "true_frame": metrics.psnr(bare.decode_in_frame(remove_pilot(moved_gray, reading), frame), truth),
-                   "edges_off": metrics.psnr(bare.with_edge_decoding(False).decode_in_frame(
-                       remove_pilot(moved_gray, reading), frame), truth)}
+                   "true_frame": metrics.psnr(bare.decode_in_frame(without_pattern, frame), truth),
+                   "edges_off": metrics.psnr(bare.with_edge_decoding(False).decode_in_frame(without_pattern, frame), truth)}
             if search:
                 old_moved = moved(old_gray, orientation, *cuts)
                 row["searched_without_pattern"] = metrics.psnr(bare.decode_in_frame(old_moved, bare.find_frame(old_moved).frame), truth)

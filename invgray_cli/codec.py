@@ -320,9 +320,10 @@ class Codec:
         writable = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(writable, frame, self.model.divisibility).contiguous().numpy()
         colour = torch.from_numpy(self._decode_plain(framed, on_tile)).permute(2, 0, 1).float()
-        if edge is None or not cut:
+        if edge is None:
             colour = _mend_cut_blocks(colour, frame, self.model.divisibility)
-        colour = self._decode_edges(colour, framed, frame, edge) if edge is not None else colour
+        else:
+            colour = self._decode_edges(colour, framed, frame, edge)
         return np.ascontiguousarray(out_of_frame(colour, frame).round().byte().permute(1, 2, 0).numpy())
 
     def with_edge_decoding(self, on: bool) -> "Codec":
