@@ -1,11 +1,12 @@
 """Restored PSNR of grays moved after encoding (cropped by 1-3 px, mirrored, turned), per set.
 
 Each photo is encoded by the default model, then moved each way in MOVES. The moved gray is
-decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame, the edge decoder
-re-decodes the lines beside a cut top or left edge), as it comes (the pattern not looked for, as
-invgray 0.1 decoded it), in the true frame (what a perfect frame finder gives), and in the true
-frame without the edge decoder (invgray 0.2.0; the rest of the gap to the clean decode is the
-decoder meeting a cut edge).
+decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame, its end marks a
+cut bottom or right, and the edge decoder re-decodes the lines beside a cut edge), as it comes
+(the pattern not looked for, as invgray 0.1 decoded it), in the true frame (what a perfect frame
+finder gives), and in the true frame without the edge decoder (invgray 0.2.0; the rest of the gap
+to the clean decode is the decoder meeting a cut edge). ``--edge-decoder FILE`` tries an edge
+decoder in training (``--all-cuts`` if it serves every cut edge) instead of the shipped one.
 Also reported: the share of moves whose frame decode found right, the share restored within
 0.5 dB of the clean decode, and the time the pattern search took. With ``--search``, grays made
 without the pattern (invgray < 0.2) are also decoded in the frame `decode --find-frame` finds.
@@ -17,12 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from invgray_cli import metrics
+from invgray_cli.models.net import EdgeDecoder
+from invgray_cli.models.registry import load_weights
 from invgray_cli.codec import Codec
 from invgray_cli.imageio import read_color
 from invgray_cli.pilot import remove_pilot
@@ -34,7 +38,8 @@ from invgray_cli.train.frames import transform, true_frame
 # goes). "unmoved" is a gray that only lost its chunk: what the search costs when there was nothing to find
 MOVES = [("unmoved", 0, 0, 0, 0, 0), ("crop 1,0", 0, 1, 0, 0, 0), ("crop 0,2", 0, 0, 2, 0, 0),
          ("crop 3,3", 0, 3, 3, 0, 0), ("crop 2,1", 0, 2, 1, 0, 0), ("crop b1,r2", 0, 0, 0, 1, 2),
-         ("crop b3,r3", 0, 0, 0, 3, 3), ("crop all 1", 0, 1, 1, 1, 1),
+         ("crop b3,r3", 0, 0, 0, 3, 3), ("crop all 1", 0, 1, 1, 1, 1), ("crop b8,r5", 0, 0, 0, 8, 5),
+         ("crop 4,4", 0, 4, 4, 0, 0),
          ("mirror", 2, 0, 0, 0, 0), ("flip", 1, 0, 0, 0, 0), ("turn 90", 6, 0, 0, 0, 0), ("turn 180", 3, 0, 0, 0, 0),
          ("turn 270 + crop 1,1", 5, 1, 1, 0, 0)]
 
@@ -63,7 +68,7 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
             tick = time.perf_counter()
             reading = codec.locate(moved_gray)
             seconds = time.perf_counter() - tick
-            frame = true_frame(*gray.shape, orientation, cut_y, cut_x, d)
+            frame = true_frame(*gray.shape, orientation, cut_y, cut_x, d, (cut_bottom, cut_right), ends=True)
             without_pattern = remove_pilot(moved_gray, reading)
             row = {"photo": path.name, "move": name, "clean": clean, "find_s": seconds, "frame_right": reading.frame == frame,
                    "decoded": metrics.psnr(codec.decode_located(moved_gray, reading), truth),
@@ -93,8 +98,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="take every N-th photo")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--search", action="store_true", help="also the frame search on grays without the pattern")
+    parser.add_argument("--edge-decoder", type=Path, default=None, help="an edge decoder's weights file to use")
+    parser.add_argument("--all-cuts", action="store_true", help="that edge decoder serves every cut edge")
     args = parser.parse_args()
     codec = Codec.load(device="cpu")
+    if args.edge_decoder is not None:
+        codec = replace(codec, edge_decoder=EdgeDecoder(load_weights(args.edge_decoder).eval(), args.all_cuts))
     report = {}
     for folder in args.sets:
         report[folder.name] = result = measure(codec, folder, args.every, args.search)

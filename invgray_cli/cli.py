@@ -445,10 +445,10 @@ def info_command(file: str, as_json: bool) -> None:
     sure the model's detector is that the gray carries its colour code."""
     from dataclasses import asdict
 
-    from .codec import code_reading, parse_chunk
+    from .codec import code_reading, locate_pattern, parse_chunk
     from .imageio import read_gray, read_header
     from .models.detector import CODE_THRESHOLD
-    from .pilot import FOUND, find_pilot
+    from .pilot import FOUND
 
     source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
     header = read_header(source)
@@ -457,7 +457,7 @@ def info_command(file: str, as_json: bool) -> None:
     if header.mode in GRAY_MODES:
         try:
             gray = read_gray(source)
-            pattern = find_pilot(gray.gray)
+            pattern = locate_pattern(gray)
             reading = code_reading(gray, pattern)
         except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
             pass
@@ -468,7 +468,9 @@ def info_command(file: str, as_json: bool) -> None:
                              "sync_pattern": None if pattern is None else {
                                  "found": pattern.found, "confidence": round(pattern.confidence, 2),
                                  "moved": pattern.found and not pattern.frame.is_identity,
-                                 "what": pattern.frame.describe() if pattern.found else None}}
+                                 "what": pattern.frame.describe() if pattern.found else None,
+                                 "lines_cut": dict(zip(("top", "left", "bottom", "right"), pattern.cuts))
+                                 if pattern.found else None}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

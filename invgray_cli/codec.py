@@ -4,7 +4,8 @@ A :class:`Codec` is a loaded model on a device with its dtype and tile size; it 
 per-image state, so one instance serves many images (and threads). The gray PNG carries a
 text chunk ``invgray`` = ``{"format", "model", "sha256", "version"}`` so decode can pick the
 model that wrote it. Format 2 grays carry the sync pattern of pilot.py (decode finds and removes
-it); format 1 grays (invgray < 0.2) do not, and decode as before.
+it), format 3 grays also its edge marks (decode tells every cut edge by them); format 1
+grays (invgray < 0.2) have no pattern, and decode as before.
 """
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ from .models.net import EdgeDecoder, InvertibleGray, rgb_to_luma
 from .models.registry import (
     ModelInfo,
     default_model_name,
-    edge_decoder_entry,
     find_entry,
     jpeg_model_name,
     resolve_model,
@@ -58,9 +58,10 @@ from .models.registry import (
 from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
-FORMAT_VERSION = 2  # 2: the gray carries the sync pattern (pilot.py)
-READABLE_FORMATS = (1, 2)
-# Lines beside a crop's cut top or left edge that the edge decoder re-decodes: the band the shipped
+FORMAT_VERSION = 3  # 2: the gray carries the sync pattern (pilot.py); 3: and its edge marks
+READABLE_FORMATS = (1, 2, 3)
+EDGE_MARKED_FORMAT = 3
+# Lines beside a crop's cut edge that the edge decoder re-decodes: the band the shipped
 # edge decoders were trained on (`invgray train --edge-band`); beyond it the model's own decoder errs no more.
 EDGE_BAND = 20
 CHUNK_KEY = "invgray"
@@ -101,6 +102,12 @@ def parse_chunk(text: dict[str, str]) -> ChunkInfo | None:
         return ChunkInfo(int(fmt), str(payload["model"]), str(payload["sha256"]).lower(), str(payload.get("version", "?")))
     except (KeyError, TypeError):
         raise InvgrayError("the invgray chunk of this gray is damaged (missing model or sha256)") from None
+
+
+def has_edge_marks(chunk: ChunkInfo | None) -> bool:
+    """Whether a gray's sync pattern may carry edge marks: its chunk says format 3 or later, or it
+    has no chunk (a gray that lost it was most likely made by this version)."""
+    return chunk is None or chunk.format >= EDGE_MARKED_FORMAT
 
 
 def _quantise(values: torch.Tensor) -> torch.Tensor:
@@ -238,10 +245,11 @@ class Codec:
         code's grid (a crop, mirror or turn undone) with the pattern taken out."""
         return self.decode_located(gray, self.locate(gray), on_tile)
 
-    def locate(self, gray: np.ndarray) -> PilotReading:
-        """Where the sync pattern of a uint8 HxW gray lies (NOT_FOUND when this codec has it off)."""
+    def locate(self, gray: np.ndarray, edge_marks: bool = True) -> PilotReading:
+        """Where the sync pattern of a uint8 HxW gray lies (NOT_FOUND when this codec has it off),
+        and with ``edge_marks`` (see :func:`has_edge_marks`) which of its edges were cut."""
         _check_array(gray, 1, "gray")
-        return find_pilot(gray, self.model.divisibility) if self.pilot else NOT_FOUND
+        return find_pilot(gray, self.model.divisibility, edge_marks) if self.pilot else NOT_FOUND
 
     def decode_located(self, gray: np.ndarray, reading: PilotReading, on_tile: ProgressFn | None = None) -> np.ndarray:
         """``decode_array`` with the pattern's ``reading`` given: when found, taken out and decoded
@@ -282,7 +290,7 @@ class Codec:
         colours: list[np.ndarray | None] = [None] * len(grays)
         on_grid: list[np.ndarray | None] = [None] * len(grays)
         for i, (gray, reading) in enumerate(zip(grays, readings)):
-            if reading.found and (not reading.frame.is_identity or self._edges_of_every_gray()):
+            if reading.found and not reading.frame.is_identity:
                 colours[i] = self.decode_located(gray, reading)
             else:
                 on_grid[i] = remove_pilot(gray, reading) if reading.found else gray
@@ -312,10 +320,9 @@ class Codec:
     def decode_in_frame(self, gray: np.ndarray, frame: Frame, on_tile: ProgressFn | None = None) -> np.ndarray:
         """``decode_array`` of the gray brought onto its grid by ``frame``; the colour comes back
         in the gray's own frame. Where this model has an edge decoder, it decodes the lines beside
-        a cut top or left edge again, and beside the bottom and right edges if it serves them."""
-        cut = bool(frame.offset_y or frame.offset_x)
-        edge = self._edge_decoder() if cut or self._edges_of_every_gray() else None  # loaded only when used
-        if frame.is_identity and edge is None:
+        a cut top or left edge off the grid again, and beside any cut edge if it serves every cut."""
+        edge = self._edge_decoder() if frame.is_cut else None  # loaded only when an edge was cut
+        if frame.is_identity:
             return self._decode_plain(gray, on_tile)
         writable = torch.from_numpy(np.array(gray))  # gray may be read-only or reversed
         framed = into_frame(writable, frame, self.model.divisibility).contiguous().numpy()
@@ -330,15 +337,6 @@ class Codec:
         """The same model with its edge decoder (when it has one) used or not."""
         return replace(self, edge_decoding=on)
 
-    def _edges_of_every_gray(self) -> bool:
-        """Whether the edge decoder in use re-decodes the bottom and right edges of every gray."""
-        if not self.edge_decoding:
-            return False
-        if self.edge_decoder is not None:
-            return self.edge_decoder.bottom_right
-        entry = edge_decoder_entry(self.info.sha256)
-        return entry is not None and entry.bottom_right
-
     def _edge_decoder(self) -> EdgeDecoder | None:
         if not self.edge_decoding:
             return None
@@ -348,19 +346,20 @@ class Codec:
 
     def _decode_edges(self, colour: torch.Tensor, framed: np.ndarray, frame: Frame, edge: EdgeDecoder) -> torch.Tensor:
         """(3,H,W) colour of the ``framed`` gray with the lines within EDGE_BAND px of a cut top or
-        left edge (the padded lines before it too), and of the bottom and right edges when ``edge``
-        serves them, decoded again by ``edge`` from strips that reach its receptive field beyond
-        them. The model's decoder errs there for ~16 px: it learned the encoder's own edges, and a
-        crop's edge lacks what the encoder saw beyond it."""
+        left edge off the grid (the padded lines before it too), and when ``edge`` serves every cut
+        (``all_cuts``) of any cut edge, decoded again by ``edge`` from strips that reach its
+        receptive field beyond them. The model's decoder errs there for ~16 px: it learned the
+        encoder's own edges, and a crop's edge lacks what the encoder saw beyond it."""
         reach = edge.net.decoder_receptive_field
         block = self.model.divisibility
-        for axis, offset in ((1, frame.offset_y), (2, frame.offset_x)):
+        top, left, bottom, right = frame.cut_edges
+        for axis, offset, start_cut, end_cut in ((1, frame.offset_y, top, bottom), (2, frame.offset_x, left, right)):
             lines = colour.shape[axis]
-            if offset:
+            if offset or (start_cut and edge.all_cuts):
                 strip_end = min(lines, offset + EDGE_BAND + reach)
                 redone = self._decode_lines(framed, axis, 0, strip_end, edge).narrow(axis, 0, min(offset + EDGE_BAND, strip_end))
                 colour = torch.cat([redone, colour.narrow(axis, redone.shape[axis], lines - redone.shape[axis])], dim=axis)
-            if edge.bottom_right:
+            if end_cut and edge.all_cuts:
                 strip_start = max(lines - EDGE_BAND - reach, 0) // block * block  # on the grid
                 kept = max(lines - EDGE_BAND, 0)
                 redone = self._decode_lines(framed, axis, strip_start, lines, edge).narrow(axis, kept - strip_start, lines - kept)
@@ -534,6 +533,11 @@ def as_encoded(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
     return np.ascontiguousarray(unorient(torch.from_numpy(remove_pilot(gray, reading)), reading.frame.orientation).numpy())
 
 
+def locate_pattern(gray: GrayImage) -> PilotReading:
+    """The sync pattern of a gray read from a file (with edge marks unless its chunk says none)."""
+    return find_pilot(gray.gray, edge_marks=has_edge_marks(parse_chunk(gray.text)))
+
+
 def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[str, CodeReading] | None:
     """(model, reading) for a gray as decode would see it, without loading the codec; None when
     the model decode would use is unknown or has no detector, or the gray is too small to tell.
@@ -547,19 +551,20 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
     detector = shipped_detector(find_entry(spec.name).sha256)
     if detector is None:
         return None
-    reading = read_code(detector, as_encoded(gray.gray, pattern if pattern is not None else find_pilot(gray.gray)))
+    reading = read_code(detector, as_encoded(gray.gray, pattern if pattern is not None else locate_pattern(gray)))
     return None if reading is None else (spec.name, reading)
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
-            on_tile: ProgressFn | None = None, search_frame: bool = False) -> Restored:
+            on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True) -> Restored:
     """Decode a uint8 HxW gray. A gray with the sync pattern (pilot.py) is decoded on its code's
     grid, so a crop, mirror or turn costs nothing but a line on stderr. One with neither an invgray
     chunk nor a readable code is colourised instead (``fallback``; decoded with a warning when no
     colouriser ships) or, without ``fallback``, refused. With ``search_frame``, one without a chunk
     or a pattern (made before the pattern existed) is decoded in the frame :meth:`Codec.find_frame`
-    finds (off by default: on smooth content that search errs, see README)."""
-    reading = codec.locate(gray)
+    finds (off by default: on smooth content that search errs, see README). ``edge_marks``: the
+    pattern may carry them (see :func:`has_edge_marks`)."""
+    reading = codec.locate(gray, edge_marks)
     code = None if has_chunk else codec.read_code(as_encoded(gray, reading))  # a chunk says invgray wrote it
     if code is not None and code.confidence < CODE_THRESHOLD:
         note = NO_CODE_WARNING.format(confidence=code.confidence)
@@ -640,8 +645,9 @@ def decode_file(
     else:
         codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
                                         lossy=gray.lossy, precision=precision)
+    chunk = parse_chunk(gray.text)
     try:
-        restored = restore(gray.gray, codec, parse_chunk(gray.text) is not None, fallback, on_tile, search_frame)
+        restored = restore(gray.gray, codec, chunk is not None, fallback, on_tile, search_frame, has_edge_marks(chunk))
     except InvgrayError as exc:  # refused: say which gray
         raise InvgrayError(f"{source_name(source)}: {exc}") from None
     fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
@@ -746,8 +752,9 @@ def decode(
         codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, lossy=lossy)
     else:
         warning = chunk_mismatch_warning(text, codec.info)
-    restored = restore(np.ascontiguousarray(main), codec, text is not None and parse_chunk(text) is not None, fallback,
-                       search_frame=search_frame)
+    chunk = None if text is None else parse_chunk(text)
+    restored = restore(np.ascontiguousarray(main), codec, chunk is not None, fallback, search_frame=search_frame,
+                       edge_marks=has_edge_marks(chunk))
     for note in (warning if restored.coded else None, restored.warning):
         if note:
             warnings.warn(f"<image> {note}", stacklevel=2)

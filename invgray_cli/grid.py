@@ -48,15 +48,24 @@ IDENTITY_SHARE = 0.0
 @dataclass(frozen=True)
 class Frame:
     """How to bring a gray back onto its encoding grid: undo ``orientation``, then pad
-    ``offset_y`` rows on top and ``offset_x`` columns on the left."""
+    ``offset_y`` rows on top and ``offset_x`` columns on the left. ``cut_edges``: whether its top,
+    left, bottom and right edges (once the orientation is undone) were cut, which the grid shows only
+    for a top or left that lost lines other than a multiple of 4 (the sync pattern's edge marks
+    show all, see pilot.py; a frame found by search alone has none set)."""
 
     orientation: int = 0
     offset_y: int = 0
     offset_x: int = 0
+    cut_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
 
     @property
     def is_identity(self) -> bool:
         return self == Frame()
+
+    @property
+    def is_cut(self) -> bool:
+        """Whether an edge of the encoded gray was cut (a top or left one moves the grid)."""
+        return bool(self.offset_y or self.offset_x or any(self.cut_edges))
 
     def describe(self) -> str:
         """What was probably done to the gray, in words."""
@@ -67,7 +76,10 @@ class Frame:
             parts.append("turned 180°")
         elif self.orientation:
             parts.append("mirrored")
-        if self.offset_y or self.offset_x:
+        edges = [side for side, cut in zip(("top", "left", "bottom", "right"), self.cut_edges) if cut]
+        if edges:
+            parts.append(f"cropped at the {', '.join(edges)} (grid offset x {self.offset_x}, y {self.offset_y})")
+        elif self.offset_y or self.offset_x:
             parts.append(f"cropped (grid offset x {self.offset_x}, y {self.offset_y})")
         return " and ".join(parts) or "as encoded"
 

@@ -16,6 +16,14 @@ shifts, and reads the orientation and the shift (hence the 4-px grid offset) off
 It then takes the pattern out, exactly for a PNG gray (bar pixels clipped at 0 or 255), before the
 decoder sees it. A gray without the pattern (made by invgray < 0.2, or not by invgray) matches no
 frame clearly and is decoded as before.
+
+**Edge marks** (format 3, invgray 0.3): over the MARK_BAND lines beside each edge of the encoded
+gray, the pattern's sign follows MARK_CODE, counted from that edge. A crop moves the grid only by
+its lines modulo 4, and not at all at the bottom or right; it always moves the code. Once the frame
+is known, decode matches the lines beside each edge against the pattern and finds by how many lines
+the code was shifted: every line of the code votes, so one textured line cannot fake a cut. A
+shift of MARK_BAND (the code gone, or never there) also reads as cut. Format 2 grays have no marks:
+their chunk says so (``edge_marks=False``).
 """
 from __future__ import annotations
 
@@ -50,6 +58,16 @@ PATTERN = np.array([[1 if c == "+" else -1 for c in row] for row in _PATTERN], d
 _MATCHER = np.conj(np.fft.fft2(PATTERN))  # correlating with the pattern, in the Fourier domain
 WINDOW = 512  # the central window matched, in px: enough for a clear match, and the cost stays flat
 MIN_SIDE = 2 * PERIOD  # a smaller gray is not searched
+# Edge marks: the pattern's sign on the lines beside each edge of the encoded gray, the edge's own
+# line first, then +1. Chosen among random codes so that its matches with its shifts by 1-24
+# lines are lowest (at most 8 of the 32 lines read).
+_MARK_CODE = "-++-+-++--++-+--+++-----"
+MARK_CODE = np.array([1 if c == "+" else -1 for c in _MARK_CODE], dtype=np.int16)
+MARK_BAND = len(MARK_CODE)
+MARK_READ = MARK_BAND + 8  # lines from an edge that decode reads the code from
+MARK_CLIP = 2.0  # gray levels: the detail is clipped to this when reading the code, so texture weighs little
+MARKED_SIDE = 4 * MARK_BAND  # a shorter side has no marks at its ends (and none are looked for)
+UNMARKED = (MARK_BAND,) * 4  # the cuts of a gray without marks: as if each edge lost MARK_BAND lines or more
 # A gray carries the pattern when its best match stands this many robust deviations above all
 # matches. Measured: 11-14 on grays with the pattern, at most 5.1 on grays without it (README).
 FOUND = 8.0
@@ -57,13 +75,16 @@ FOUND = 8.0
 
 @dataclass(frozen=True)
 class PilotReading:
-    """Where a gray's sync pattern lies: ``frame`` (what to undo, see grid.Frame), ``phase``
-    (y, x) of the pattern at the top-left pixel once the orientation is undone, and ``confidence``
-    (the best match over the robust spread of all matches)."""
+    """Where a gray's sync pattern lies: ``frame`` (what to undo, see grid.Frame; its cut_bottom
+    and cut_right from the end marks), ``phase`` (y, x) of the pattern at the top-left pixel once
+    the orientation is undone, ``confidence`` (the best match over the robust spread of all
+    matches), and ``cuts``: the lines cut off its top, left, bottom and right after encoding (once
+    the orientation is undone), read from the edge marks (MARK_BAND: that many or more, or no marks)."""
 
     frame: Frame
     phase: tuple[int, int]
     confidence: float
+    cuts: tuple[int, int, int, int] = UNMARKED
 
     @property
     def found(self) -> bool:
@@ -73,30 +94,67 @@ class PilotReading:
 NOT_FOUND = PilotReading(Frame(), (0, 0), 0.0)
 
 
-def pattern_field(height: int, width: int, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The tiled pattern over height x width, its top-left pixel at ``phase`` of the tile."""
+def mark_signs(length: int, cut_start: int, cut_end: int) -> np.ndarray:
+    """The edge marks' signs on ``length`` lines of which ``cut_start`` were cut before the first
+    and ``cut_end`` after the last since encoding (+1 beyond the code's reach from either edge)."""
+    from_start = np.arange(length) + cut_start
+    from_end = np.arange(length)[::-1] + cut_end
+
+    def code(distance: np.ndarray) -> np.ndarray:
+        return np.where(distance < MARK_BAND, MARK_CODE[np.minimum(distance, MARK_BAND - 1)], 1)
+
+    return (code(from_start) * code(from_end)).astype(np.int16)
+
+
+def pattern_field(height: int, width: int, phase: tuple[int, int] = (0, 0),
+                  cuts: tuple[int, int, int, int] = UNMARKED) -> np.ndarray:
+    """The tiled pattern over height x width, its top-left pixel at ``phase`` of the tile, with the
+    edge marks of a gray that lost ``cuts`` = (top, left, bottom, right) lines after encoding."""
     rows = (np.arange(height) + phase[0]) % PERIOD
     columns = (np.arange(width) + phase[1]) % PERIOD
-    return PATTERN[rows[:, None], columns[None, :]]
+    field = PATTERN[rows[:, None], columns[None, :]]
+    top, left, bottom, right = cuts
+    return field * mark_signs(height, top, bottom)[:, None] * mark_signs(width, left, right)[None, :]
+
+
+def fresh_cuts(height: int, width: int) -> tuple[int, int, int, int]:
+    """The ``cuts`` of a freshly encoded gray of this size: none, where a side is long enough to
+    carry marks at its ends."""
+    rows, columns = (0 if side >= MARKED_SIDE else MARK_BAND for side in (height, width))
+    return (rows, columns, rows, columns)
 
 
 def add_pilot(gray: np.ndarray) -> np.ndarray:
-    """uint8 HxW gray -> the same with the pattern added (clipped to 0..255)."""
-    field = pattern_field(*gray.shape)
+    """uint8 HxW gray -> the same with the pattern and its edge marks added (clipped to 0..255)."""
+    field = pattern_field(*gray.shape, cuts=fresh_cuts(*gray.shape))
     return np.clip(gray.astype(np.int16) + field, 0, 255).astype(np.uint8)
+
+
+def _detail(gray: np.ndarray) -> torch.Tensor:
+    """Fine detail (gray minus its 3x3 mean) of a uint8 HxW gray, as float."""
+    image = torch.from_numpy(np.ascontiguousarray(gray)).float()[None, None]
+    return (image - F.avg_pool2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), 3, stride=1))[0, 0]
+
+
+def _window(side: int) -> tuple[int, int]:
+    """(start, length) of the central run of lines the phase tile averages: at most WINDOW, starting
+    on a multiple of the period, clear of the MARK_BAND lines at either end (where the edge marks
+    lie) when the side is long enough to have them."""
+    margin = MARK_BAND if side >= MARKED_SIDE else 0
+    usable = side - 2 * margin
+    length = min(usable, WINDOW) // PERIOD * PERIOD
+    start = -(-(margin + (usable - length) // 2) // PERIOD) * PERIOD
+    if start + length > side - margin:
+        length -= PERIOD
+    return start, length
 
 
 def _phase_tile(gray: np.ndarray) -> np.ndarray:
     """The gray's fine detail (gray minus its 3x3 mean) averaged over each of the 16x16 phases of
     a central window (its corner on multiples of the period, so its phases are the gray's)."""
-    height, width = gray.shape
-    rows = min(height, WINDOW) // PERIOD * PERIOD
-    columns = min(width, WINDOW) // PERIOD * PERIOD
-    top = (height - rows) // 2 // PERIOD * PERIOD
-    left = (width - columns) // 2 // PERIOD * PERIOD
-    window = torch.from_numpy(np.ascontiguousarray(gray[top : top + rows, left : left + columns])).float()[None, None]
-    detail = window - F.avg_pool2d(F.pad(window, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    tile = detail[0, 0].reshape(rows // PERIOD, PERIOD, columns // PERIOD, PERIOD).mean(dim=(0, 2))
+    (top, rows), (left, columns) = _window(gray.shape[0]), _window(gray.shape[1])
+    detail = _detail(gray[top : top + rows, left : left + columns])
+    tile = detail.reshape(rows // PERIOD, PERIOD, columns // PERIOD, PERIOD).mean(dim=(0, 2))
     return tile.numpy().astype(np.float64)
 
 
@@ -113,8 +171,45 @@ def _unoriented_tile(tile: np.ndarray, orientation: int, height: int, width: int
     return out.T if orientation & 4 else out
 
 
-def find_pilot(gray: np.ndarray, divisibility: int = 4) -> PilotReading:
-    """Where the pattern lies in a uint8 HxW gray (NOT_FOUND's confidence 0 when too small)."""
+def _lines_cut(detail: torch.Tensor, field: np.ndarray) -> int:
+    """Lines cut off the edge beside row 0 of ``detail`` after encoding (0..MARK_BAND): ``detail``
+    and the unmarked pattern ``field`` are of the MARK_READ rows nearest that edge, the edge's own
+    first. It is the shift of the code that the rows' matches with the pattern agree with best.
+    The MARK_BAND columns at either end are left out (the other edges' marks lie there)."""
+    inner = slice(MARK_BAND, max(detail.shape[1] - MARK_BAND, MARK_BAND))
+    clipped = detail[:, inner].clamp(-MARK_CLIP, MARK_CLIP)
+    rows = (clipped * torch.from_numpy(np.ascontiguousarray(field[:, inner])).float()).sum(dim=1).numpy()
+    agreement = [float(rows @ mark_signs(len(rows), cut, MARK_BAND)) for cut in range(MARK_BAND + 1)]
+    return int(np.argmax(agreement))
+
+
+def _read_cuts(gray: np.ndarray, orientation: int, phase: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The lines cut off the top, left, bottom and right (once ``orientation`` is undone) of a uint8
+    HxW gray whose pattern lies at ``orientation`` and ``phase``; MARK_BAND beside a side too short
+    to be marked (the left and right edges are marked when the gray is wide enough, whatever its height)."""
+    encoded = gray[::-1] if orientation & 1 else gray  # numpy views, as grid.unorient orders them
+    encoded = encoded[:, ::-1] if orientation & 2 else encoded
+    encoded = encoded.T if orientation & 4 else encoded
+    height, width = encoded.shape
+    reach = MARK_READ + 1  # the detail of the lines read needs one line more
+
+    def cut_off(lines: np.ndarray, field: np.ndarray) -> int:
+        """``lines`` and their ``field``: the reach lines nearest an edge, that edge's own first."""
+        return _lines_cut(_detail(np.ascontiguousarray(lines))[:-1], field[:MARK_READ])
+
+    top = bottom = left = right = MARK_BAND
+    if height >= MARKED_SIDE:
+        top = cut_off(encoded[:reach], pattern_field(reach, width, phase))
+        bottom = cut_off(encoded[::-1][:reach], pattern_field(reach, width, (phase[0] + height - reach, phase[1]))[::-1])
+    if width >= MARKED_SIDE:
+        left = cut_off(encoded.T[:reach], pattern_field(height, reach, phase).T)
+        right = cut_off(encoded.T[::-1][:reach], pattern_field(height, reach, (phase[0], phase[1] + width - reach)).T[::-1])
+    return (top, left, bottom, right)
+
+
+def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True) -> PilotReading:
+    """Where the pattern lies in a uint8 HxW gray (NOT_FOUND's confidence 0 when too small), and
+    with ``edge_marks`` (format 3 grays, or ones whose format is unknown) which edges were cut."""
     height, width = gray.shape
     if min(height, width) < MIN_SIDE:
         return NOT_FOUND
@@ -125,8 +220,13 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4) -> PilotReading:
     spread = 1.4826 * float(np.median(np.abs(matches))) + 1e-12
     orientation, shift_y, shift_x = np.unravel_index(int(np.argmax(matches)), matches.shape)
     phase = (int(-shift_y) % PERIOD, int(-shift_x) % PERIOD)
-    frame = Frame(int(orientation), phase[0] % divisibility, phase[1] % divisibility)
-    return PilotReading(frame, phase, float(matches.max()) / spread)
+    confidence = float(matches.max()) / spread
+    marked = edge_marks and confidence >= FOUND
+    cuts = _read_cuts(gray, int(orientation), phase) if marked else UNMARKED
+    rows, columns = (width, height) if orientation & 4 else (height, width)  # once the orientation is undone
+    cut_edges = tuple(marked and side >= MARKED_SIDE and lines > 0 for side, lines in zip((rows, columns) * 2, cuts))
+    frame = Frame(int(orientation), phase[0] % divisibility, phase[1] % divisibility, cut_edges)
+    return PilotReading(frame, phase, confidence, cuts)
 
 
 def remove_pilot(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
@@ -135,7 +235,8 @@ def remove_pilot(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
     height, width = gray.shape
     if reading.frame.orientation & 4:
         height, width = width, height
-    field = orient(torch.from_numpy(pattern_field(height, width, reading.phase)), reading.frame.orientation).numpy()
+    field = pattern_field(height, width, reading.phase, reading.cuts)
+    field = orient(torch.from_numpy(field), reading.frame.orientation).numpy()
     values = gray.astype(np.int16)
     clipped = ((values == 255) & (field > 0)) | ((values == 0) & (field < 0))
     return np.where(clipped, values, values - field).clip(0, 255).astype(np.uint8)

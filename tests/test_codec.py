@@ -82,15 +82,15 @@ def test_chunk_round_trip():
     text = make_chunk(info)
     assert list(text) == ["invgray"]
     payload = json.loads(text["invgray"])
-    assert payload == {"format": 2, "model": "igray.s2w48", "sha256": "ab" * 8, "version": invgray_cli.__version__}
+    assert payload == {"format": 3, "model": "igray.s2w48", "sha256": "ab" * 8, "version": invgray_cli.__version__}
     chunk = parse_chunk(text)
     assert chunk.format == FORMAT_VERSION and chunk.model == "igray.s2w48" and chunk.sha256 == "ab" * 8
     assert parse_chunk({}) is None and parse_chunk({"Software": "GIMP"}) is None
 
 
 def test_unknown_format_version_refused():
-    with pytest.raises(InvgrayError, match=r"invgray format 3.*reads formats 1, 2 only.*upgrade invgray"):
-        parse_chunk({"invgray": json.dumps({"format": 3, "model": "x.y", "sha256": "00"})})
+    with pytest.raises(InvgrayError, match=r"invgray format 4.*reads formats 1, 2, 3 only.*upgrade invgray"):
+        parse_chunk({"invgray": json.dumps({"format": 4, "model": "x.y", "sha256": "00"})})
     assert parse_chunk({"invgray": json.dumps({"format": 1, "model": "x.y", "sha256": "00"})}).format == 1  # before the pattern
 
 

@@ -2,6 +2,8 @@
 shipped judge on a real photo moved every way."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -34,10 +36,8 @@ def test_the_true_frame_puts_every_moved_pixel_back_on_its_grid(height, width):
         assert frame in frames_of_the_grid and frame.orientation == move[0]
 
 
-def _edge_codecs(tiny_model, bottom_right: bool = False) -> tuple[Codec, Codec]:
+def _edge_codecs(tiny_model, all_cuts: bool = False) -> tuple[Codec, Codec]:
     """The tiny model's codec without and with an edge decoder (the same net, another decoder)."""
-    from dataclasses import replace
-
     from invgray_cli.models.net import EdgeDecoder
 
     from invgray_cli.models.registry import ModelInfo
@@ -49,7 +49,7 @@ def _edge_codecs(tiny_model, bottom_right: bool = False) -> tuple[Codec, Codec]:
         torch.nn.init.normal_(p, std=0.1)
     info = ModelInfo("tiny", "0" * 64, tiny_model.divisibility, tiny_model.receptive_field)
     plain = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False)
-    return plain, replace(plain, edge_decoder=EdgeDecoder(edge.eval(), bottom_right))
+    return plain, replace(plain, edge_decoder=EdgeDecoder(edge.eval(), all_cuts))
 
 
 def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(tiny_model):
@@ -70,8 +70,6 @@ def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(
 
 
 def replace_net(codec: Codec, net: InvertibleGray) -> Codec:
-    from dataclasses import replace
-
     return replace(codec, model=net)
 
 
@@ -84,11 +82,12 @@ def test_grays_that_lost_no_lines_at_the_top_or_left_never_meet_the_edge_decoder
     assert np.array_equal(off.decode_in_frame(gray, Frame(0, 1, 1)), plain.decode_in_frame(gray, Frame(0, 1, 1)))
 
 
-@pytest.mark.parametrize("frame", [Frame(0, 0, 0), Frame(0, 1, 1), Frame(3, 0, 1)])
-def test_an_edge_decoder_of_the_bottom_and_right_redecodes_those_bands_of_every_gray(tiny_model, frame):
+@pytest.mark.parametrize("frame", [Frame(0, 0, 0, (False, False, True, True)), Frame(0, 1, 1, (True, True, True, False)),
+                                   Frame(3, 0, 1, (False, True, False, True)), Frame(0, 0, 0, (True, False, False, False))])
+def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_model, frame):
     from invgray_cli.codec import EDGE_BAND
 
-    plain, with_edge = _edge_codecs(tiny_model, bottom_right=True)
+    plain, with_edge = _edge_codecs(tiny_model, all_cuts=True)
     gray = np.random.default_rng(2).integers(0, 256, (71, 90), dtype=np.uint8)
     ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
     edge_alone = replace_net(plain, with_edge.edge_decoder.net).decode_in_frame(gray, frame)
@@ -97,14 +96,22 @@ def test_an_edge_decoder_of_the_bottom_and_right_redecodes_those_bands_of_every_
     band, block = EDGE_BAND, tiny_model.divisibility
     inner = (slice(None), slice(band + block, -band), slice(band + block, -band))
     assert torch.equal(framed_ours[inner], framed_before[inner])  # the model's decoder inside
-    for side in ((slice(None), slice(-band, None), slice(band + block, -band)),  # bottom and right bands
-                 (slice(None), slice(band + block, -band), slice(-band, None))):
-        assert torch.equal(framed_ours[side], framed_edge[side]) and not torch.equal(framed_ours[side], framed_before[side])
+    top, left, bottom, right = frame.cut_edges
+    for cut, side in ((top, (slice(None), slice(block, band), slice(band + block, -band))),  # past the mended block
+                      (left, (slice(None), slice(band + block, -band), slice(block, band))),
+                      (bottom, (slice(None), slice(-band, None), slice(band + block, -band))),
+                      (right, (slice(None), slice(band + block, -band), slice(-band, None)))):
+        if cut:  # the edge decoder's colour
+            assert torch.equal(framed_ours[side], framed_edge[side]) and not torch.equal(framed_ours[side], framed_before[side])
+        else:  # an edge the encoder made: the model's decoder
+            assert torch.equal(framed_ours[side], framed_before[side])
+    top_left_only = replace(with_edge, edge_decoder=replace(with_edge.edge_decoder, all_cuts=False))
+    bottom = (slice(None), slice(-band, None), slice(band + block, -band))
+    framed_top_left = into_frame(torch.from_numpy(top_left_only.decode_in_frame(gray, frame)).permute(2, 0, 1), frame)
+    assert torch.equal(framed_top_left[bottom], framed_before[bottom])  # it serves only tops and lefts off the grid
 
 
-def test_a_clean_gray_does_not_load_an_edge_decoder_of_cut_edges_and_batches_agree(monkeypatch):
-    from dataclasses import replace
-
+def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatch):
     from invgray_cli import codec as codec_module
 
     def refuse(*args):
@@ -117,14 +124,17 @@ def test_a_clean_gray_does_not_load_an_edge_decoder_of_cut_edges_and_batches_agr
     with_pattern = plain.with_pilot(True)
     from test_pilot import smooth_rgb
 
-    rgb = smooth_rgb(64, 80)  # a gray whose pattern is found
+    rgb = smooth_rgb(120, 132)  # a gray whose pattern and edge marks are found
     gray = with_pattern.encode_array(rgb)
-    assert with_pattern.locate(gray).found
+    assert with_pattern.locate(gray).found and not with_pattern.locate(gray).frame.is_cut
     assert np.array_equal(with_pattern.decode_array(gray), plain.decode_array(plain.encode_array(rgb)))
-    _, every_gray = _edge_codecs(quiet, bottom_right=True)
-    every_gray = replace(every_gray, pilot=True)
-    assert np.array_equal(every_gray.decode_batch([gray, gray[1:, 1:]])[0], every_gray.decode_array(gray))
-    assert not np.array_equal(every_gray.decode_array(gray), with_pattern.decode_array(gray))
+    _, all_sides = _edge_codecs(quiet, all_cuts=True)
+    all_sides = replace(all_sides, pilot=True)
+    cut = np.ascontiguousarray(gray[:-2])
+    assert all_sides.locate(cut).frame == Frame(0, 0, 0, (False, False, True, False))
+    batch = all_sides.decode_batch([gray, cut])
+    assert np.array_equal(batch[0], with_pattern.decode_array(gray)) and np.array_equal(batch[1], all_sides.decode_array(cut))
+    assert not np.array_equal(all_sides.decode_array(cut), with_pattern.with_edge_decoding(False).decode_array(cut))
 
 
 def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
@@ -133,13 +143,13 @@ def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
     from invgray_cli.models.registry import EdgeDecoderEntry, file_sha256
 
     monkeypatch.setattr(registry, "EDGE_DECODERS", [EdgeDecoderEntry(file_sha256(registered), registered.name,
-                                                                     file_sha256(registered), bottom_right=True)])
+                                                                     file_sha256(registered), all_cuts=True)])
     registry.shipped_edge_decoder.cache_clear()
     codec_module._edge_decoder_on.cache_clear()
     try:
         codec = Codec.load(device="cpu")
         edge = codec._edge_decoder()
-        assert edge is not None and edge.net is not codec.model and edge.bottom_right
+        assert edge is not None and edge.net is not codec.model and edge.all_cuts
         assert codec.with_edge_decoding(False)._edge_decoder() is None
         (registered.parent / registered.name).rename(registered.parent / "gone.safetensors")
         registry.shipped_edge_decoder.cache_clear()

@@ -1,6 +1,8 @@
 """The sync pattern: its properties, finding it in every frame, taking it out, and decode using it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -57,9 +59,56 @@ def test_the_pattern_is_found_in_every_frame_and_taken_out_exactly(orientation):
         for cut_x in range(0, PERIOD, 3):
             moved = np.ascontiguousarray(transform(torch.from_numpy(marked), orientation, cut_y, cut_x).numpy())
             reading = find_pilot(moved)
-            assert reading.found and reading.frame == true_frame(*gray.shape, orientation, cut_y, cut_x, 4)
+            assert reading.found and reading.frame == true_frame(*gray.shape, orientation, cut_y, cut_x, 4, ends=True)
             expected = np.ascontiguousarray(transform(torch.from_numpy(gray), orientation, cut_y, cut_x).numpy())
             assert np.array_equal(remove_pilot(moved, reading), expected)
+
+
+@pytest.mark.parametrize("orientation", [0, 3, 5, 6])
+@pytest.mark.parametrize("cuts", [(0, 0, 0, 0), (4, 0, 0, 0), (0, 8, 1, 0), (0, 0, 0, 2), (5, 1, 13, 3),
+                                  (pilot.MARK_BAND - 1, 0, pilot.MARK_BAND, 0), (0, pilot.MARK_BAND + 7, 0, 40)])
+def test_edge_marks_tell_every_cut_edge_in_every_orientation(orientation, cuts):
+    gray = smooth_gray(150, 173)
+    marked = add_pilot(gray)
+    top, left, bottom, right = cuts
+    kept = (slice(top, 150 - bottom), slice(left, 173 - right))
+    moved = np.ascontiguousarray(orient(torch.from_numpy(marked[kept]), orientation).numpy())
+    reading = find_pilot(moved)
+    assert reading.frame.cut_edges == tuple(lines > 0 for lines in cuts)
+    assert (reading.frame.offset_y, reading.frame.offset_x) == (top % 4, left % 4)
+    assert reading.cuts == tuple(min(lines, pilot.MARK_BAND) for lines in cuts)
+    expected = np.ascontiguousarray(orient(torch.from_numpy(gray[kept]), orientation).numpy())
+    assert np.array_equal(remove_pilot(moved, reading), expected)
+    assert ("cropped at the" in reading.frame.describe()) == any(cuts)
+
+
+def test_a_textured_line_does_not_fake_a_cut():
+    gray = smooth_gray(150, 173).astype(np.int16)
+    rng = np.random.default_rng(9)
+    for row in (0, pilot.MARK_BAND - 1, 150 - pilot.MARK_BAND, 150 - 1):  # where the codes end, and the edges' own lines
+        gray[row] = rng.integers(0, 256, 173)
+    reading = find_pilot(add_pilot(gray.astype(np.uint8)))
+    assert reading.found and not reading.frame.is_cut and reading.cuts == (0, 0, 0, 0)
+
+
+def test_grays_without_edge_marks():
+    gray = smooth_gray(150, 173)
+    small = smooth_gray(pilot.MARKED_SIDE - 1, 173)  # too short a side to be marked at its ends
+    reading = find_pilot(add_pilot(small))
+    assert reading.found and not reading.frame.is_cut
+    assert reading.cuts == (pilot.MARK_BAND, 0, pilot.MARK_BAND, 0)  # its left and right are marked
+    assert np.array_equal(remove_pilot(add_pilot(small), reading), small)
+    format2 = np.clip(gray.astype(np.int16) + pilot.pattern_field(150, 173), 0, 255).astype(np.uint8)
+    reading = find_pilot(format2, edge_marks=False)  # its chunk says it has none: nothing reads as cut
+    assert reading.found and not reading.frame.is_cut and np.array_equal(remove_pilot(format2, reading), gray)
+    assert all(find_pilot(format2).frame.cut_edges)  # without the chunk's word: as if cut by MARK_BAND or more
+
+
+def test_only_format_3_chunks_and_grays_without_a_chunk_have_edge_marks():
+    from invgray_cli.codec import ChunkInfo, has_edge_marks
+
+    assert has_edge_marks(None) and has_edge_marks(ChunkInfo(3, "m", "00", "0.3.0"))
+    assert not has_edge_marks(ChunkInfo(2, "m", "00", "0.2.1")) and not has_edge_marks(ChunkInfo(1, "m", "00", "0.1"))
 
 
 def test_clipped_pixels_are_kept():
@@ -132,6 +181,9 @@ def test_decode_restores_a_turned_and_cropped_png_from_the_cli(tmp_path):
         image.transpose(Image.Transpose.ROTATE_90).crop((1, 2, 256, 256)).save(tmp_path / "moved.png")  # drops the chunk
     moved = run("decode", tmp_path / "moved.png", "-o", tmp_path / "moved.color.png", "--device", "cpu", "-q")
     assert moved.exit_code == 0 and "after encoding" in moved.stderr and "sync pattern" in moved.stderr
+    info = run("info", tmp_path / "moved.png", "--json")
+    pattern = json.loads(info.stdout)["sync_pattern"]  # 1 and 2 lines cut off two edges of the encoded gray
+    assert pattern["found"] and sorted(v for v in pattern["lines_cut"].values() if v) == [1, 2]
     truth = np.asarray(Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90).crop((1, 2, 256, 256)))
     clean_psnr = metrics.psnr(np.asarray(Image.open(tmp_path / "clean.png")), rgb)
     assert metrics.psnr(np.asarray(Image.open(tmp_path / "moved.color.png")), truth) > clean_psnr - 1.5

@@ -205,18 +205,21 @@ def test_init_starts_from_the_given_weights(photos, tmp_path, tiny_model):  # no
         torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("cut", [(1, 0, 0, 0), (0, 2, 0, 3), (3, 1, 2, 1), (0, 0, 3, 3)])
-def test_a_cut_gray_comes_back_to_its_size_with_the_kept_lines_where_they_were(cut):
+@pytest.mark.parametrize("cut", [(1, 0, 0, 0), (0, 2, 0, 3), (3, 1, 2, 1), (0, 0, 3, 3), (4, 0, 0, 5), (5, 6, 7, 4)])
+def test_a_cut_gray_comes_back_onto_its_grid_with_the_kept_lines_where_they_were(cut):
     gray = torch.arange(16 * 20, dtype=torch.float32).view(1, 1, 16, 20)
-    stored, inside = cut_after_encoding(gray, cut, 4)
-    assert stored.shape == gray.shape
-    assert torch.equal(stored[inside], gray[inside])
-    top, left = cut[:2]
+    stored, (shift_y, shift_x), inside = cut_after_encoding(gray, cut, 4)
+    top, left, bottom, right = cut
+    assert (shift_y, shift_x) == (top // 4 * 4, left // 4 * 4)
+    assert stored.shape[-2:] == (-(-(16 - shift_y - bottom) // 4) * 4, -(-(20 - shift_x - right) // 4) * 4)
+    seen = gray[..., shift_y:, shift_x:]  # the encoded gray from the first block the cut kept
+    assert torch.equal(stored[inside], seen[..., : stored.shape[-2], : stored.shape[-1]][inside])
+    assert inside[1].stop - inside[1].start == 16 - top - bottom and inside[2].stop - inside[2].start == 20 - left - right
     if top % 4:  # the lines the cut took are stand-ins of the same grid phase from the next block
         torch.testing.assert_close(stored[..., 0, :], stored[..., 4, :])
-    assert not torch.equal(stored, gray)  # and not the lost lines themselves
-    with pytest.raises(ValueError, match="less than the block"):
-        cut_after_encoding(gray, (4, 0, 0, 0), 4)  # a whole block more would move the kept lines
+    assert not torch.equal(stored, seen[..., : stored.shape[-2], : stored.shape[-1]])  # and not the lost lines themselves
+    with pytest.raises(ValueError, match="less than two blocks"):
+        cut_after_encoding(gray, (8, 0, 0, 0), 4)
 
 
 def test_decoder_only_training_keeps_the_encoder_and_learns_from_the_stored_gray(photos, tmp_path):  # noqa: F811
@@ -247,6 +250,14 @@ def test_near_cut_edges_marks_the_kept_lines_beside_a_cut_top_or_left():
     assert not near_cut_edges((8, 8), (0, 0, 2, 2), band=3).any()  # bottom and right cuts: no band
     both = near_cut_edges((8, 8), (1, 1, 0, 0), band=2)
     assert both[1:3, 1:].all() and both[1:, 1:3].all() and not both[3:, 3:].any() and not both[0].any()
+    # an edge decoder of every side: the bands of the cut sides among those scored
+    bottom = near_cut_edges((12, 10), (0, 2, 1, 3), band=3, scored=(False, False, True, True))
+    expected = torch.zeros(12, 10, dtype=torch.bool)
+    expected[8:11, 2:7] = True  # above the cut bottom (row 11 was cut)
+    expected[:11, 4:7] = True  # beside the cut right (columns 7-9 were cut); the cut left is not scored
+    whole_block = near_cut_edges((12, 10), (0, 0, 0, 0), band=2, scored=(False, False, True, False))
+    assert whole_block[10:].all() and not whole_block[:10].any()  # a bottom cut by whole blocks: no line beyond
+    assert torch.equal(bottom, expected)
 
 
 def test_an_edge_decoder_trains_on_cut_tops_and_lefts_and_is_validated_in_its_codec(photos, tmp_path):  # noqa: F811
@@ -265,6 +276,32 @@ def test_an_edge_decoder_trains_on_cut_tops_and_lefts_and_is_validated_in_its_co
     with pytest.raises(InvgrayError, match="pass --init"):
         train(tiny_config(photos, steps=1, edge_band=6, cut_edges=1.0, decoder_only=True), tmp_path / "x.ckpt",
               log=lambda m: None)
+
+
+def test_an_edge_decoder_of_every_side_trains_on_cuts_of_any_side(photos, tmp_path, monkeypatch):  # noqa: F811
+    from invgray_cli.models.net import InvertibleGray
+    from invgray_cli.train import loop
+
+    cuts = []
+    scored = []
+    real_compute = loop.compute_losses
+
+    def spy(*args, **kwargs):
+        cuts.append(args[7])
+        scored.append(args[9])
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "compute_losses", spy)
+    torch.manual_seed(4)
+    start = tmp_path / "start.safetensors"
+    save_weights(InvertibleGray(TINY_NET), start)
+    cfg = tiny_config(photos, steps=12, init=str(start), decoder_only=True, cut_edges=1.0, edge_band=6,
+                      edge_all_cuts=True, lr=1e-3)
+    train(cfg, tmp_path / "edge.ckpt", log=lambda m: None)
+    assert all(any(cut) for cut in cuts) and all(scored)
+    assert any(cut[2] for cut in cuts) and any(cut[3] for cut in cuts)
+    assert max(max(cut) for cut in cuts) >= 4  # whole blocks too
+    assert all("psnr_cut" in h for h in load_checkpoint(tmp_path / "edge.ckpt")["history"])
 
 
 def test_edge_band_losses_score_only_the_band(tiny_model):  # noqa: F811

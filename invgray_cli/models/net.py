@@ -189,4 +189,4 @@ class EdgeDecoder:
     (`invgray train --edge-band`; the encoder is the model's own)."""
 
     net: InvertibleGray
-    bottom_right: bool = False  # also every gray's bottom and right edges, cut or not (--edge-bottom-right)
+    all_cuts: bool = False  # every cut edge (--edge-all-cuts), not only a top or left cut off the grid

@@ -312,7 +312,7 @@ def resolve_model(name: str | None = None, weights_path: str | Path | None = Non
 # as a whole weights file of the same net.
 @dataclass(frozen=True)
 class EdgeDecoderEntry(CompanionEntry):
-    bottom_right: bool = False  # trained with --edge-bottom-right: serves every gray's bottom and right edges
+    all_cuts: bool = False  # trained with --edge-all-cuts: serves every cut edge, not only a top or left off the grid
 
 
 EDGE_DECODERS: list[EdgeDecoderEntry] = [
@@ -333,4 +333,4 @@ def edge_decoder_entry(model_sha256: str) -> EdgeDecoderEntry | None:
 def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
     """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
     net = shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
-    return None if net is None else EdgeDecoder(net, edge_decoder_entry(model_sha256).bottom_right)
+    return None if net is None else EdgeDecoder(net, edge_decoder_entry(model_sha256).all_cuts)

@@ -63,9 +63,9 @@ def log(message: str) -> None:
 @click.option("--edge-band", default=0, show_default=True, type=click.IntRange(0, 64), metavar="PX",
               help="Train an edge decoder for cropped grays (implies --decoder-only and --cut-edges 1): every "
                    "step cuts the top or left, and only the colour within PX px of a cut edge is scored.")
-@click.option("--edge-bottom-right", is_flag=True,
-              help="With --edge-band: also score the bottom and right bands of every crop, each cut by 1-3 "
-                   "lines or not (the decoder then serves every gray's bottom and right edges).")
+@click.option("--edge-all-cuts", is_flag=True,
+              help="With --edge-band: the edge decoder serves every cut edge, by any number of lines (each "
+                   "step cuts 0-7 lines off each side, at least one side; the bands of the cut ones are scored).")
 @click.option("--rule-mean", "gray_mean_floor", default=0.98, show_default=True,
               help="The gray rule of kept checkpoints: at least this mean gray structure on every --val set ...")
 @click.option("--rule-image", "gray_image_floor", default=0.95, show_default=True,
@@ -77,15 +77,15 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                   synthetic_fraction: float, gray_mean_floor: float, gray_image_floor: float,
                   border_emulation: float, synthetic_texture: float, device: str, jpeg_share: float,
                   jpeg_qualities: tuple[int, int], val_jpeg: int | None, cut_edges: float,
-                  decoder_only: bool, edge_band: int, edge_bottom_right: bool) -> None:
+                  decoder_only: bool, edge_band: int, edge_all_cuts: bool) -> None:
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
     from ..models.net import NetConfig
     from .loop import StepReport, TrainConfig, config_json, train
 
-    if edge_bottom_right and not edge_band:
-        raise click.BadParameter("needs --edge-band", param_hint="--edge-bottom-right")
+    if edge_all_cuts and not edge_band:
+        raise click.BadParameter("needs --edge-band", param_hint="--edge-all-cuts")
     if crop % scale:
         raise click.BadParameter(f"{crop} is not a multiple of --scale {scale}", param_hint="--crop")
     if threads:
@@ -100,7 +100,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
                       jpeg_share=jpeg_share, jpeg_qualities=jpeg_qualities, val_jpeg=val_jpeg,
                       cut_edges=1.0 if edge_band else cut_edges,
                       decoder_only=decoder_only or bool(edge_band), edge_band=edge_band,
-                      edge_bottom_right=edge_bottom_right)
+                      edge_all_cuts=edge_all_cuts)
     interactive = sys.stderr.isatty()
     click.echo(config_json(cfg), err=True)
 

@@ -76,12 +76,18 @@ def transform(image: torch.Tensor, orientation: int, cut_y: int, cut_x: int) -> 
     return grid.orient(image, orientation)[..., cut_y:, cut_x:]
 
 
-def true_frame(height: int, width: int, orientation: int, cut_y: int, cut_x: int, divisibility: int) -> grid.Frame:
-    """The frame that undoes ``transform`` of an (height, width) gray: its orientation, and the grid
-    offsets of the pixel that lands top-left once the orientation is undone."""
-    index = torch.arange(height * width).view(height, width)
-    corner = int(grid.unorient(transform(index, orientation, cut_y, cut_x), orientation)[0, 0])
-    return grid.Frame(orientation, corner // width % divisibility, corner % width % divisibility)
+def true_frame(height: int, width: int, orientation: int, cut_y: int, cut_x: int, divisibility: int,
+               cut_end: tuple[int, int] = (0, 0), ends: bool = False) -> grid.Frame:
+    """The frame that undoes ``transform`` of an (height, width) gray and then a cut of ``cut_end`` =
+    (rows, columns) off the bottom and right of the result: its orientation, and the grid offsets of
+    the pixel that lands top-left once the orientation is undone; with ``ends`` also whether the
+    edges of the encoded gray were cut (what the edge marks tell; the grid search never sets them)."""
+    moved = transform(torch.arange(height * width).view(height, width), orientation, cut_y, cut_x)
+    encoded = grid.unorient(moved[: moved.shape[0] - cut_end[0], : moved.shape[1] - cut_end[1]], orientation)
+    corner, last = int(encoded[0, 0]), int(encoded[-1, -1])
+    cut_edges = ((corner // width > 0, corner % width > 0, last // width < height - 1, last % width < width - 1)
+                 if ends else (False, False, False, False))
+    return grid.Frame(orientation, corner // width % divisibility, corner % width % divisibility, cut_edges)
 
 
 def _window_psnr(view: torch.Tensor, truth: torch.Tensor, frame: grid.Frame, divisibility: int) -> float:

@@ -61,8 +61,8 @@ class TrainConfig:
     # an edge decoder (see Codec.decode_in_frame): every step cuts the top or left, and only the lines
     # within this many px of a cut top or left edge are scored; 0: all lines
     edge_band: int = 0
-    # ... and of the bottom and right edges of every gray, each cut by 1-3 lines or not (half and half)
-    edge_bottom_right: bool = False
+    # ... and it serves every cut edge: each step cuts 0 to 2 blocks less a line off each side, at least one
+    edge_all_cuts: bool = False
     device: str = "auto"  # as the codec's --device: auto, cpu, cuda, cuda:N
     init: str | None = None  # start from these .safetensors weights (fine-tuning) instead of the carrier code
     # the gray rule a kept checkpoint must meet on every validation set: mean and per-image minimum
@@ -128,32 +128,40 @@ def received_gray(gray: Tensor, jpeg_qualities: list[int | None] | None) -> Tens
     return torch.where(as_jpeg, saved, gray)
 
 
-def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibility: int) -> tuple[Tensor, tuple]:
-    """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding, brought back to its
-    size as decode does: its top and left back onto the grid (:func:`grid.into_frame`), its bottom and
-    right mirrored as the tiler pads. Returns it and the index of the lines that are real.
-    Each cut is less than a block, so the kept lines stay where they were."""
-    if not all(0 <= lines < divisibility for lines in cut):
-        raise ValueError(f"cut {cut}: each side's lines must be less than the block size {divisibility}")
+def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibility: int) -> tuple[Tensor, tuple, tuple]:
+    """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding (each less than two
+    blocks), brought onto its grid as decode does: its top and left padded back to the grid
+    (:func:`grid.into_frame`), its bottom and right mirrored to a whole block as the tiler pads.
+    Returns it, the (rows, columns) of whole blocks the top and left cuts took (its first line is
+    the encoded gray's line that far in), and the index of its lines that are real."""
+    if not all(0 <= lines < 2 * divisibility for lines in cut):
+        raise ValueError(f"cut {cut}: each side's lines must be less than two blocks of {divisibility}")
     top, left, bottom, right = cut
     height, width = gray.shape[-2:]
     kept = gray[..., top : height - bottom, left : width - right]
     framed = into_frame(kept, Frame(0, top % divisibility, left % divisibility), divisibility)
-    return crop_padded(framed, 0, height, 0, width), (..., slice(top, height - bottom), slice(left, width - right))
+    rows, columns = framed.shape[-2:]
+    whole = crop_padded(framed, 0, -(-rows // divisibility) * divisibility, 0, -(-columns // divisibility) * divisibility)
+    return whole, (top - top % divisibility, left - left % divisibility), (..., slice(top % divisibility, rows),
+                                                                          slice(left % divisibility, columns))
 
 
 def near_cut_edges(size: tuple[int, int], cut: tuple[int, int, int, int], band: int,
-                   bottom_right: bool = False) -> Tensor:
-    """(H,W) bool: the real lines (those a ``cut`` = (top, left, bottom, right) kept) within ``band``
-    px of a cut top or left edge; with ``bottom_right`` also of the bottom and right edges, cut or not."""
+                   scored: tuple[bool, bool, bool, bool] | None = None) -> Tensor:
+    """(H,W) bool: the real lines (those ``cut`` = (top, left, bottom, right) lines from the sides
+    leave) within ``band`` px of a ``scored`` edge (top, left, bottom, right; default: the top and
+    the left when lines are cut there)."""
     top, left, bottom, right = cut
     height, width = size
+    scored = scored if scored is not None else (top > 0, left > 0, False, False)
     rows = torch.arange(height)[:, None]
     columns = torch.arange(width)[None, :]
     real = (rows >= top) & (rows < height - bottom) & (columns >= left) & (columns < width - right)
-    near = ((rows < top + band) & (top > 0)) | ((columns < left + band) & (left > 0))
-    if bottom_right:
-        near = near | (rows >= height - bottom - band) | (columns >= width - right - band)
+    near = torch.zeros(height, width, dtype=torch.bool)
+    for side_scored, lines_near in zip(scored, (rows < top + band, columns < left + band,
+                                                rows >= height - bottom - band, columns >= width - right - band)):
+        if side_scored:
+            near = near | lines_near
     return real & near
 
 
@@ -161,29 +169,34 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
                    vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
                    jpeg_qualities: list[int | None] | None = None,
                    edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0),
-                   edge_band: int = 0, edge_bottom_right: bool = False) -> tuple[Tensor, dict[str, float]]:
+                   edge_band: int = 0, edge_all_cuts: bool = False) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
     ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
     ``edge_cut`` (top, left, bottom, right) cuts the stored gray as a crop after encoding would, and
     scores the colour of the lines left; with ``edge_band`` only those within that many px of a cut
-    top or left edge (and with ``edge_bottom_right`` of the bottom and right edges)."""
+    top or left edge (with ``edge_all_cuts`` of any cut edge)."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
     top, left, bottom, right = edge_cut
     cut = (top, left, max(bottom, border_cut[0]), max(right, border_cut[1]))
+    target = rgb
     if any(edge_cut):  # its bottom and right lines are mirrored back: as border_cut's, or more
-        stored, inside = cut_after_encoding(stored, cut, model.divisibility)
+        stored, (shift_y, shift_x), inside = cut_after_encoding(stored, cut, model.divisibility)
+        target = rgb[..., shift_y : shift_y + stored.shape[-2], shift_x : shift_x + stored.shape[-1]]
     else:
         stored = remake_border(stored, border_cut)
     restored = model.decode(stored)
     if edge_band and any(edge_cut):
-        near = near_cut_edges(rgb.shape[-2:], cut, edge_band, edge_bottom_right).to(rgb.device)
-        invertibility = ((restored - rgb) ** 2).mean(dim=1)[:, near].mean()
+        height, width = target.shape[-2:]
+        beyond = (inside[1].start, inside[2].start, height - inside[1].stop, width - inside[2].stop)
+        scored = tuple(lines > 0 for lines in edge_cut) if edge_all_cuts else None
+        near = near_cut_edges((height, width), beyond, edge_band, scored).to(rgb.device)
+        invertibility = ((restored - target) ** 2).mean(dim=1)[:, near].mean()
     else:
-        invertibility = torch.mean((restored[inside] - rgb[inside]) ** 2)
+        invertibility = torch.mean((restored[inside] - target[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
     # weights were trained so)
     luma = rgb_to_luma(rgb)
@@ -204,9 +217,9 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = None, bottom_right: bool = False):
+def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = None, all_cuts: bool = False):
     """The codec path around the nets being trained; with ``edge_of``, ``model`` is an edge decoder
-    (of the bottom and right edges too with ``bottom_right``) and the codec is ``edge_of``'s with
+    (of every cut edge with ``all_cuts``) and the codec is ``edge_of``'s with
     it. Nets are copied (the copies go to eval mode)."""
     from ..codec import Codec
     from ..models.registry import ModelInfo
@@ -216,16 +229,18 @@ def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = No
     # the nets alone: the sync pattern (pilot.py) is added and taken out exactly around them
     if edge_of is not None:
         codec = Codec.from_model(copy.deepcopy(edge_of), info, device=str(device))
-        return replace(codec, edge_decoder=EdgeDecoder(copy.deepcopy(model).eval(), bottom_right)).with_pilot(False)
+        return replace(codec, edge_decoder=EdgeDecoder(copy.deepcopy(model).eval(), all_cuts)).with_pilot(False)
     return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_pilot(False)
 
 
-# (top, left) lines cut off the validation grays in turn when training on cut edges
-VAL_CUTS = ((1, 0), (0, 2), (3, 3), (2, 1))
+# (top, left, bottom, right) lines cut off the validation grays in turn when training on cut edges;
+# the second list for an edge decoder of every cut edge
+VAL_CUTS = ((1, 0, 0, 0), (0, 2, 0, 0), (3, 3, 0, 0), (2, 1, 0, 0))
+VAL_CUTS_ALL_SIDES = ((1, 0, 0, 0), (0, 0, 1, 2), (3, 3, 0, 0), (0, 0, 3, 3), (4, 0, 0, 5), (1, 1, 1, 1), (0, 6, 4, 0))
 
 
 def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut: bool = False) -> dict[str, float]:
-    """``cut``: also the PSNR decoded in the true frame after cutting lines off the top and left."""
+    """``cut``: also the PSNR decoded in the true frame after cutting lines off the gray's edges."""
     from ..imageio import jpeg_round_trip
 
     psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
@@ -236,10 +251,13 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
         if jpeg_quality is not None:
             jpeg_psnrs.append(metrics.psnr(codec.decode_array(jpeg_round_trip(gray, jpeg_quality)), image))
         if cut:
-            top, left = VAL_CUTS[index % len(VAL_CUTS)]
-            cut_gray = np.ascontiguousarray(gray[top:, left:])
-            restored = codec.decode_in_frame(cut_gray, Frame(0, top % codec.model.divisibility, left % codec.model.divisibility))
-            cut_psnrs.append(metrics.psnr(restored, image[top:, left:]))
+            all_sides = codec.edge_decoder is not None and codec.edge_decoder.all_cuts
+            cuts = VAL_CUTS_ALL_SIDES if all_sides else VAL_CUTS
+            top, left, bottom, right = cuts[index % len(cuts)]
+            kept = (slice(top, gray.shape[0] - bottom), slice(left, gray.shape[1] - right))
+            d = codec.model.divisibility
+            frame = Frame(0, top % d, left % d, (top > 0, left > 0, bottom > 0, right > 0))
+            cut_psnrs.append(metrics.psnr(codec.decode_in_frame(np.ascontiguousarray(gray[kept]), frame), image[kept]))
     score = {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
              "gray_structure_min": float(np.min(structures))}
     if jpeg_psnrs:
@@ -257,11 +275,11 @@ def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int 
 
 
 def validate_sets(model: InvertibleGray, sets: dict[str, list[np.ndarray]], jpeg_quality: int | None = None,
-                  cut: bool = False, edge_of: InvertibleGray | None = None, bottom_right: bool = False) -> dict:
+                  cut: bool = False, edge_of: InvertibleGray | None = None, all_cuts: bool = False) -> dict:
     """`validate` on each named set (one copy of the net for all); the top level holds the means
     over sets and the worst minimum, so no one kind of content (textured photos, smooth photos,
     digital art) outweighs the others."""
-    codec = _validation_codec(model, edge_of, bottom_right)
+    codec = _validation_codec(model, edge_of, all_cuts)
     per_set = {name: _score(codec, images, jpeg_quality, cut) for name, images in sets.items()}
     result = {"psnr": float(np.mean([v["psnr"] for v in per_set.values()])),
               "gray_structure": float(np.mean([v["gray_structure"] for v in per_set.values()])),
@@ -457,16 +475,15 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         qualities = jpeg_draws(cfg, rng)
         edge_cut = (0, 0, 0, 0)
         if cfg.cut_edges and rng.random() < cfg.cut_edges:
-            edge_cut = tuple(int(c) for c in rng.integers(model.divisibility, size=4))
-            if cfg.edge_band and not any(edge_cut[:2]):  # an edge decoder learns only cut tops and lefts
-                side = int(rng.integers(2))
-                edge_cut = tuple(int(rng.integers(1, model.divisibility)) if i == side else c for i, c in enumerate(edge_cut))
-            if cfg.edge_bottom_right:  # as many uncut bottoms and rights (the encoder's own edges) as cut ones
-                edge_cut = edge_cut[:2] + tuple(int(rng.integers(1, model.divisibility)) if rng.random() < 0.5 else 0
-                                                for _ in range(2))
+            most = 2 * model.divisibility if cfg.edge_all_cuts else model.divisibility  # lines cut per side, less than
+            edge_cut = tuple(int(c) for c in rng.integers(most, size=4))
+            sides = 4 if cfg.edge_all_cuts else 2  # the cut edges an edge decoder serves
+            if cfg.edge_band and not any(edge_cut[:sides]):  # it learns from grays with such an edge cut
+                side = int(rng.integers(sides))
+                edge_cut = tuple(int(rng.integers(1, most)) if i == side else c for i, c in enumerate(edge_cut))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut,
-                                         cfg.edge_band, cfg.edge_bottom_right)
+                                         cfg.edge_band, cfg.edge_all_cuts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -477,7 +494,7 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         validation = None
         if val_sets and (done % cfg.val_every == 0 or done == cfg.steps):
             validation = validate_sets(model, val_sets, cfg.val_jpeg, cut=cfg.cut_edges > 0, edge_of=edge_of,
-                                       bottom_right=cfg.edge_bottom_right)
+                                       all_cuts=cfg.edge_all_cuts)
             history.append({"step": done, **validation})
             if is_best(validation, history[:-1], cfg):
                 save_best(best_path(out), model, done, validation)
