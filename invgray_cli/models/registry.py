@@ -318,8 +318,9 @@ class EdgeDecoderEntry(CompanionEntry):
 EDGE_DECODERS: list[EdgeDecoderEntry] = [
     EdgeDecoderEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
-        file="igray_s4w96_invisible_v2.edges-37a03f2c.safetensors",
-        sha256="37a03f2c5a7f59ad61b458c52635061ce3edc039d70bb313c0241a0835b878f1",
+        file="igray_s4w96_invisible_v2.edges-16862b64.safetensors",
+        sha256="16862b6481a07b0924b3683bf43b620fbdae1cfbadba4afcc4c8840501540235",
+        all_cuts=True,
     ),
 ]
 
