@@ -280,7 +280,7 @@ def test_info(tmp_path: Path, weights: Path) -> None:
     result, doc = run_json("info", tmp_path / "a.gray.png")
     sha = doc["invgray"]["sha256"]
     assert doc["width"] == 30 and doc["height"] == 20 and doc["mode"] == "L"
-    assert doc["invgray"]["model"] == TINY_NAME and doc["invgray"]["format"] == 2 and len(sha) >= 8
+    assert doc["invgray"]["model"] == TINY_NAME and doc["invgray"]["format"] == 3 and len(sha) >= 8
     assert doc["invgray"]["version"]
     result, doc = run_json("info", tmp_path / "a.jpg")
     assert result.exit_code == 0 and doc["invgray"] is None
