@@ -11,11 +11,13 @@ more reads as MARK_BAND; an error there takes the pattern out wrongly on a few l
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from invgray_cli import __version__
 from invgray_cli.codec import Codec
 from invgray_cli.grid import orient
 from invgray_cli.imageio import read_color
@@ -30,8 +32,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--every", type=int, default=2, help="take every N-th photo")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     codec = Codec.load(device="cpu")
+    report = {"invgray": __version__, "torch": torch.__version__, "device": "cpu", "every": args.every}
     for folder in args.sets:
         edges_right, lines_right = [], []
         for path in find_images([folder])[:: args.every]:
@@ -43,8 +47,12 @@ def main() -> None:
                     cuts = (top, left, bottom, right)
                     edges_right.append(reading.frame.cut_edges == tuple(lines > 0 for lines in cuts))
                     lines_right.append(reading.cuts == tuple(min(lines, MARK_BAND) for lines in cuts))
+        report[folder.name] = {"moved_grays": len(edges_right), "cut_edges_right": float(np.mean(edges_right)),
+                               "lines_cut_exact": float(np.mean(lines_right))}
         print(f"{folder.name}: {len(edges_right)} moved grays, cut edges read right {np.mean(edges_right):.1%}, "
               f"lines cut read exactly {np.mean(lines_right):.1%}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

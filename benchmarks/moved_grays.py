@@ -1,4 +1,4 @@
-"""Restored PSNR of grays moved after encoding (cropped by 1-3 px, mirrored, turned), per set.
+"""Restored PSNR of grays moved after encoding (cropped, mirrored, turned), per set.
 
 Each photo is encoded by the default model, then moved each way in MOVES. The moved gray is
 decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame, its end marks a
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.models.net import EdgeDecoder
-from invgray_cli.models.registry import load_weights
 from invgray_cli.codec import Codec
 from invgray_cli.imageio import read_color
+from invgray_cli.models.net import EdgeDecoder
+from invgray_cli.models.registry import load_weights
 from invgray_cli.pilot import remove_pilot
 from invgray_cli.train.data import find_images
 from invgray_cli.train.frames import transform, true_frame

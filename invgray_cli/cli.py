@@ -469,7 +469,8 @@ def info_command(file: str, as_json: bool) -> None:
                                  "found": pattern.found, "confidence": round(pattern.confidence, 2),
                                  "moved": pattern.found and not pattern.frame.is_identity,
                                  "what": pattern.frame.describe() if pattern.found else None,
-                                 "lines_cut": dict(zip(("top", "left", "bottom", "right"), pattern.cuts))
+                                 "lines_cut": {side: lines if read else None for side, lines, read in
+                                               zip(("top", "left", "bottom", "right"), pattern.cuts, pattern.read)}
                                  if pattern.found else None}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))

@@ -66,7 +66,9 @@ MARK_CODE = np.array([1 if c == "+" else -1 for c in _MARK_CODE], dtype=np.int16
 MARK_BAND = len(MARK_CODE)
 MARK_READ = MARK_BAND + 8  # lines from an edge that decode reads the code from
 MARK_CLIP = 2.0  # gray levels: the detail is clipped to this when reading the code, so texture weighs little
-MARKED_SIDE = 4 * MARK_BAND  # a shorter side has no marks at its ends (and none are looked for)
+# encode marks the ends of a side this long or longer; decode reads them only on such sides (a crop
+# below it that kept a marked edge has the pattern taken out inexactly on up to MARK_BAND lines)
+MARKED_SIDE = 4 * MARK_BAND
 UNMARKED = (MARK_BAND,) * 4  # the cuts of a gray without marks: as if each edge lost MARK_BAND lines or more
 # A gray carries the pattern when its best match stands this many robust deviations above all
 # matches. Measured: 11-14 on grays with the pattern, at most 5.1 on grays without it (README).
@@ -75,16 +77,18 @@ FOUND = 8.0
 
 @dataclass(frozen=True)
 class PilotReading:
-    """Where a gray's sync pattern lies: ``frame`` (what to undo, see grid.Frame; its cut_bottom
-    and cut_right from the end marks), ``phase`` (y, x) of the pattern at the top-left pixel once
-    the orientation is undone, ``confidence`` (the best match over the robust spread of all
-    matches), and ``cuts``: the lines cut off its top, left, bottom and right after encoding (once
-    the orientation is undone), read from the edge marks (MARK_BAND: that many or more, or no marks)."""
+    """Where a gray's sync pattern lies: ``frame`` (what to undo, see grid.Frame; its cut_edges
+    from the edge marks), ``phase`` (y, x) of the pattern at the top-left pixel once the orientation
+    is undone, ``confidence`` (the best match over the robust spread of all matches), ``cuts``: the
+    lines cut off its top, left, bottom and right after encoding (once the orientation is undone),
+    read from the edge marks (MARK_BAND: that many or more, or no marks), and ``read``: the edges
+    whose marks were read (False: a side too short, or a gray without marks)."""
 
     frame: Frame
     phase: tuple[int, int]
     confidence: float
     cuts: tuple[int, int, int, int] = UNMARKED
+    read: tuple[bool, bool, bool, bool] = (False, False, False, False)
 
     @property
     def found(self) -> bool:
@@ -132,30 +136,26 @@ def add_pilot(gray: np.ndarray) -> np.ndarray:
 
 def _detail(gray: np.ndarray) -> torch.Tensor:
     """Fine detail (gray minus its 3x3 mean) of a uint8 HxW gray, as float."""
-    image = torch.from_numpy(np.ascontiguousarray(gray)).float()[None, None]
+    image = torch.from_numpy(np.array(gray, dtype=np.float32))[None, None]  # a copy: gray may be read-only
     return (image - F.avg_pool2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), 3, stride=1))[0, 0]
 
 
-def _window(side: int) -> tuple[int, int]:
-    """(start, length) of the central run of lines the phase tile averages: at most WINDOW, starting
-    on a multiple of the period, clear of the MARK_BAND lines at either end (where the edge marks
-    lie) when the side is long enough to have them."""
-    margin = MARK_BAND if side >= MARKED_SIDE else 0
-    usable = side - 2 * margin
-    length = min(usable, WINDOW) // PERIOD * PERIOD
-    start = -(-(margin + (usable - length) // 2) // PERIOD) * PERIOD
-    if start + length > side - margin:
-        length -= PERIOD
-    return start, length
+def _window(side: int, edge_marks: bool) -> tuple[int, int]:
+    """(start, length) of the central run of lines the phase tile averages: at most WINDOW, a
+    multiple of the period, clear of the MARK_BAND lines at either end (where edge marks may lie,
+    whichever way the gray was turned) when ``edge_marks`` and the side is long enough to have them."""
+    margin = MARK_BAND if edge_marks and side >= MARKED_SIDE else 0
+    length = min(side - 2 * margin, WINDOW) // PERIOD * PERIOD
+    return (side - length) // 2, length
 
 
-def _phase_tile(gray: np.ndarray) -> np.ndarray:
+def _phase_tile(gray: np.ndarray, edge_marks: bool) -> np.ndarray:
     """The gray's fine detail (gray minus its 3x3 mean) averaged over each of the 16x16 phases of
-    a central window (its corner on multiples of the period, so its phases are the gray's)."""
-    (top, rows), (left, columns) = _window(gray.shape[0]), _window(gray.shape[1])
+    a central window, indexed by the gray's own phase."""
+    (top, rows), (left, columns) = _window(gray.shape[0], edge_marks), _window(gray.shape[1], edge_marks)
     detail = _detail(gray[top : top + rows, left : left + columns])
-    tile = detail.reshape(rows // PERIOD, PERIOD, columns // PERIOD, PERIOD).mean(dim=(0, 2))
-    return tile.numpy().astype(np.float64)
+    tile = detail.reshape(rows // PERIOD, PERIOD, columns // PERIOD, PERIOD).mean(dim=(0, 2)).numpy()
+    return np.roll(tile, (top % PERIOD, left % PERIOD), axis=(0, 1)).astype(np.float64)
 
 
 def _unoriented_tile(tile: np.ndarray, orientation: int, height: int, width: int) -> np.ndarray:
@@ -175,10 +175,12 @@ def _lines_cut(detail: torch.Tensor, field: np.ndarray) -> int:
     """Lines cut off the edge beside row 0 of ``detail`` after encoding (0..MARK_BAND): ``detail``
     and the unmarked pattern ``field`` are of the MARK_READ rows nearest that edge, the edge's own
     first. It is the shift of the code that the rows' matches with the pattern agree with best.
-    The MARK_BAND columns at either end are left out (the other edges' marks lie there)."""
-    inner = slice(MARK_BAND, max(detail.shape[1] - MARK_BAND, MARK_BAND))
+    The MARK_BAND columns at either end are left out when the rows are long enough to be marked
+    there (the other edges' marks)."""
+    length = detail.shape[1]
+    inner = slice(MARK_BAND, length - MARK_BAND) if length >= MARKED_SIDE else slice(0, length)
     clipped = detail[:, inner].clamp(-MARK_CLIP, MARK_CLIP)
-    rows = (clipped * torch.from_numpy(np.ascontiguousarray(field[:, inner])).float()).sum(dim=1).numpy()
+    rows = (clipped * torch.from_numpy(field[:, inner].astype(np.float32))).sum(dim=1).numpy()
     agreement = [float(rows @ mark_signs(len(rows), cut, MARK_BAND)) for cut in range(MARK_BAND + 1)]
     return int(np.argmax(agreement))
 
@@ -213,7 +215,7 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True)
     height, width = gray.shape
     if min(height, width) < MIN_SIDE:
         return NOT_FOUND
-    tile = _phase_tile(gray)
+    tile = _phase_tile(gray, edge_marks)
     # matches[o, s, t]: the tile with orientation o undone against the pattern shifted by (s, t)
     matches = np.stack([np.real(np.fft.ifft2(np.fft.fft2(_unoriented_tile(tile, o, height, width)) * _MATCHER))
                         for o in range(8)])
@@ -224,9 +226,12 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True)
     marked = edge_marks and confidence >= FOUND
     cuts = _read_cuts(gray, int(orientation), phase) if marked else UNMARKED
     rows, columns = (width, height) if orientation & 4 else (height, width)  # once the orientation is undone
-    cut_edges = tuple(marked and side >= MARKED_SIDE and lines > 0 for side, lines in zip((rows, columns) * 2, cuts))
+    read = tuple(marked and side >= MARKED_SIDE for side in (rows, columns) * 2)
+    if not any(lines < MARK_BAND for lines, was_read in zip(cuts, read) if was_read):
+        read = (False,) * 4  # no edge shows a mark: a gray made without them (format 2), or one cut 24+ lines all round
+    cut_edges = tuple(was_read and lines > 0 for lines, was_read in zip(cuts, read))
     frame = Frame(int(orientation), phase[0] % divisibility, phase[1] % divisibility, cut_edges)
-    return PilotReading(frame, phase, confidence, cuts)
+    return PilotReading(frame, phase, confidence, cuts, read)
 
 
 def remove_pilot(gray: np.ndarray, reading: PilotReading) -> np.ndarray:

@@ -109,6 +109,9 @@ def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_
     bottom = (slice(None), slice(-band, None), slice(band + block, -band))
     framed_top_left = into_frame(torch.from_numpy(top_left_only.decode_in_frame(gray, frame)).permute(2, 0, 1), frame)
     assert torch.equal(framed_top_left[bottom], framed_before[bottom])  # it serves only tops and lefts off the grid
+    whole_block_top = Frame(0, 0, 0, (True, False, False, False))  # a top cut by whole blocks: on the grid
+    assert np.array_equal(top_left_only.decode_in_frame(gray, whole_block_top), plain.decode_in_frame(gray, whole_block_top))
+    assert not np.array_equal(with_edge.decode_in_frame(gray, whole_block_top), plain.decode_in_frame(gray, whole_block_top))
 
 
 def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatch):

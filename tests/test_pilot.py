@@ -101,7 +101,21 @@ def test_grays_without_edge_marks():
     format2 = np.clip(gray.astype(np.int16) + pilot.pattern_field(150, 173), 0, 255).astype(np.uint8)
     reading = find_pilot(format2, edge_marks=False)  # its chunk says it has none: nothing reads as cut
     assert reading.found and not reading.frame.is_cut and np.array_equal(remove_pilot(format2, reading), gray)
-    assert all(find_pilot(format2).frame.cut_edges)  # without the chunk's word: as if cut by MARK_BAND or more
+    unsaid = find_pilot(format2)  # without the chunk's word: no edge shows a mark, so none reads as cut
+    assert not unsaid.frame.is_cut and unsaid.read == (False,) * 4
+    assert np.array_equal(remove_pilot(format2, unsaid), gray)
+
+
+@pytest.mark.parametrize("shape", [(150, 40), (40, 150), (100, 47), (100, 100), (96, 36)])
+def test_narrow_and_small_grays_are_found_and_read(shape):
+    gray = smooth_gray(*shape)
+    reading = find_pilot(add_pilot(gray))
+    assert reading.found and not reading.frame.is_cut
+    assert np.array_equal(remove_pilot(add_pilot(gray), reading), gray)
+    format2 = np.clip(gray.astype(np.int16) + pilot.pattern_field(*shape), 0, 255).astype(np.uint8)
+    assert find_pilot(format2, edge_marks=False).found  # the window keeps its whole extent without marks
+    cut = np.ascontiguousarray(add_pilot(gray)[:-3])  # 3 lines off the bottom
+    assert find_pilot(cut).frame.cut_edges[2] == (cut.shape[0] >= pilot.MARKED_SIDE)  # read on a long enough side
 
 
 def test_only_format_3_chunks_and_grays_without_a_chunk_have_edge_marks():

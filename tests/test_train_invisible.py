@@ -282,23 +282,27 @@ def test_an_edge_decoder_of_every_side_trains_on_cuts_of_any_side(photos, tmp_pa
     from invgray_cli.models.net import InvertibleGray
     from invgray_cli.train import loop
 
-    cuts = []
-    scored = []
-    real_compute = loop.compute_losses
+    cuts, scored = [], []
+    real_compute, real_near = loop.compute_losses, loop.near_cut_edges
 
-    def spy(*args, **kwargs):
+    def spy_compute(*args, **kwargs):
         cuts.append(args[7])
-        scored.append(args[9])
         return real_compute(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "compute_losses", spy)
+    def spy_near(size, cut, band, sides=None):
+        scored.append(sides)
+        return real_near(size, cut, band, sides)
+
+    monkeypatch.setattr(loop, "compute_losses", spy_compute)
+    monkeypatch.setattr(loop, "near_cut_edges", spy_near)
     torch.manual_seed(4)
     start = tmp_path / "start.safetensors"
     save_weights(InvertibleGray(TINY_NET), start)
     cfg = tiny_config(photos, steps=12, init=str(start), decoder_only=True, cut_edges=1.0, edge_band=6,
                       edge_all_cuts=True, lr=1e-3)
     train(cfg, tmp_path / "edge.ckpt", log=lambda m: None)
-    assert all(any(cut) for cut in cuts) and all(scored)
+    assert all(any(cut) for cut in cuts)
+    assert scored == [tuple(lines > 0 for lines in cut) for cut in cuts]  # the bands of the cut edges, each
     assert any(cut[2] for cut in cuts) and any(cut[3] for cut in cuts)
     assert max(max(cut) for cut in cuts) >= 4  # whole blocks too
     assert all("psnr_cut" in h for h in load_checkpoint(tmp_path / "edge.ckpt")["history"])

@@ -62,7 +62,8 @@ def log(message: str) -> None:
 @click.option("--decoder-only", is_flag=True, help="Train the decoder alone; the encoder, and so every gray it makes, stays.")
 @click.option("--edge-band", default=0, show_default=True, type=click.IntRange(0, 64), metavar="PX",
               help="Train an edge decoder for cropped grays (implies --decoder-only and --cut-edges 1): every "
-                   "step cuts the top or left, and only the colour within PX px of a cut edge is scored.")
+                   "step cuts the top or left (any side with --edge-all-cuts), and only the colour within PX "
+                   "px of a cut edge is scored.")
 @click.option("--edge-all-cuts", is_flag=True,
               help="With --edge-band: the edge decoder serves every cut edge, by any number of lines (each "
                    "step cuts 0-7 lines off each side, at least one side; the bands of the cut ones are scored).")

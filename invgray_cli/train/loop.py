@@ -8,6 +8,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import EllipsisType
 from typing import Callable
 
 import numpy as np
@@ -58,8 +59,8 @@ class TrainConfig:
     val_jpeg: int | None = None  # also validate after saving each gray as JPEG at this quality; selects on it
     cut_edges: float = 0.0  # share of steps whose gray is cut by 0-3 lines per side after encoding (a crop)
     decoder_only: bool = False  # train the decoder alone, the encoder (so every gray it made) kept as it is
-    # an edge decoder (see Codec.decode_in_frame): every step cuts the top or left, and only the lines
-    # within this many px of a cut top or left edge are scored; 0: all lines
+    # an edge decoder (see Codec.decode_in_frame): every step cuts the top or left (any side with
+    # edge_all_cuts), and only the lines within this many px of a cut edge are scored; 0: all lines
     edge_band: int = 0
     # ... and it serves every cut edge: each step cuts 0 to 2 blocks less a line off each side, at least one
     edge_all_cuts: bool = False
@@ -128,7 +129,8 @@ def received_gray(gray: Tensor, jpeg_qualities: list[int | None] | None) -> Tens
     return torch.where(as_jpeg, saved, gray)
 
 
-def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int], divisibility: int) -> tuple[Tensor, tuple, tuple]:
+def cut_after_encoding(gray: Tensor, cut: tuple[int, int, int, int],
+                       divisibility: int) -> tuple[Tensor, tuple[int, int], tuple[EllipsisType, slice, slice]]:
     """A gray cut by ``cut`` = (top, left, bottom, right) lines after encoding (each less than two
     blocks), brought onto its grid as decode does: its top and left padded back to the grid
     (:func:`grid.into_frame`), its bottom and right mirrored to a whole block as the tiler pads.
