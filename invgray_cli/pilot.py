@@ -22,8 +22,8 @@ gray, the pattern's sign follows MARK_CODE, counted from that edge. A crop moves
 its lines modulo 4, and not at all at the bottom or right; it always moves the code. Once the frame
 is known, decode matches the lines beside each edge against the pattern and finds by how many lines
 the code was shifted: every line of the code votes, so one textured line cannot fake a cut. A
-shift of MARK_BAND (the code gone, or never there) also reads as cut. Format 2 grays have no marks:
-their chunk says so (``edge_marks=False``).
+shift of MARK_BAND (the code gone) reads as cut, unless no edge shows a mark: then the gray is taken
+as made without marks (format 2, whose chunk also says so: ``edge_marks=False``).
 """
 from __future__ import annotations
 
@@ -185,10 +185,12 @@ def _lines_cut(detail: torch.Tensor, field: np.ndarray) -> int:
     return int(np.argmax(agreement))
 
 
-def _read_cuts(gray: np.ndarray, orientation: int, phase: tuple[int, int]) -> tuple[int, int, int, int]:
+def _read_cuts(gray: np.ndarray, orientation: int,
+               phase: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple[bool, bool, bool, bool]]:
     """The lines cut off the top, left, bottom and right (once ``orientation`` is undone) of a uint8
-    HxW gray whose pattern lies at ``orientation`` and ``phase``; MARK_BAND beside a side too short
-    to be marked (the left and right edges are marked when the gray is wide enough, whatever its height)."""
+    HxW gray whose pattern lies at ``orientation`` and ``phase``, and which of those edges were read:
+    not those of a side too short to be marked (MARK_BAND there; the left and right edges are
+    marked when the gray is wide enough, whatever its height)."""
     encoded = gray[::-1] if orientation & 1 else gray  # numpy views, as grid.unorient orders them
     encoded = encoded[:, ::-1] if orientation & 2 else encoded
     encoded = encoded.T if orientation & 4 else encoded
@@ -206,7 +208,8 @@ def _read_cuts(gray: np.ndarray, orientation: int, phase: tuple[int, int]) -> tu
     if width >= MARKED_SIDE:
         left = cut_off(encoded.T[:reach], pattern_field(height, reach, phase).T)
         right = cut_off(encoded.T[::-1][:reach], pattern_field(height, reach, (phase[0], phase[1] + width - reach)).T[::-1])
-    return (top, left, bottom, right)
+    rows_read, columns_read = height >= MARKED_SIDE, width >= MARKED_SIDE
+    return (top, left, bottom, right), (rows_read, columns_read, rows_read, columns_read)
 
 
 def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True) -> PilotReading:
@@ -224,9 +227,7 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True)
     phase = (int(-shift_y) % PERIOD, int(-shift_x) % PERIOD)
     confidence = float(matches.max()) / spread
     marked = edge_marks and confidence >= FOUND
-    cuts = _read_cuts(gray, int(orientation), phase) if marked else UNMARKED
-    rows, columns = (width, height) if orientation & 4 else (height, width)  # once the orientation is undone
-    read = tuple(marked and side >= MARKED_SIDE for side in (rows, columns) * 2)
+    cuts, read = _read_cuts(gray, int(orientation), phase) if marked else (UNMARKED, (False,) * 4)
     if not any(lines < MARK_BAND for lines, was_read in zip(cuts, read) if was_read):
         read = (False,) * 4  # no edge shows a mark: a gray made without them (format 2), or one cut 24+ lines all round
     cut_edges = tuple(was_read and lines > 0 for lines, was_read in zip(cuts, read))

@@ -21,6 +21,7 @@ from ..errors import InvgrayError
 from .net import EdgeDecoder, InvertibleGray, NetConfig
 
 T = TypeVar("T")
+E = TypeVar("E", bound="CompanionEntry")
 
 WEIGHTS_FORMAT = "invgray-weights/1"
 WEIGHTS_DIR_ENV = "INVGRAY_WEIGHTS_DIR"  # overrides where shipped weights are looked for
@@ -223,11 +224,16 @@ class CompanionEntry:
     sha256: str
 
 
+def companion_entry(entries: list[E], model_sha256: str) -> E | None:
+    """The entry serving the codec model with ``model_sha256`` (nothing loaded), or None."""
+    return next((e for e in entries if e.model_sha256 == model_sha256), None)
+
+
 def shipped_companion(entries: list[CompanionEntry], model_sha256: str, what: str,
                       load: Callable[[Path, str], T]) -> T | None:
     """``load(path, sha256)`` of the entry serving the codec model with ``model_sha256``, or None if
     it has none; a listed file that is missing is an error naming ``what``."""
-    entry = next((e for e in entries if e.model_sha256 == model_sha256), None)
+    entry = companion_entry(entries, model_sha256)
     if entry is None:
         return None
     path = weights_dir() / entry.file
@@ -325,13 +331,8 @@ EDGE_DECODERS: list[EdgeDecoderEntry] = [
 ]
 
 
-def edge_decoder_entry(model_sha256: str) -> EdgeDecoderEntry | None:
-    """The registry entry of the edge decoder serving the codec model with this sha256 (nothing loaded)."""
-    return next((e for e in EDGE_DECODERS if e.model_sha256 == model_sha256), None)
-
-
 @functools.lru_cache(maxsize=4)
 def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
     """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
     net = shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
-    return None if net is None else EdgeDecoder(net, edge_decoder_entry(model_sha256).all_cuts)
+    return None if net is None else EdgeDecoder(net, companion_entry(EDGE_DECODERS, model_sha256).all_cuts)
