@@ -66,6 +66,7 @@ MARK_CODE = np.array([1 if c == "+" else -1 for c in _MARK_CODE], dtype=np.int16
 MARK_BAND = len(MARK_CODE)
 MARK_READ = MARK_BAND + 8  # lines from an edge that decode reads the code from
 MARK_CLIP = 2.0  # gray levels: the detail is clipped to this when reading the code, so texture weighs little
+LATTICE = 4  # px: the carriers' period along a line (the codec's divisibility)
 # encode marks the ends of a side this long or longer; decode reads them only on such sides (a crop
 # below it that kept a marked edge has the pattern taken out inexactly on up to MARK_BAND lines)
 MARKED_SIDE = 4 * MARK_BAND
@@ -179,8 +180,13 @@ def _lines_cut(detail: torch.Tensor, field: np.ndarray) -> int:
     there (the other edges' marks)."""
     length = detail.shape[1]
     inner = slice(MARK_BAND, length - MARK_BAND) if length >= MARKED_SIDE else slice(0, length)
-    clipped = detail[:, inner].clamp(-MARK_CLIP, MARK_CLIP)
-    rows = (clipped * torch.from_numpy(field[:, inner].astype(np.float32))).sum(dim=1).numpy()
+    detail, field = detail[:, inner], field[:, inner]
+    # less the mean of the same phase over the next 16 columns: the carriers repeat every 4 px along
+    # a line, and on flat colour they are strong enough to bias a line's match with the pattern
+    span = detail.shape[1] - 3 * LATTICE
+    lattice_mean = sum(detail[:, k * LATTICE : k * LATTICE + span] for k in range(4)) / 4
+    clipped = (detail[:, :span] - lattice_mean).clamp(-MARK_CLIP, MARK_CLIP)
+    rows = (clipped * torch.from_numpy(field[:, :span].astype(np.float32))).sum(dim=1).numpy()
     agreement = [float(rows @ mark_signs(len(rows), cut, MARK_BAND)) for cut in range(MARK_BAND + 1)]
     return int(np.argmax(agreement))
 

@@ -91,6 +91,17 @@ def test_a_textured_line_does_not_fake_a_cut():
     assert reading.found and not reading.frame.is_cut and reading.cuts == (0, 0, 0, 0)
 
 
+def test_strong_carriers_on_flat_colour_do_not_fake_a_cut():
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[:150, :173]
+    carrier = rng.choice([-8, 8], (4, 4))[y % 4, x % 4]  # a colour-first model's code on one flat colour
+    gray = (128 + carrier).astype(np.uint8)
+    reading = find_pilot(add_pilot(gray))
+    assert reading.found and reading.cuts == (0, 0, 0, 0)
+    cut = find_pilot(np.ascontiguousarray(add_pilot(gray)[2:, :-5]))
+    assert cut.cuts == (2, 0, 0, 5)
+
+
 def test_grays_without_edge_marks():
     gray = smooth_gray(150, 173)
     small = smooth_gray(pilot.MARKED_SIDE - 1, 173)  # too short a side to be marked at its ends
