@@ -67,10 +67,14 @@ MARK_BAND = len(MARK_CODE)
 MARK_READ = MARK_BAND + 8  # lines from an edge that decode reads the code from
 MARK_CLIP = 2.0  # gray levels: the detail is clipped to this when reading the code, so texture weighs little
 LATTICE = 4  # px: the carriers' period along a line (the codec's divisibility)
+LATTICE_SAMPLES = 8  # same-phase samples (32 px) whose mean is taken out before a line votes
 # encode marks the ends of a side this long or longer; decode reads them only on such sides (a crop
 # below it that kept a marked edge has the pattern taken out inexactly on up to MARK_BAND lines)
 MARKED_SIDE = 4 * MARK_BAND
 UNMARKED = (MARK_BAND,) * 4  # the cuts of a gray without marks: as if each edge lost MARK_BAND lines or more
+# an edge read as cut by fewer lines than this shows a mark for sure; beyond, one line or two of
+# the code's tail decide, and a gray without marks may read so by chance
+MARK_SHOWN = MARK_BAND - 4
 # A gray carries the pattern when its best match stands this many robust deviations above all
 # matches. Measured: 11-14 on grays with the pattern, at most 5.1 on grays without it (README).
 FOUND = 8.0
@@ -181,12 +185,13 @@ def _lines_cut(detail: torch.Tensor, field: np.ndarray) -> int:
     length = detail.shape[1]
     inner = slice(MARK_BAND, length - MARK_BAND) if length >= MARKED_SIDE else slice(0, length)
     detail, field = detail[:, inner], field[:, inner]
-    # less the mean of the same phase over the next 16 columns: the carriers repeat every 4 px along
-    # a line, and on flat colour they are strong enough to bias a line's match with the pattern
-    span = detail.shape[1] - 3 * LATTICE
-    lattice_mean = sum(detail[:, k * LATTICE : k * LATTICE + span] for k in range(4)) / 4
-    clipped = (detail[:, :span] - lattice_mean).clamp(-MARK_CLIP, MARK_CLIP)
-    rows = (clipped * torch.from_numpy(field[:, :span].astype(np.float32))).sum(dim=1).numpy()
+    # less the mean of the same phase over the LATTICE_SAMPLES around (centred): the carriers repeat
+    # every 4 px along a line, and on flat colour they are strong enough to bias a line's match
+    span = detail.shape[1] - (LATTICE_SAMPLES - 1) * LATTICE
+    centre = (LATTICE_SAMPLES - 1) // 2 * LATTICE
+    lattice_mean = sum(detail[:, k * LATTICE : k * LATTICE + span] for k in range(LATTICE_SAMPLES)) / LATTICE_SAMPLES
+    clipped = (detail[:, centre : centre + span] - lattice_mean).clamp(-MARK_CLIP, MARK_CLIP)
+    rows = (clipped * torch.from_numpy(field[:, centre : centre + span].astype(np.float32))).sum(dim=1).numpy()
     agreement = [float(rows @ mark_signs(len(rows), cut, MARK_BAND)) for cut in range(MARK_BAND + 1)]
     return int(np.argmax(agreement))
 
@@ -234,8 +239,9 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True)
     confidence = float(matches.max()) / spread
     marked = edge_marks and confidence >= FOUND
     cuts, read = _read_cuts(gray, int(orientation), phase) if marked else (UNMARKED, (False,) * 4)
-    if not any(lines < MARK_BAND for lines, was_read in zip(cuts, read) if was_read):
-        read = (False,) * 4  # no edge shows a mark: a gray made without them (format 2), or one cut 24+ lines all round
+    if not any(lines < MARK_SHOWN for lines, was_read in zip(cuts, read) if was_read):
+        # no edge shows a mark: a gray made without them (format 2), or one cut 20+ lines all round
+        cuts, read = UNMARKED, (False,) * 4
     cut_edges = tuple(was_read and lines > 0 for lines, was_read in zip(cuts, read))
     frame = Frame(int(orientation), phase[0] % divisibility, phase[1] % divisibility, cut_edges)
     return PilotReading(frame, phase, confidence, cuts, read)
