@@ -32,7 +32,8 @@ def to_px(x: float, y: float) -> tuple[float, float]:
 def curve(mean: dict) -> list[tuple[float, float]]:
     """(quality, PSNR) points: the PNG at 100, then each measured JPEG quality, best first."""
     points = [(100.0, mean["psnr"])]
-    points += sorted(((float(k.removeprefix("psnr_jpeg")), v) for k, v in mean.items() if k.startswith("psnr_jpeg")),
+    points += sorted(((float(k.removeprefix("psnr_jpeg")), v) for k, v in mean.items()
+                      if k.startswith("psnr_jpeg") and k.removeprefix("psnr_jpeg").isdigit()),  # not re-saves
                      reverse=True)
     return points
 
@@ -72,7 +73,8 @@ def figure(reports: list[dict]) -> str:
             points = " ".join(f"{px},{py}" for px, py in (to_px(q, v) for q, v in curve(summary["mean"])))
             parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2" '
                          f'stroke-dasharray="{dash}"/>')
-            parts.append(text(legend_x + 30, legend_y + 4, f'{report["model"]["name"]}, {label}: gray structure '
+            model = report["model"]["name"] + (" + block code" if report.get("block_code") else "")
+            parts.append(text(legend_x + 30, legend_y + 4, f'{model}, {label}: gray structure '
                               f'{summary["mean"]["gray_structure"]:.3f}', 10))
             parts.append(f'<line x1="{legend_x}" y1="{legend_y}" x2="{legend_x + 24}" y2="{legend_y}" '
                          f'stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>')

@@ -42,6 +42,7 @@ LAZY_COMMANDS = {
     "train-colorizer": ("invgray_cli.train.cli", "train_colorizer_command"),
     "train-detector": ("invgray_cli.train.cli", "train_detector_command"),
     "train-frames": ("invgray_cli.train.cli", "train_frames_command"),
+    "train-jpeg-decoder": ("invgray_cli.train.cli", "train_jpeg_decoder_command"),
 }
 
 # measured with `invgray eval ../shared/data/val --jpeg 90` on the default model (invisible_v2)
@@ -244,13 +245,17 @@ def _check_color_output(path: Path) -> None:
 @gray_floor_option
 @click.option("--quality", type=click.IntRange(1, 100), default=None, metavar="Q",
               help="JPEG quality of a .jpg gray (default: the model's, 90).")
+@click.option("--jpeg-safe", is_flag=True,
+              help="Add the block code to PNG grays too: a JPEG of the gray then keeps a coarse copy of the "
+                   "colour (costs some PNG quality, see README). JPEG grays always carry it.")
 def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool, as_json: bool,
-                   model_name: str | None, gray_floor: float | None, quality: int | None) -> None:
+                   model_name: str | None, gray_floor: float | None, quality: int | None, jpeg_safe: bool) -> None:
     """Encode colour photos into gray PNGs that hide their colour.
 
     INPUT may be files, folders (recursive), quoted globs or '-' for stdin. With -o NAME.jpg the
-    gray is a JPEG written by the model trained for JPEG grays (unless --model/--weights say otherwise).
+    gray is a JPEG carrying the JPEG-safe block code, written by the model trained for JPEG grays
+    where one ships (unless --model/--weights say otherwise).
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
@@ -280,7 +285,8 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         jpeg_quality = (quality or model.info.jpeg_quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
         done = write_output(job.output, lambda dest: encode_file(read_source(job.item), dest, model,
                                                                  max_pixels=opts.max_pixels, on_tile=on_tile,
-                                                                 jpeg_quality=jpeg_quality))
+                                                                 jpeg_quality=jpeg_quality,
+                                                                 block_code=jpeg_safe or None))
         return _ok(job, done, t0)
 
     results = run_jobs("encode", jobs, process, opts)
@@ -445,6 +451,7 @@ def info_command(file: str, as_json: bool) -> None:
     sure the model's detector is that the gray carries its colour code."""
     from dataclasses import asdict
 
+    from .blockcode import CODE_FOUND, read_block_code
     from .codec import code_reading, locate_pattern, parse_chunk
     from .imageio import read_gray, read_header
     from .models.detector import CODE_THRESHOLD
@@ -453,12 +460,13 @@ def info_command(file: str, as_json: bool) -> None:
     source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
     header = read_header(source)
     chunk = parse_chunk(header.text)
-    reading, pattern = None, None
+    reading, pattern, blocks = None, None, None
     if header.mode in GRAY_MODES:
         try:
             gray = read_gray(source)
             pattern = locate_pattern(gray)
             reading = code_reading(gray, pattern)
+            blocks = read_block_code(gray.gray)
         except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
             pass
     facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
@@ -471,7 +479,9 @@ def info_command(file: str, as_json: bool) -> None:
                                  "what": pattern.frame.describe() if pattern.found else None,
                                  "lines_cut": {side: lines if read else None for side, lines, read in
                                                zip(("top", "left", "bottom", "right"), pattern.cuts, pattern.read)}
-                                 if pattern.found else None}}
+                                 if pattern.found else None},
+                             "block_code": None if blocks is None else {"found": blocks.found,
+                                                                        "confidence": round(blocks.confidence, 3)}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -486,6 +496,9 @@ def info_command(file: str, as_json: bool) -> None:
     if pattern is not None:
         where = f"{pattern.frame.describe()}" if pattern.found else "none (made before invgray 0.2, or not by invgray)"
         click.echo(f"  sync pattern: {where} (confidence {pattern.confidence:.1f}, found at {FOUND:g})")
+    if blocks is not None:
+        where = "found: a JPEG of it keeps a coarse colour" if blocks.found else "none (not written with --jpeg-safe or as a JPEG)"
+        click.echo(f"  block code: {where} (confidence {blocks.confidence:.2f}, found at {CODE_FOUND:g})")
     if chunk is not None:
         for key, label in CHUNK_LABELS.items():
             click.echo(f"  {label}: {facts['invgray'].get(key)}")

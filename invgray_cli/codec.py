@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageOps
 
 from . import __version__
+from .blockcode import colour_from_block_code, embed_block_code, read_block_code
 from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from .errors import InvgrayError
 from .imageio import (
@@ -54,6 +55,7 @@ from .models.registry import (
     jpeg_model_name,
     resolve_model,
     shipped_edge_decoder,
+    shipped_jpeg_decoder,
 )
 from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
 from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
@@ -500,6 +502,8 @@ def codec_for_gray(
 
 NO_CODE_WARNING = ("carries no colour code that invgray can read (confidence {confidence:.2f}): re-compressed, "
                    "resized, or not made by invgray")
+BLOCK_CODE_NOTE = ("has lost its fine colour code (re-compressed, or re-saved by another tool); restored from its "
+                   "JPEG-safe block code: coarser colour")  # not said of the JPEG grays invgray writes
 MOVED_WARNING = "was {what} after encoding: decoded on its code's grid (judge's probability {probability:.0%})"
 PATTERN_MOVED_WARNING = "was {what} after encoding: decoded on its code's grid, found by its sync pattern"
 
@@ -556,17 +560,26 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
-            on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True) -> Restored:
+            on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True,
+            lossy: bool = False) -> Restored:
     """Decode a uint8 HxW gray. A gray with the sync pattern (pilot.py) is decoded on its code's
-    grid, so a crop, mirror or turn costs nothing but a line on stderr. One with neither an invgray
-    chunk nor a readable code is colourised instead (``fallback``; decoded with a warning when no
-    colouriser ships) or, without ``fallback``, refused. With ``search_frame``, one without a chunk
-    or a pattern (made before the pattern existed) is decoded in the frame :meth:`Codec.find_frame`
-    finds (off by default: on smooth content that search errs, see README). ``edge_marks``: the
-    pattern may carry them (see :func:`has_edge_marks`)."""
+    grid, so a crop, mirror or turn costs nothing but a line on stderr. A ``lossy`` one (read from
+    a JPEG), or one whose fine code is gone, is restored from its block code (blockcode.py) where it
+    has one. One with neither an invgray chunk nor a readable code is colourised instead
+    (``fallback``; decoded with a warning when no colouriser ships) or, without ``fallback``,
+    refused. With ``search_frame``, one without a chunk or a pattern (made before the pattern
+    existed) is decoded in the frame :meth:`Codec.find_frame` finds (off by default: on smooth
+    content that search errs, see README). ``edge_marks``: the pattern may carry them (see
+    :func:`has_edge_marks`)."""
     reading = codec.locate(gray, edge_marks)
     code = None if has_chunk else codec.read_code(as_encoded(gray, reading))  # a chunk says invgray wrote it
-    if code is not None and code.confidence < CODE_THRESHOLD:
+    code_gone = code is not None and code.confidence < CODE_THRESHOLD
+    if lossy or code_gone:
+        blocks = read_block_code(gray)
+        if blocks.found:
+            rgb = colour_from_block_code(gray, blocks, shipped_jpeg_decoder(codec.info.sha256))
+            return Restored(rgb, codec.info.name, None if lossy and has_chunk else BLOCK_CODE_NOTE, True)
+    if code_gone:
         note = NO_CODE_WARNING.format(confidence=code.confidence)
         if not fallback:
             raise InvgrayError(f"{note}; not decoded (--no-fallback)")
@@ -605,12 +618,15 @@ def _joined(*warnings: str | None) -> str | None:
 
 def encode_file(
     source: Source, dest: Destination, codec: Codec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    on_tile: ProgressFn | None = None, jpeg_quality: int | None = None,
+    on_tile: ProgressFn | None = None, jpeg_quality: int | None = None, block_code: bool | None = None,
 ) -> FileResult:
     """Read a photo, encode it and write the gray (atomically when ``dest`` is a path): a PNG, or
-    with ``jpeg_quality`` a JPEG (no alpha) carrying the model in its comment."""
+    with ``jpeg_quality`` a JPEG (no alpha) carrying the model in its comment. ``block_code`` (by
+    default: for a JPEG) adds the JPEG-safe coarse colour (blockcode.py)."""
     colour = read_color(source, max_pixels)
     gray, strength = codec.encode_held(colour.rgb, on_tile)
+    if block_code if block_code is not None else jpeg_quality is not None:
+        gray = embed_block_code(gray, colour.rgb)
     if jpeg_quality is not None:
         write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
     else:
@@ -647,7 +663,8 @@ def decode_file(
                                         lossy=gray.lossy, precision=precision)
     chunk = parse_chunk(gray.text)
     try:
-        restored = restore(gray.gray, codec, chunk is not None, fallback, on_tile, search_frame, has_edge_marks(chunk))
+        restored = restore(gray.gray, codec, chunk is not None, fallback, on_tile, search_frame, has_edge_marks(chunk),
+                           gray.lossy)
     except InvgrayError as exc:  # refused: say which gray
         raise InvgrayError(f"{source_name(source)}: {exc}") from None
     fmt = (format or (format_for_path(dest) if isinstance(dest, (str, Path)) else "PNG")).upper()
@@ -686,32 +703,38 @@ def _pil_with_alpha(main: np.ndarray, alpha: np.ndarray | None, mode: str) -> Im
 def encode(
     image: Image.Image | np.ndarray | bytes, codec: Codec | None = None, *, model: str | None = None,
     weights: str | Path | None = None, device: str = "auto", tile: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, jpeg_safe: bool = False,
 ) -> Image.Image | np.ndarray | bytes:
     """Colour -> gray, returning the input's type.
 
     bytes (any image file) -> PNG bytes with the invgray chunk; PIL image -> mode L/LA image (chunk in
     ``.info``, pass ``pnginfo`` yourself or use the bytes form to keep it); uint8 HxWx3/HxWx4 array ->
-    HxW/HxWx2 array.
+    HxW/HxWx2 array. ``jpeg_safe`` adds the block code (blockcode.py), so a JPEG of the gray keeps
+    a coarse copy of the colour.
     """
     codec = codec or Codec.load(model, weights, device=device, tile=tile)
+
+    def gray_of(rgb: np.ndarray) -> np.ndarray:
+        gray = codec.encode_array(rgb)
+        return embed_block_code(gray, rgb) if jpeg_safe else gray
+
     if isinstance(image, (bytes, bytearray)):
         buffer = io.BytesIO()
-        result = encode_file(bytes(image), buffer, codec, max_pixels=max_pixels)
+        result = encode_file(bytes(image), buffer, codec, max_pixels=max_pixels, block_code=jpeg_safe)
         if result.warning:
             warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
     if isinstance(image, Image.Image):
         image = ImageOps.exif_transpose(image)  # as for files; returns a copy
         colour = normalise_color(image)
-        out = _pil_with_alpha(codec.encode_array(colour.rgb), colour.alpha, "L")
+        out = _pil_with_alpha(gray_of(colour.rgb), colour.alpha, "L")
         out.info.update(codec.chunk_text())
         return out
     if isinstance(image, np.ndarray):
         rgb, alpha = _split_array(image, 3)
         if rgb.ndim == 2:  # gray input: same policy as files, R = G = B
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-        return _join_array(codec.encode_array(rgb), alpha)
+        return _join_array(gray_of(rgb), alpha)
     raise TypeError(f"encode expects a PIL image, a numpy array or bytes, got {type(image).__name__}")
 
 
@@ -754,7 +777,7 @@ def decode(
         warning = chunk_mismatch_warning(text, codec.info)
     chunk = None if text is None else parse_chunk(text)
     restored = restore(np.ascontiguousarray(main), codec, chunk is not None, fallback, search_frame=search_frame,
-                       edge_marks=has_edge_marks(chunk))
+                       edge_marks=has_edge_marks(chunk), lossy=lossy)
     for note in (warning if restored.coded else None, restored.warning):
         if note:
             warnings.warn(f"<image> {note}", stacklevel=2)

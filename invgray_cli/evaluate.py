@@ -103,9 +103,26 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def jpeg_key(quality: int) -> str:
-    """The record field of the PSNR restored from the gray re-saved as a JPEG at ``quality``."""
-    return f"psnr_jpeg{quality}"
+def jpeg_key(saves: int | tuple[int, ...]) -> str:
+    """The record field of the PSNR restored from the gray saved as a JPEG at ``saves``
+    (``psnr_jpeg75``; ``psnr_jpeg90_75`` for a save at 90 re-saved at 75)."""
+    return "psnr_jpeg" + "_".join(map(str, _as_saves(saves)))
+
+
+def _as_saves(saves: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (saves,) if isinstance(saves, int) else tuple(saves)
+
+
+def parse_jpeg_saves(text: str) -> int | tuple[int, ...]:
+    """``"75"`` -> 75; ``"90,75"`` -> (90, 75): saved at 90, then re-saved at 75."""
+    try:
+        qualities = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a JPEG quality or a list of them (e.g. 75 or 90,75)",
+                                 param_hint="--jpeg") from None
+    if not all(1 <= q <= 100 for q in qualities):
+        raise click.BadParameter(f"'{text}': JPEG qualities are 1-100", param_hint="--jpeg")
+    return qualities[0] if len(qualities) == 1 else qualities
 
 
 def _measure_names(records: Sequence[dict]) -> list[str]:
@@ -143,7 +160,8 @@ def evaluate_folder(
     save_dir: str | Path | None = None,
     on_image: ImageCallback | None = None,
     limit: int | None = None,
-    jpeg_qualities: Sequence[int] = (),
+    jpeg_qualities: Sequence[int | tuple[int, ...]] = (),
+    block_code: bool = False,
 ) -> dict:
     """Run every image under ``paths`` (files or folders, recursive, sorted) through ``codec``.
 
@@ -151,10 +169,14 @@ def evaluate_folder(
     ``results.failed`` and do not stop the rest; non-image names met in folders under
     ``results.skipped``. ``on_image(index, total, record)`` is
     called after each image (for progress). ``save_dir`` gets one comparison strip per image,
-    its subfolder tree mirroring the inputs'. Each of ``jpeg_qualities`` adds the PSNR restored
-    from the gray re-saved as a JPEG at that quality by Pillow (``psnr_jpegQ``).
+    its subfolder tree mirroring the inputs'. Each of ``jpeg_qualities`` (a quality, or qualities
+    of saves in turn) adds the PSNR decode restores from the gray saved as a JPEG by Pillow
+    (``psnr_jpegQ``, see :func:`jpeg_key`). ``block_code``: the grays carry the JPEG-safe block
+    code, as `encode --jpeg-safe` (and every JPEG gray) writes them.
     """
     from . import metrics
+    from .blockcode import embed_block_code
+    from .codec import restore
     from .imageio import jpeg_round_trip, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
@@ -167,7 +189,7 @@ def evaluate_folder(
         try:
             rgb = read_color(item.source).rgb
             held, strength = codec.encode_held(rgb)
-            gray = png_round_trip(held)
+            gray = png_round_trip(embed_block_code(held, rgb) if block_code else held)
             restored = codec.decode_array(gray)
         except InvgrayError as exc:
             failed.append({"file": str(item.source), "error": str(exc)})
@@ -175,8 +197,13 @@ def evaluate_folder(
                 on_image(index, len(items), failed[-1])
             continue
         scores = score_image(rgb, gray, restored)
-        for quality in jpeg_qualities:
-            scores[jpeg_key(quality)] = metrics.psnr(codec.decode_array(jpeg_round_trip(gray, quality)), rgb)
+        for saves in jpeg_qualities:
+            received = gray
+            for quality in _as_saves(saves):
+                received = jpeg_round_trip(received, quality)
+            # a Pillow save keeps no invgray comment: decoded as `decode` does a bare JPEG gray
+            restored_jpeg = restore(received, codec, has_chunk=False, lossy=True).rgb
+            scores[jpeg_key(saves)] = metrics.psnr(restored_jpeg, rgb)
         record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                   **scores, "pattern_strength": strength}
         per_image.append(record)
@@ -198,13 +225,16 @@ def evaluate_folder(
         "invgray-eval",
         "restored colour (PSNR, SSIM mean over RGB, MAE on 0-255) and gray conformity "
         "(SSIM structure term and PSNR vs BT.601 luma) through the real 8-bit PNG codec path"
-        + ("; psnr_jpegQ: PSNR restored from the gray re-saved as a Pillow JPEG of quality Q" if jpeg_qualities else ""),
+        + ("; psnr_jpegQ: PSNR decode restores from the gray re-saved as a Pillow JPEG of quality Q "
+           "(psnr_jpegQ1_Q2: saved at Q1, then re-saved at Q2)" if jpeg_qualities else "")
+        + ("; the grays carry the JPEG-safe block code" if block_code else ""),
         model_facts(info.name, info.sha256),
         str(codec.device),
         tile=codec.tile,
         precision=codec.precision,
         gray_floor=info.gray_floor,
-        jpeg_qualities=list(jpeg_qualities),
+        jpeg_qualities=[q if isinstance(q, int) else list(q) for q in jpeg_qualities],
+        block_code=block_code,
         paper=dict(PAPER_FIGURES),
         results={
             "per_image": per_image,
@@ -296,7 +326,8 @@ def render_table(report: dict, per_image: bool = True) -> Any:
     table = Table(title=f"invgray eval — {report['model']['name']} on {report['device']}")
     table.add_column("image", overflow="fold")
     jpeg_names = [jpeg_key(q) for q in report.get("jpeg_qualities", [])]
-    headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB", *(f"JPEG {n[9:]} dB" for n in jpeg_names))
+    headers = ("PSNR dB", "SSIM", "MAE", "gray structure", "gray PSNR dB",
+               *(f"JPEG {n[9:].replace('_', '>')} dB" for n in jpeg_names))
     for header in headers:
         table.add_column(header, justify="right")
     table.add_column("gray structure min / p5", justify="right")
@@ -335,8 +366,12 @@ def render_table(report: dict, per_image: bool = True) -> Any:
               help="With --colorize: random true-colour hints per image (repeatable; default 0).")
 @click.option("--colorizer-weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="With --colorize: a colouriser weights file instead of the shipped one.")
-@click.option("--jpeg", "jpeg_qualities", multiple=True, type=click.IntRange(1, 100), metavar="Q",
-              help="Also restore from the gray re-saved as a JPEG of quality Q (repeatable).")
+@click.option("--jpeg", "jpeg_qualities", multiple=True, metavar="Q[,Q2...]",
+              callback=lambda ctx, param, values: tuple(parse_jpeg_saves(v) for v in values),
+              help="Also restore from the gray re-saved as a JPEG of quality Q, or saved at Q and re-saved "
+                   "at Q2... (repeatable).")
+@click.option("--jpeg-safe", "block_code", is_flag=True,
+              help="Encode with the JPEG-safe block code, as every JPEG gray (and `encode --jpeg-safe`) is.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or table on stderr.")
 def eval_command(
     paths: tuple[str, ...],
@@ -353,15 +388,16 @@ def eval_command(
     colorize: bool,
     hint_counts: tuple[int, ...],
     colorizer_weights: str | None,
-    jpeg_qualities: tuple[int, ...],
+    jpeg_qualities: tuple[int | tuple[int, ...], ...],
+    block_code: bool,
 ) -> None:
     """Measure restored-colour and gray quality on PATHS (images or folders, recursive)."""
     import json
 
     if hint_counts and not colorize:
         raise click.UsageError("--hints counts colourisation hints; it needs --colorize")
-    if colorize and (jpeg_qualities or save_dir or weights or model_name or gray_floor is not None):
-        raise click.UsageError("--colorize measures the colouriser: --jpeg, --save-dir, --weights, --model and "
+    if colorize and (jpeg_qualities or block_code or save_dir or weights or model_name or gray_floor is not None):
+        raise click.UsageError("--colorize measures the colouriser: --jpeg, --jpeg-safe, --save-dir, --weights, --model and "
                                "--gray-floor are for the codec (use --colorizer-weights)")
     if colorize:
         _eval_colorize(paths, hint_counts or (0,), colorizer_weights, device, limit, quiet, as_json)
@@ -386,7 +422,7 @@ def eval_command(
             progress.update(task, completed=index + 1, total=total, description=Path(record["file"]).name)
 
         report = evaluate_folder(paths, codec, save_dir=save_dir, on_image=on_image, limit=limit,
-                                 jpeg_qualities=jpeg_qualities)
+                                 jpeg_qualities=jpeg_qualities, block_code=block_code)
     results = report["results"]
     console.print(render_table(report, per_image=results["count"] <= 100))
     for note in results["skipped"]:

@@ -257,3 +257,21 @@ def test_warm_start_from_a_net_with_fewer_input_planes_behaves_like_it(tmp_path)
     assert torch.allclose(started.body(planes), model.body(truncated), atol=1e-6)
     with pytest.raises(InvgrayError, match="does not fit"):
         warm_start(Colorizer(ColorizerConfig(width=TINY.width * 2, levels=TINY.levels)), tmp_path / "narrow.ckpt")
+
+
+def test_colorizer_losses_regress_and_punish_dull_colour_only():
+    from invgray_cli.train.colorize import colorizer_loss
+
+    target = torch.rand(2, 2, 8, 8) - 0.5
+    exact, terms = colorizer_loss(target, target, 1.0, "mse")
+    assert float(exact) == 0.0 and terms["dull"] == 0.0
+    off = target + 0.1
+    mse, _ = colorizer_loss(off, target, 0.0, "mse")
+    assert torch.isclose(mse, torch.tensor(0.01))
+    smooth_l1, _ = colorizer_loss(off, target, 0.0, "smooth-l1")
+    assert torch.isclose(smooth_l1, torch.tensor(0.1 - 0.01))  # linear beyond beta = 0.02
+    _, terms = colorizer_loss(target * 2, target, 1.0, "mse")
+    _, dull_terms = colorizer_loss(target * 0.5, target, 1.0, "mse")
+    assert terms["dull"] == 0.0 and dull_terms["dull"] > 0.0  # only falling short of the photo's colour costs
+    with pytest.raises(InvgrayError, match="unknown regression loss"):
+        colorizer_loss(target, target, 0.0, "l2")

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-from .net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS, ResidualBlock
+from .net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS
+from .unet import UNet
 
 COLORIZER_FORMAT = "invgray-colorizer/1"
 SPREAD_SCALES = (8, 32)  # box sizes of the normalised-convolution hint maps
@@ -115,49 +116,23 @@ def guide(luma: Tensor, hints: Tensor, mask: Tensor) -> Tensor:
     return torch.cat(planes, dim=1)
 
 
-class Colorizer(nn.Module):
+class Colorizer(UNet):
     """luma (B,1,H,W) in [0,1], hint chroma (B,2,H,W), hint mask (B,1,H,W) -> chroma (B,2,H,W).
 
     ``forward`` is ``guide`` then ``body``; the codec calls them apart to tile the body.
     """
 
     def __init__(self, config: ColorizerConfig = ColorizerConfig()) -> None:
-        super().__init__()
+        super().__init__(GUIDE_CHANNELS, 2, config.width, config.levels, config.bottom_blocks)
         self.config = config
-        w = config.width
-        widths = [w * 2 ** level for level in range(config.levels + 1)]
-        self.stem = nn.Sequential(nn.Conv2d(GUIDE_CHANNELS, w, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True))
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1), nn.ReLU(inplace=True),
-                          nn.Conv2d(widths[i + 1], widths[i + 1], 3, padding=1), nn.ReLU(inplace=True))
-            for i in range(config.levels))
-        self.bottom = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(config.bottom_blocks)])
-        self.up = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in reversed(range(config.levels)))
-        self.merge = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(2 * widths[i], widths[i], 3, padding=1), nn.ReLU(inplace=True))
-            for i in reversed(range(config.levels)))
-        self.head = nn.Conv2d(w, 2, 3, padding=1)
-
-    @property
-    def divisibility(self) -> int:
-        return 2 ** self.config.levels
 
     def forward(self, luma: Tensor, hints: Tensor, mask: Tensor) -> Tensor:
         return self.body(guide(luma, hints, mask))
 
     def body(self, planes: Tensor) -> Tensor:
         """``guide``'s planes -> chroma; where a hint is given, the colour is the hint's."""
-        skips = [self.stem(planes)]
-        for down in self.down:
-            skips.append(down(skips[-1]))
-        x = self.bottom(skips.pop())
-        for up, merge in zip(self.up, self.merge):
-            skip = skips.pop()
-            x = F.interpolate(up(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = merge(torch.cat([x, skip], dim=1))
         hints, mask = planes[:, HINT_PLANES].split((2, 1), dim=1)
-        return torch.where(mask > 0, hints, self.head(x))
+        return torch.where(mask > 0, hints, self.run(planes))
 
 
 def save_colorizer(model: Colorizer, path: str | Path, name: str | None = None) -> str:

@@ -336,3 +336,17 @@ def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
     """The shipped edge decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
     net = shipped_companion(EDGE_DECODERS, model_sha256, "edge decoder", load_weights)
     return None if net is None else EdgeDecoder(net, companion_entry(EDGE_DECODERS, model_sha256).all_cuts)
+
+
+# JPEG decoders: colour from a JPEG gray's luma and block code (see blockcode.py), one per codec
+# model, trained on its grays (`invgray train-jpeg-decoder`). Without one, decode lays the block
+# code's coarse colour on the gray as it is.
+JPEG_DECODERS: list[CompanionEntry] = []
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_jpeg_decoder(model_sha256: str):
+    """The shipped JPEG decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
+    from .jpegdecoder import load_jpeg_decoder
+
+    return shipped_companion(JPEG_DECODERS, model_sha256, "JPEG decoder", load_jpeg_decoder)

@@ -218,6 +218,8 @@ def progress_bar(console):
 @click.option("--width", default=32, show_default=True, help="Channels at full resolution (doubled per level).")
 @click.option("--colourfulness", "colourfulness_weight", default=0.1, show_default=True,
               help="Weight of the hinge on chroma magnitude below the photo's.")
+@click.option("--loss", "regression", default="smooth-l1", show_default=True, type=click.Choice(["smooth-l1", "mse"]),
+              help="Regression on chroma: smooth L1 (a median: bolder colours) or MSE (the mean: what PSNR rewards).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val-every", default=1000, show_default=True)
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -228,8 +230,8 @@ def progress_bar(console):
               help="When the run ends, write the best validated (else the last) weights here as .safetensors.")
 @click.option("--log-every", default=50, show_default=True)
 def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], steps: int, batch: int,
-                            crop: int, lr: float, width: int, colourfulness_weight: float, seed: int, val_every: int,
-                            init_from: Path | None, threads: int | None, device: str, export_path: Path | None, log_every: int) -> None:
+                            crop: int, lr: float, width: int, colourfulness_weight: float, regression: str, seed: int,
+                            val_every: int, init_from: Path | None, threads: int | None, device: str, export_path: Path | None, log_every: int) -> None:
     """Train the colouriser for grays without a hidden code (resumable from --out)."""
     import torch
 
@@ -240,7 +242,8 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
         torch.set_num_threads(threads)
     cfg = ColorizerTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], steps=steps,
                                batch=batch, crop=crop, lr=lr, seed=seed, val_every=val_every, device=device,
-                               colourfulness_weight=colourfulness_weight, init_from=init_from and str(init_from),
+                               colourfulness_weight=colourfulness_weight, regression=regression,
+                               init_from=init_from and str(init_from),
                                net=ColorizerConfig(width=width).to_dict())
 
     model = train_colorizer(cfg, out, log=log, log_every=log_every)
@@ -253,26 +256,44 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
         log(f"wrote {export_path} (sha256 {save_colorizer(model, export_path)})")
 
 
-@click.command("train-detector")
-@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Checkpoint file of the run (with its validation history).")
-@click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Validation photos (coded, cropped, plain, JPEG 75, halved), repeatable.")
-@click.option("--model", "model_name", default=None, help="The codec model whose code it reads (default: the default).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Or a codec weights file.")
-@click.option("--steps", default=1500, type=click.IntRange(min=1), show_default=True)
-@click.option("--batch", default=32, type=click.IntRange(min=1), show_default=True)
-@click.option("--crop", default=96, type=click.IntRange(min=16), show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--width", default=32, show_default=True, help="Channels of the detector.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--val-every", default=500, show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
-@device_option
-@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the best validated detector here as .safetensors.")
-@click.option("--log-every", default=50, show_default=True)
+def companion_training_options(name: str, val_help: str, steps: int, batch: int, crop: int, width: int,
+                               width_help: str, export_help: str):
+    """The options of a companion net's training command (``invgray NAME``): its data, the codec
+    model it serves, the run's size, and where the best validated net is written."""
+    options = [
+        click.command(name),
+        click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)),
+        click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Checkpoint file of the run (with its validation history)."),
+        click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path), help=val_help),
+        click.option("--model", "model_name", default=None, help="The codec model it serves (default: the default)."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Or a codec weights file."),
+        click.option("--steps", default=steps, type=click.IntRange(min=1), show_default=True),
+        click.option("--batch", default=batch, type=click.IntRange(min=1), show_default=True),
+        click.option("--crop", default=crop, type=click.IntRange(min=16), show_default=True),
+        click.option("--lr", default=1e-3, show_default=True),
+        click.option("--width", default=width, show_default=True, help=width_help),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--val-every", default=500, show_default=True),
+        click.option("--threads", type=int, default=None, help="CPU threads for torch."),
+        device_option,
+        click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help=export_help),
+        click.option("--log-every", default=50, show_default=True),
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+@companion_training_options("train-detector", "Validation photos (coded, cropped, plain, JPEG 75, halved), repeatable.",
+                            steps=1500, batch=32, crop=96, width=32, width_help="Channels of the detector.",
+                            export_help="Write the best validated detector here as .safetensors.")
 def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...], model_name: str | None,
                            weights: str | None, steps: int, batch: int, crop: int, lr: float, width: int, seed: int,
                            val_every: int, threads: int | None, device: str, export_path: Path | None,
@@ -336,3 +357,30 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
     judge, codec = train_frame_judge(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
         log(f"wrote {export_path} (sha256 {save_frame_judge(judge, export_path, codec.info.sha256)})")
+
+
+@companion_training_options("train-jpeg-decoder", "Validation photos (JPEG 90, and that re-saved at 75), repeatable.",
+                            steps=3000, batch=16, crop=128, width=24,
+                            width_help="Channels at full resolution (doubled per level).",
+                            export_help="Write the best validated decoder here as .safetensors.")
+def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...],
+                               model_name: str | None, weights: str | None, steps: int, batch: int, crop: int,
+                               lr: float, width: int, seed: int, val_every: int, threads: int | None, device: str,
+                               export_path: Path | None, log_every: int) -> None:
+    """Train the decoder of JPEG grays: colour from the gray's luma and its block code."""
+    import torch
+
+    from ..codec import Codec
+    from ..models.jpegdecoder import JpegDecoderConfig, save_jpeg_decoder
+    from .jpegdecoder import JpegDecoderTrainConfig, train_jpeg_decoder
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = JpegDecoderTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
+                                 weights=weights, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
+                                 val_every=val_every, device=device, net=JpegDecoderConfig(width=width).to_dict())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    decoder = train_jpeg_decoder(cfg, out, log=log, log_every=log_every)
+    if export_path is not None:
+        model_sha256 = Codec.load(model_name, weights, device="cpu").info.sha256
+        log(f"wrote {export_path} (sha256 {save_jpeg_decoder(decoder, export_path, model_sha256)})")

@@ -45,6 +45,7 @@ class ColorizerTrainConfig:
     # chroma magnitude below the photo's costs this much extra: regression alone averages
     # ambiguous colours into browns (Zhang et al. 2016)
     colourfulness_weight: float = 0.1
+    regression: str = "smooth-l1"  # or "mse": the PSNR's own loss, the conditional mean
     device: str = "auto"
     net: dict = field(default_factory=lambda: ColorizerConfig().to_dict())
     init_from: str | None = None  # weights (.safetensors or checkpoint) a fresh run starts from
@@ -87,12 +88,22 @@ def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Ge
     return chroma * mask, mask
 
 
-def colorizer_loss(predicted: Tensor, target: Tensor, colourfulness_weight: float) -> tuple[Tensor, dict[str, float]]:
-    """Smooth L1 on chroma plus a hinge on each image's chroma magnitude falling short of the truth."""
-    regression = F.smooth_l1_loss(predicted, target, beta=0.02)
+REGRESSION_LOSSES = ("smooth-l1", "mse")
+
+
+def colorizer_loss(predicted: Tensor, target: Tensor, colourfulness_weight: float,
+                   regression_loss: str = "smooth-l1") -> tuple[Tensor, dict[str, float]]:
+    """A regression on chroma (smooth L1, or MSE) plus a hinge on each image's chroma magnitude
+    falling short of the truth."""
+    if regression_loss == "mse":
+        regression = F.mse_loss(predicted, target)
+    elif regression_loss == "smooth-l1":
+        regression = F.smooth_l1_loss(predicted, target, beta=0.02)
+    else:
+        raise InvgrayError(f"unknown regression loss '{regression_loss}' (one of {', '.join(REGRESSION_LOSSES)})")
     dullness = F.relu(_chroma_magnitude(target) - _chroma_magnitude(predicted)).mean()
     total = regression + colourfulness_weight * dullness
-    return total, {"total": float(total.detach()), "l1": float(regression.detach()), "dull": float(dullness.detach())}
+    return total, {"total": float(total.detach()), "regression": float(regression.detach()), "dull": float(dullness.detach())}
 
 
 def _chroma_magnitude(chroma: Tensor) -> Tensor:
@@ -170,7 +181,7 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
         hints, mask = sample_hints(chroma, cfg, rng)
         luma = torch.round(rgb_to_luma(rgb) * 255.0) / 255.0  # the 8-bit gray a user has
         predicted = model(luma.to(device), hints.to(device), mask.to(device))
-        loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight)
+        loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight, cfg.regression)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,7 +189,7 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
         done = step + 1
         if done % log_every == 0:
             now = time.perf_counter()
-            log(f"step {done}/{cfg.steps} loss {terms['total']:.4f} l1 {terms['l1']:.4f} dull {terms['dull']:.4f} "
+            log(f"step {done}/{cfg.steps} loss {terms['total']:.4f} {cfg.regression} {terms['regression']:.4f} dull {terms['dull']:.4f} "
                 f"lr {lr:.1e} {log_every * cfg.batch / (now - tick):.1f} img/s")
             tick = now
         if val_images and (done % cfg.val_every == 0 or done == cfg.steps):

@@ -30,7 +30,7 @@ from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
 from ..models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
 from .data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
-from .fit import fit_best_validated
+from .fit import CompanionTrainConfig, fit_best_validated
 
 KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
                "coded_blurred": 0.05}
@@ -39,18 +39,7 @@ MIN_RESIZE = 0.4
 
 
 @dataclass
-class DetectorTrainConfig:
-    data: list[str]
-    val: list[str] = field(default_factory=list)
-    model: str | None = None  # codec model name; None = the default
-    weights: str | None = None  # or a codec weights file
-    steps: int = 1500
-    batch: int = 32
-    crop: int = 96
-    lr: float = 1e-3
-    seed: int = 0
-    val_every: int = 500
-    device: str = "auto"
+class DetectorTrainConfig(CompanionTrainConfig):
     net: dict = field(default_factory=lambda: {"width": DetectorConfig().width})  # the period is the codec's
 
 

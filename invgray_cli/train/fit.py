@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import Tensor, nn
+
+
+@dataclass
+class CompanionTrainConfig:
+    """What every companion net's training (the code detector, the JPEG decoder) is given."""
+
+    data: list[str]
+    val: list[str] = field(default_factory=list)
+    model: str | None = None  # codec model name; None = the default
+    weights: str | None = None  # or a codec weights file
+    steps: int = 1500
+    batch: int = 32
+    crop: int = 96
+    lr: float = 1e-3
+    seed: int = 0
+    val_every: int = 500
+    device: str = "auto"
 
 
 def fit_best_validated(net: nn.Module, optimizer, steps: int, lr: float, step_loss: Callable[[], Tensor],

@@ -1,0 +1,208 @@
+"""The block code: a coarse copy of the colours that survives JPEG, hidden in a gray's 8x8 DCT.
+
+The hidden carriers of the codec's nets sit at fine pixel frequencies, which JPEG throws away. The
+block code writes, for each 16x16 macroblock, the photo's mean BT.601 Cb and Cr (5 bits each) and
+one parity bit per value into three of the lowest AC coefficients of its four 8x8 blocks (the JPEG
+blocks, when the gray is written as a JPEG from its top-left corner). Each bit is the parity of a
+coefficient quantised on a lattice of ``LATTICE_MARGIN`` times JPEG quality 75's step for that
+coefficient (quantisation index modulation, Chen and Wornell 2001), so the coefficient moves by at
+most one lattice step, and a JPEG of quality 75 or better (re-saves included) moves it by less than
+half of one. Decode reads the bits back, takes a macroblock whose parities fail from its neighbours,
+and spreads the coarse colour over the gray (with the JPEG decoder net where one ships, see
+``models/jpegdecoder.py``). A gray without the code passes both parity checks in a quarter of its
+macroblocks by chance; ``confidence`` is the share that pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+BLOCK = 8  # JPEG's DCT block
+MACROBLOCK = 16  # pixels per coded colour, on each axis
+SLOT_COEFFICIENTS = ((0, 1), (1, 0), (0, 2))  # (row, column) frequencies used in every 8x8 block
+CHROMA_BITS = 5
+CHROMA_RANGE = 0.375  # Cb, Cr coded on [-range, range]: beyond are colours photos hardly have
+LATTICE_QUALITY = 75
+LATTICE_MARGIN = 2.0  # lattice step over quality 75's quantisation step
+EMBED_PASSES = 4  # re-embedding after 8-bit rounding and clipping moved some coefficients
+CODE_FOUND = 0.7  # share of macroblocks passing their parity checks; chance gives ~0.25
+BITS_PER_MACROBLOCK = 2 * CHROMA_BITS + 2
+_BASE_TABLE = np.array([  # the JPEG standard's luminance quantisation table (Annex K), quality 50
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
+
+
+def jpeg_table(quality: int) -> np.ndarray:
+    """libjpeg's luminance quantisation steps at ``quality`` (what Pillow and most tools write)."""
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    return np.clip(np.floor((_BASE_TABLE * scale + 50) / 100), 1, 255)
+
+
+def _dct_matrix() -> np.ndarray:
+    k, n = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
+    matrix = np.sqrt(2.0 / BLOCK) * np.cos(np.pi * (2 * n + 1) * k / (2 * BLOCK))
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+DCT = _dct_matrix()  # orthonormal: coefficients = DCT @ block @ DCT.T
+LATTICE = LATTICE_MARGIN * jpeg_table(LATTICE_QUALITY)
+# slot k of a macroblock's bits: its block (row, column) within the macroblock and its coefficient;
+# consecutive bits go to different blocks, so one block lost to clipping costs one bit per value
+SLOTS = tuple(((k % 4) // 2, k % 2, SLOT_COEFFICIENTS[k // 4]) for k in range(BITS_PER_MACROBLOCK))
+
+
+@dataclass(frozen=True)
+class BlockCodeReading:
+    """What a gray's block code says: per macroblock Cb, Cr (2,h,w) float32 in [-0.5, 0.5] (failed
+    ones filled from their neighbours), which passed their parity checks (h,w), and the share that did."""
+
+    chroma: np.ndarray
+    passed: np.ndarray
+    confidence: float
+
+    @property
+    def found(self) -> bool:
+        return self.confidence >= CODE_FOUND
+
+
+NOT_READ = BlockCodeReading(np.zeros((2, 0, 0), np.float32), np.zeros((0, 0), bool), 0.0)
+
+
+def coded_shape(height: int, width: int) -> tuple[int, int]:
+    """Macroblocks (rows, columns) coded in a gray of this size: the whole ones."""
+    return height // MACROBLOCK, width // MACROBLOCK
+
+
+def _coefficients(pixels: np.ndarray) -> np.ndarray:
+    """(H,W) with H, W multiples of 8 -> (H/8, W/8, 8, 8) DCT coefficients of each block."""
+    rows, cols = pixels.shape[0] // BLOCK, pixels.shape[1] // BLOCK
+    blocks = pixels.reshape(rows, BLOCK, cols, BLOCK).transpose(0, 2, 1, 3)
+    return np.einsum("ij,abjk,lk->abil", DCT, blocks, DCT)
+
+
+def _pixels(coefficients: np.ndarray) -> np.ndarray:
+    rows, cols = coefficients.shape[:2]
+    blocks = np.einsum("ji,abjk,kl->abil", DCT, coefficients, DCT)
+    return blocks.transpose(0, 2, 1, 3).reshape(rows * BLOCK, cols * BLOCK)
+
+
+def macroblock_chroma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> (2, h, w) mean BT.601 Cb, Cr in [-0.5, 0.5] of each whole macroblock."""
+    rows, cols = coded_shape(*rgb.shape[:2])
+    from .models.colorizer import rgb_to_chroma
+
+    image = torch.from_numpy(np.ascontiguousarray(rgb[: rows * MACROBLOCK, : cols * MACROBLOCK]))
+    chroma = rgb_to_chroma(image.permute(2, 0, 1)[None].float() / 255.0)
+    return F.avg_pool2d(chroma, MACROBLOCK)[0].numpy()
+
+
+def chroma_bits(chroma: np.ndarray) -> np.ndarray:
+    """(2, h, w) Cb, Cr -> (h, w, BITS_PER_MACROBLOCK) bits: Cb's, Cr's (least significant first), their parities."""
+    levels = 2**CHROMA_BITS - 1
+    indices = np.clip(np.round((chroma + CHROMA_RANGE) / (2 * CHROMA_RANGE) * levels), 0, levels).astype(np.int64)
+    bits = [(indices[value] >> k) & 1 for value in range(2) for k in range(CHROMA_BITS)]
+    bits += [sum(bits[:CHROMA_BITS]) % 2, sum(bits[CHROMA_BITS:]) % 2]
+    return np.stack(bits, axis=-1)
+
+
+def bits_chroma(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``chroma_bits`` undone: (2, h, w) Cb, Cr and whether both parities hold (h, w)."""
+    weights = 1 << np.arange(CHROMA_BITS)
+    indices = np.stack([(bits[..., v * CHROMA_BITS:(v + 1) * CHROMA_BITS] * weights).sum(-1) for v in range(2)])
+    chroma = indices / (2**CHROMA_BITS - 1) * (2 * CHROMA_RANGE) - CHROMA_RANGE
+    passed = np.ones(bits.shape[:2], bool)
+    for value in range(2):
+        own = bits[..., value * CHROMA_BITS:(value + 1) * CHROMA_BITS].sum(-1) % 2
+        passed &= own == bits[..., 2 * CHROMA_BITS + value]
+    return chroma.astype(np.float32), passed
+
+
+def _slot_view(coefficients: np.ndarray, slot: int) -> tuple[tuple, float]:
+    """Index of one slot's coefficient in every macroblock, and its lattice step."""
+    row, col, (u, v) = SLOTS[slot]
+    return (slice(row, None, 2), slice(col, None, 2), u, v), float(LATTICE[u, v])
+
+
+def embed_block_code(gray: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxW gray + the uint8 HxWx3 photo it encodes -> the gray with the photo's block code."""
+    if gray.shape != rgb.shape[:2]:
+        raise ValueError(f"gray {gray.shape} and photo {rgb.shape[:2]} differ in size")
+    rows, cols = coded_shape(*gray.shape)
+    if rows == 0 or cols == 0:
+        return gray
+    bits = chroma_bits(macroblock_chroma(rgb))
+    height, width = rows * MACROBLOCK, cols * MACROBLOCK
+    out = gray.astype(np.float64)
+    for _ in range(EMBED_PASSES):
+        coefficients = _coefficients(out[:height, :width] - 128.0)
+        for slot in range(BITS_PER_MACROBLOCK):
+            index, step = _slot_view(coefficients, slot)
+            wanted = bits[..., slot]
+            coefficients[index] = (2.0 * np.round((coefficients[index] / step - wanted) / 2.0) + wanted) * step
+        out[:height, :width] = np.clip(np.round(_pixels(coefficients) + 128.0), 0, 255)
+    return out.astype(np.uint8)
+
+
+def read_block_code(gray: np.ndarray) -> BlockCodeReading:
+    """The block code of a uint8 HxW gray (``NOT_READ`` when it has no whole macroblock)."""
+    rows, cols = coded_shape(*gray.shape)
+    if rows == 0 or cols == 0:
+        return NOT_READ
+    coefficients = _coefficients(gray[: rows * MACROBLOCK, : cols * MACROBLOCK].astype(np.float64) - 128.0)
+    bits = np.empty((rows, cols, BITS_PER_MACROBLOCK), np.int64)
+    for slot in range(BITS_PER_MACROBLOCK):
+        index, step = _slot_view(coefficients, slot)
+        bits[..., slot] = np.round(coefficients[index] / step).astype(np.int64) % 2
+    chroma, passed = bits_chroma(bits)
+    return BlockCodeReading(fill_failed(chroma, passed), passed, float(passed.mean()))
+
+
+def fill_failed(chroma: np.ndarray, passed: np.ndarray) -> np.ndarray:
+    """Macroblocks that failed their parity take the mean of their passing 8-neighbours, growing
+    inwards until every one has a value (gray when none passed)."""
+    if passed.all():
+        return chroma
+    if not passed.any():
+        return np.zeros_like(chroma)
+    values = torch.from_numpy(np.where(passed, chroma, 0.0)).float()[None]
+    known = torch.from_numpy(passed).float()[None, None]
+    ones = torch.ones(1, 1, 3, 3)
+    while bool((known == 0).any()):
+        total = F.conv2d(values.transpose(0, 1), ones, padding=1).transpose(0, 1)
+        count = F.conv2d(known, ones, padding=1)
+        reached = (known == 0) & (count > 0)
+        values = torch.where(reached, total / count.clamp(min=1), values)
+        known = torch.where(reached, torch.ones_like(known), known)
+    return values[0].numpy().astype(np.float32)
+
+
+def coarse_chroma(reading: BlockCodeReading, height: int, width: int) -> torch.Tensor:
+    """(1, 2, H, W) float32: the macroblocks' Cb, Cr spread bilinearly between their centres (and
+    held beyond the outer ones, over the lines that no whole macroblock covers)."""
+    grid = torch.from_numpy(np.ascontiguousarray(reading.chroma)).float()[None]
+    rows, cols = grid.shape[-2:]
+    ys = ((torch.arange(height) + 0.5) / MACROBLOCK - 0.5).clamp(0, rows - 1) / max(rows - 1, 1) * 2 - 1
+    xs = ((torch.arange(width) + 0.5) / MACROBLOCK - 0.5).clamp(0, cols - 1) / max(cols - 1, 1) * 2 - 1
+    where = torch.stack([xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)], -1)
+    return F.grid_sample(grid, where[None], mode="bilinear", align_corners=True)
+
+
+def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=None) -> np.ndarray:
+    """uint8 HxW gray and its block code -> uint8 HxWx3: the coarse colour on the gray's luma, or
+    what ``decoder`` (a JpegDecoder) makes of the two."""
+    from .models.colorizer import chroma_to_rgb
+
+    height, width = gray.shape
+    luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
+    chroma = coarse_chroma(reading, height, width)
+    with torch.inference_mode():
+        if decoder is None:
+            rgb = chroma_to_rgb(luma, chroma)
+        else:
+            rgb = decoder.restore(luma, chroma)
+    return torch.round(rgb[0] * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

@@ -1,0 +1,74 @@
+"""The JPEG decoder: colour from a JPEG gray's luma and its block code (see ``blockcode.py``).
+
+After JPEG a gray's fine carriers are gone, but its block code still gives the colour of each
+16x16 macroblock. This net takes the received gray and that coarse colour spread over it, and
+returns RGB: a correction of the luma (the gray is the codec net's gray with JPEG's blocking, not
+the photo's luma) and of the chroma (sharpened along the gray's edges). It is a companion of one
+codec model, trained on that model's grays (`invgray train-jpeg-decoder`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..tiling import run_tiled
+from .colorizer import chroma_to_rgb
+from .unet import UNet
+
+JPEG_DECODER_FORMAT = "invgray-jpeg-decoder/1"
+
+
+@dataclass(frozen=True)
+class JpegDecoderConfig:
+    width: int = 24
+    levels: int = 2
+    bottom_blocks: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class JpegDecoder(UNet):
+    """luma (B,1,H,W) in [0,1] and coarse chroma (B,2,H,W) -> RGB (B,3,H,W) in [0,1]."""
+
+    def __init__(self, config: JpegDecoderConfig = JpegDecoderConfig()) -> None:
+        super().__init__(3, 3, config.width, config.levels, config.bottom_blocks)
+        self.config = config
+
+    def forward(self, luma: Tensor, chroma: Tensor) -> Tensor:
+        correction = self.run(torch.cat([luma - 0.5, chroma], dim=1))
+        return chroma_to_rgb((luma + correction[:, :1]).clamp(0.0, 1.0), chroma + correction[:, 1:])
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels each side an output pixel depends on (upper bound): 3x3 convolutions at each level,
+        the bottom's residual blocks at the coarsest, each counted at its own scale."""
+        stem_and_head = 3
+        per_level = sum(2 * 2**level + 2**(level - 1) for level in range(1, self.levels + 1))
+        return stem_and_head + per_level + 4 * len(self.bottom) * 2**self.levels
+
+    def restore(self, luma: Tensor, chroma: Tensor, tile: int | None = 1024) -> Tensor:
+        """``forward`` on any size, in tiles of ``tile`` pixels (None: whole) with a margin of the
+        receptive field; (B,3,H,W) float32 on the CPU."""
+        planes = torch.cat([luma, chroma], dim=1)
+        return run_tiled(lambda t: self(t[:, :1], t[:, 1:]), planes, divisibility=self.divisibility,
+                         halo=self.receptive_radius, tile=tile, device=next(self.parameters()).device,
+                         dtype=torch.float32, out_channels=3)
+
+
+def save_jpeg_decoder(model: JpegDecoder, path: str | Path, model_sha256: str) -> str:
+    """Write ``model`` as safetensors with its config and the codec model whose grays it reads;
+    returns the file's sha256."""
+    from .registry import save_module
+
+    return save_module(model, path, JPEG_DECODER_FORMAT, model_sha256=model_sha256)
+
+
+def load_jpeg_decoder(path: str | Path, expected_sha256: str | None = None) -> JpegDecoder:
+    from .registry import load_module
+
+    return load_module(path, JPEG_DECODER_FORMAT, lambda config: JpegDecoder(JpegDecoderConfig(**config)),
+                       "JPEG decoder", expected_sha256)[0]

@@ -1,0 +1,125 @@
+"""Training the JPEG decoder of one codec model (see ``models/jpegdecoder.py``).
+
+Each example is a crop of a training photo (some defocused and saturated, some synthetic digital
+art, as the codec's own training sees them), encoded by the codec as a whole image, given its block
+code, and saved as a JPEG the way grays travel: written at quality 80-95, and half of them re-saved
+at a lower quality (down to 70). The decoder learns the photo back from that JPEG's luma and block
+code. Validation does the same to whole photos: written at quality 90, and that re-saved at 75.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .. import metrics
+from ..blockcode import MACROBLOCK, coarse_chroma, colour_from_block_code, embed_block_code, read_block_code
+from ..codec import Codec
+from ..devices import reproducible, resolve_device
+from ..errors import InvgrayError
+from ..imageio import jpeg_round_trip
+from ..models.jpegdecoder import JpegDecoder, JpegDecoderConfig
+from .data import find_images, load_all
+from .detector import _content
+from .fit import CompanionTrainConfig, fit_best_validated
+
+WRITTEN_QUALITIES = (80, 95)  # the quality a gray is written at, drawn uniformly
+RESAVE_SHARE, LOWEST_RESAVE = 0.5, 70
+VALIDATION_JPEGS = ((90,), (90, 75))  # written at 90; written at 90 and re-saved at 75
+
+
+@dataclass
+class JpegDecoderTrainConfig(CompanionTrainConfig):
+    steps: int = 3000
+    batch: int = 16
+    crop: int = 128  # a multiple of the macroblock
+    net: dict = field(default_factory=lambda: JpegDecoderConfig().to_dict())
+
+
+def travelled(gray: np.ndarray, qualities: tuple[int, ...]) -> np.ndarray:
+    """The gray as read back after JPEG saves at each of ``qualities`` in turn."""
+    for quality in qualities:
+        gray = jpeg_round_trip(gray, quality)
+    return gray
+
+
+def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
+    written = int(rng.integers(WRITTEN_QUALITIES[0], WRITTEN_QUALITIES[1] + 1))
+    if rng.random() < RESAVE_SHARE:
+        return written, int(rng.integers(LOWEST_RESAVE, written + 1))
+    return (written,)
+
+
+def decoder_inputs(gray: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1,1,H,W) luma and (1,2,H,W) coarse chroma of a received uint8 gray."""
+    height, width = gray.shape
+    luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
+    return luma, coarse_chroma(read_block_code(gray), height, width)
+
+
+def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.random.Generator,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(luma, coarse chroma, true RGB) of one crop, each (1,C,crop,crop)."""
+    rgb = _content(images, crop, rng, generator)
+    gray = travelled(embed_block_code(codec.encode_array(rgb), rgb), random_qualities(rng))
+    luma, chroma = decoder_inputs(gray)
+    return luma, chroma, torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+
+
+def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(kind, received gray, photo) for whole photos at each of VALIDATION_JPEGS."""
+    examples = []
+    for rgb in images:
+        coded = embed_block_code(codec.encode_array(rgb), rgb)
+        examples += [("jpeg" + ">".join(map(str, q)), travelled(coded, q), rgb) for q in VALIDATION_JPEGS]
+    return examples
+
+
+def validate_jpeg_decoder(decoder: JpegDecoder, examples: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
+    """Mean restored PSNR per kind, beside the coarse colour alone on the gray; score: their mean."""
+    decoder.eval()
+    psnrs: dict[str, list[float]] = {}
+    for kind, gray, rgb in examples:
+        reading = read_block_code(gray)
+        psnrs.setdefault(kind, []).append(metrics.psnr(colour_from_block_code(gray, reading, decoder), rgb))
+        psnrs.setdefault(kind + "_coarse", []).append(metrics.psnr(colour_from_block_code(gray, reading), rgb))
+    decoder.train()
+    result = {f"psnr_{k}": float(np.mean(np.minimum(v, 60.0))) for k, v in psnrs.items()}
+    result["score"] = float(np.mean([result[f"psnr_{k}"] for k in psnrs if not k.endswith("_coarse")]))
+    return result
+
+
+def train_jpeg_decoder(cfg: JpegDecoderTrainConfig, out: Path, log: Callable[[str], None] = print,
+                       log_every: int = 50) -> JpegDecoder:
+    """Train (no resume) and return the best validated JPEG decoder; ``out`` keeps it with its history."""
+    if cfg.crop % MACROBLOCK:
+        raise InvgrayError(f"--crop must be a multiple of {MACROBLOCK} (the block code's macroblock)")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    reproducible(device)
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
+    decoder = JpegDecoder(JpegDecoderConfig(**cfg.net)).to(device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+    images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
+    if not images:
+        raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
+    val_images = load_all(find_images([Path(p) for p in cfg.val]), MACROBLOCK, on_skip=log) if cfg.val else []
+    val_examples = validation_grays(codec, val_images)
+    log(f"{len(images)} training photos, {len(val_examples)} validation grays; codec {codec.info.name}")
+
+    def step_loss() -> torch.Tensor:
+        luma, chroma, target = (torch.cat(parts).to(device) for parts in
+                                zip(*(make_example(codec, images, cfg.crop, rng, generator) for _ in range(cfg.batch))))
+        return F.mse_loss(decoder(luma, chroma), target)
+
+    validate = (lambda: validate_jpeg_decoder(decoder, val_examples)) if val_examples else None
+    history = fit_best_validated(decoder, optimizer, cfg.steps, cfg.lr, step_loss, validate, cfg.val_every,
+                                 log, log_every)
+    torch.save({"model": decoder.state_dict(), "history": history, "config": asdict(cfg)}, out)
+    return decoder.cpu().eval()

@@ -1,0 +1,198 @@
+"""The block code: a coarse colour hidden in the low DCT coefficients, kept through JPEG; decode
+restores from it when a gray is a JPEG or has lost its fine code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_helpers import run, run_json
+from invgray_cli import blockcode, metrics
+from invgray_cli.blockcode import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
+                                   colour_from_block_code, embed_block_code, fill_failed, macroblock_chroma,
+                                   read_block_code)
+from invgray_cli.imageio import jpeg_round_trip
+from invgray_cli.models.jpegdecoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
+
+
+def smooth_photo(height: int = 96, width: int = 112, seed: int = 0) -> np.ndarray:
+    """A photo-like uint8 image: smooth colour fields with a few edges and a little noise."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
+    channels = []
+    for _ in range(3):
+        a, b, c = rng.uniform(-1, 1, 3)
+        channels.append(128 + 70 * np.sin(3 * a * xs + 2 * b * ys + c) + 30 * (xs + ys > 0.8 + 0.2 * a))
+    rgb = np.stack(channels, -1) + rng.normal(0, 3, (height, width, 3))
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def luma_of(rgb: np.ndarray) -> np.ndarray:
+    return np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+
+
+def test_bits_round_trip_and_parity_catches_a_flip():
+    chroma = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 3, 4)).astype(np.float32)
+    bits = chroma_bits(chroma)
+    back, passed = bits_chroma(bits)
+    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
+    inside = np.abs(chroma) <= blockcode.CHROMA_RANGE
+    assert passed.all() and np.abs(back - chroma)[inside].max() <= step / 2 + 1e-6
+    assert np.abs(back[~inside]).max(initial=0) <= blockcode.CHROMA_RANGE + 1e-6  # beyond the range: held at its ends
+    for slot in range(blockcode.BITS_PER_MACROBLOCK):  # any one bit flipped fails a parity
+        flipped = bits.copy()
+        flipped[1, 2, slot] ^= 1
+        assert not bits_chroma(flipped)[1][1, 2]
+
+
+@pytest.mark.parametrize("saves", [(), (90,), (95, 75), (90, 75)])
+def test_the_code_survives_jpeg_saves(saves):
+    rgb = smooth_photo()
+    coded = embed_block_code(luma_of(rgb), rgb)
+    received = coded
+    for quality in saves:
+        received = jpeg_round_trip(received, quality)
+    reading = read_block_code(received)
+    assert reading.found and reading.confidence >= 0.95, reading.confidence
+    truth = macroblock_chroma(rgb)
+    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
+    assert np.abs(reading.chroma - truth)[:, reading.passed].max() <= step / 2 + 1e-6
+    assert metrics.gray_structure(coded, metrics.luma_bt601(rgb)) > 0.95  # the code hides in the gray
+
+
+def test_a_gray_without_the_code_is_not_read_as_coded():
+    for seed in range(3):
+        rgb = smooth_photo(seed=seed)
+        for gray in (luma_of(rgb), jpeg_round_trip(luma_of(rgb), 75)):
+            assert read_block_code(gray).confidence < CODE_FOUND
+
+
+def test_grays_too_small_for_a_macroblock_carry_no_code():
+    rgb = smooth_photo(MACROBLOCK - 1, 40)
+    gray = luma_of(rgb)
+    assert np.array_equal(embed_block_code(gray, rgb), gray)
+    assert not read_block_code(gray).found and read_block_code(gray).confidence == 0.0
+
+
+def test_only_whole_macroblocks_change_and_the_rest_of_the_gray_stays():
+    rgb = smooth_photo(40, 50)  # 2 x 3 whole macroblocks, then an 8-line and a 2-column strip
+    gray = luma_of(rgb)
+    coded = embed_block_code(gray, rgb)
+    assert np.array_equal(coded[32:], gray[32:]) and np.array_equal(coded[:, 48:], gray[:, 48:])
+    assert read_block_code(coded).chroma.shape == (2, 2, 3)
+
+
+def test_failed_macroblocks_take_their_neighbours_colour():
+    chroma = np.zeros((2, 3, 3), np.float32)
+    chroma[0] = 0.2
+    chroma[0, 1, 1] = -0.4  # read wrong
+    passed = np.ones((3, 3), bool)
+    passed[1, 1] = False
+    filled = fill_failed(chroma, passed)
+    assert filled[0, 1, 1] == pytest.approx(0.2) and filled[1, 1, 1] == pytest.approx(0.0)
+    assert np.array_equal(fill_failed(chroma, np.zeros((3, 3), bool)), np.zeros_like(chroma))
+    far = np.zeros((3, 1, 5), bool)
+    far[0, 0, 0] = True  # only one macroblock passed: its colour grows over the rest
+    grown = fill_failed(np.full((2, 1, 5), 0.3, np.float32) * np.where(far[0], 1, -1), far[0])
+    assert np.allclose(grown, 0.3)
+
+
+def test_coarse_chroma_is_the_macroblock_colour_at_its_centre_and_held_beyond():
+    chroma = np.zeros((2, 3, 3), np.float32)
+    chroma[1] = np.arange(9, dtype=np.float32).reshape(3, 3) / 10
+    reading = BlockCodeReading(chroma, np.ones((3, 3), bool), 1.0)
+    planes = coarse_chroma(reading, 56, 53)
+    assert planes.shape == (1, 2, 56, 53)
+    centre = planes[0, 1, 23:25, 23:25].mean()  # the four pixels around macroblock (1, 1)'s centre
+    assert float(centre) == pytest.approx(0.4, abs=1e-6)
+    assert torch.allclose(planes[0, 1, 40:, 40:], torch.tensor(0.8))  # beyond the last centre: held
+
+
+def test_colour_from_the_code_keeps_the_gray_as_luma_without_a_decoder():
+    rgb = smooth_photo()
+    gray = jpeg_round_trip(embed_block_code(luma_of(rgb), rgb), 90)
+    restored = colour_from_block_code(gray, read_block_code(gray))
+    assert np.abs(np.round(metrics.luma_bt601(restored)) - gray).max() <= 2
+    assert metrics.psnr(restored, rgb) > metrics.psnr(np.repeat(gray[..., None], 3, -1), rgb) + 3
+
+
+def test_jpeg_decoder_any_size_and_file_round_trip(tmp_path):
+    torch.manual_seed(0)
+    decoder = JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=1)).eval()
+    rgb = smooth_photo(37, 45)
+    gray = embed_block_code(luma_of(rgb), rgb)
+    restored = colour_from_block_code(gray, read_block_code(gray), decoder)
+    assert restored.shape == (37, 45, 3) and restored.dtype == np.uint8
+    luma, chroma = torch.rand(1, 1, 70, 90), torch.rand(1, 2, 70, 90) - 0.5
+    with torch.inference_mode():  # tiles with their margin give the whole image's result
+        assert torch.allclose(decoder.restore(luma, chroma, tile=32), decoder.restore(luma, chroma, tile=None), atol=1e-5)
+    save_jpeg_decoder(decoder, tmp_path / "d.safetensors", "ab" * 32)
+    loaded = load_jpeg_decoder(tmp_path / "d.safetensors")
+    assert np.array_equal(colour_from_block_code(gray, read_block_code(gray), loaded), restored)
+
+
+def test_train_jpeg_decoder_runs_validates_and_exports(registered, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(2):
+        Image.fromarray(smooth_photo(48, 64, seed)).save(folder / f"{seed}.png")
+    result = run("train-jpeg-decoder", folder, "--val", folder, "--out", tmp_path / "j.ckpt", "--steps", 2,
+                 "--batch", 2, "--crop", 32, "--width", 4, "--val-every", 1, "--device", "cpu",
+                 "--export", tmp_path / "j.safetensors")
+    assert result.exit_code == 0, result.output
+    assert "psnr_jpeg90>75" in result.output and (tmp_path / "j.safetensors").is_file()
+    assert load_jpeg_decoder(tmp_path / "j.safetensors").config.width == 4
+    bad = run("train-jpeg-decoder", folder, "--out", tmp_path / "k.ckpt", "--crop", 40, "--steps", 1, "--device", "cpu")
+    assert bad.exit_code != 0 and "multiple of 16" in bad.output
+
+
+def _photo_file(path: Path, seed: int = 0) -> Path:
+    Image.fromarray(smooth_photo(64, 80, seed)).save(path)
+    return path
+
+
+def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
+    source = _photo_file(tmp_path / "p.png")
+    assert run("encode", source, "-o", tmp_path / "g.jpg").exit_code == 0
+    result, facts = run_json("info", tmp_path / "g.jpg")
+    assert facts["block_code"]["found"] and facts["block_code"]["confidence"] >= 0.95
+    assert run("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png").exit_code == 0
+    rgb = np.asarray(Image.open(source).convert("RGB"))
+    gray = np.asarray(Image.open(tmp_path / "g.jpg"))
+    expected = colour_from_block_code(gray, read_block_code(gray))  # no JPEG decoder ships for the tiny model
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png").convert("RGB")), expected)
+    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
+    assert np.abs(read_block_code(gray).chroma - macroblock_chroma(rgb)).max() <= step / 2 + 1e-6  # the photo's colour
+    # re-saved by another tool at 75, comment gone: still the block code, with a line saying so
+    Image.fromarray(np.asarray(Image.open(tmp_path / "g.jpg"))).save(tmp_path / "r.jpg", quality=75)
+    result = run("decode", tmp_path / "r.jpg", "-o", tmp_path / "r.png")
+    assert result.exit_code == 0 and "block code" in result.stderr
+
+
+def test_png_grays_carry_the_code_only_when_asked(registered, tmp_path):
+    source = _photo_file(tmp_path / "p.png")
+    run("encode", source, "-o", tmp_path / "plain.png")
+    run("encode", source, "-o", tmp_path / "safe.png", "--jpeg-safe")
+    assert not run_json("info", tmp_path / "plain.png")[1]["block_code"]["found"]
+    assert run_json("info", tmp_path / "safe.png")[1]["block_code"]["found"]
+    # a lossless coded gray still decodes by its fine code: the block code is not used
+    from invgray_cli.codec import Codec, restore
+
+    codec = Codec.load(device="cpu")
+    gray = np.asarray(Image.open(tmp_path / "safe.png"))
+    assert np.array_equal(restore(gray, codec, True).rgb, codec.decode_array(gray))
+
+
+def test_eval_measures_jpeg_saves_of_jpeg_safe_grays(registered, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photo_file(folder / "a.png")
+    result, report = run_json("eval", folder, "--jpeg-safe", "--jpeg", "90", "--jpeg", "90,75", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert report["block_code"] is True and report["jpeg_qualities"] == [90, [90, 75]]
+    record = report["results"]["per_image"][0]
+    assert record["psnr_jpeg90"] > 10 and record["psnr_jpeg90_75"] > 10
+    assert run("eval", folder, "--jpeg", "90,x").exit_code == 2
