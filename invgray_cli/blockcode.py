@@ -2,7 +2,7 @@
 
 The hidden carriers of the codec's nets sit at fine pixel frequencies, which JPEG throws away. The
 block code writes, for each 16x16 macroblock, the photo's mean BT.601 Cb and Cr (5 bits each) and
-one parity bit per value into three of the lowest AC coefficients of its four 8x8 blocks (the JPEG
+one (odd) parity bit per value into three of the lowest AC coefficients of its four 8x8 blocks (the JPEG
 blocks, when the gray is written as a JPEG from its top-left corner). Each bit is the parity of a
 coefficient quantised on a lattice of ``LATTICE_MARGIN`` times JPEG quality 75's step for that
 coefficient (quantisation index modulation, Chen and Wornell 2001), so the coefficient moves by at
@@ -10,7 +10,8 @@ most one lattice step, and a JPEG of quality 75 or better (re-saves included) mo
 half of one. Decode reads the bits back, takes a macroblock whose parities fail from its neighbours,
 and spreads the coarse colour over the gray (with the JPEG decoder net where one ships, see
 ``models/jpegdecoder.py``). A gray without the code passes both parity checks in a quarter of its
-macroblocks by chance; ``confidence`` is the share that pass.
+macroblocks by chance, and a flat or smooth one (all its coefficients near 0, so all bits 0) in
+none; ``confidence`` is the share that pass.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def chroma_bits(chroma: np.ndarray) -> np.ndarray:
     levels = 2**CHROMA_BITS - 1
     indices = np.clip(np.round((chroma + CHROMA_RANGE) / (2 * CHROMA_RANGE) * levels), 0, levels).astype(np.int64)
     bits = [(indices[value] >> k) & 1 for value in range(2) for k in range(CHROMA_BITS)]
-    bits += [sum(bits[:CHROMA_BITS]) % 2, sum(bits[CHROMA_BITS:]) % 2]
+    bits += [1 - sum(bits[:CHROMA_BITS]) % 2, 1 - sum(bits[CHROMA_BITS:]) % 2]  # odd: all zeros fail
     return np.stack(bits, axis=-1)
 
 
@@ -118,7 +119,7 @@ def bits_chroma(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     passed = np.ones(bits.shape[:2], bool)
     for value in range(2):
         own = bits[..., value * CHROMA_BITS:(value + 1) * CHROMA_BITS].sum(-1) % 2
-        passed &= own == bits[..., 2 * CHROMA_BITS + value]
+        passed &= own != bits[..., 2 * CHROMA_BITS + value]
     return chroma.astype(np.float32), passed
 
 

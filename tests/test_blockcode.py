@@ -68,6 +68,9 @@ def test_a_gray_without_the_code_is_not_read_as_coded():
         rgb = smooth_photo(seed=seed)
         for gray in (luma_of(rgb), jpeg_round_trip(luma_of(rgb), 75)):
             assert read_block_code(gray).confidence < CODE_FOUND
+    flat, ramp = np.full((64, 64), 200, np.uint8), np.tile(np.arange(64, dtype=np.uint8), (64, 1))
+    for gray in (flat, ramp):  # all bits read 0: the odd parities fail
+        assert read_block_code(gray).confidence == 0.0
 
 
 def test_grays_too_small_for_a_macroblock_carry_no_code():
