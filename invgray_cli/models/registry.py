@@ -341,7 +341,13 @@ def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
 # JPEG decoders: colour from a JPEG gray's luma and block code (see blockcode.py), one per codec
 # model, trained on its grays (`invgray train-jpeg-decoder`). Without one, decode lays the block
 # code's coarse colour on the gray as it is.
-JPEG_DECODERS: list[CompanionEntry] = []
+JPEG_DECODERS: list[CompanionEntry] = [
+    CompanionEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
+        model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
+        file="igray_s4w96_invisible_v2.jpeg-eb15fb67.safetensors",
+        sha256="eb15fb678442399b4f53b26f7d6a3fd96f848383e204c22dcd16cab9090cdcde",
+    ),
+]
 
 
 @functools.lru_cache(maxsize=4)
