@@ -11,7 +11,8 @@ half of one. Decode reads the bits back, takes a macroblock whose parities fail 
 and spreads the coarse colour over the gray (with the JPEG decoder net where one ships, see
 ``models/jpegdecoder.py``). A gray without the code passes both parity checks in a quarter of its
 macroblocks by chance, and a flat or smooth one (all its coefficients near 0, so all bits 0) in
-none; ``confidence`` is the share that pass.
+none; ``confidence`` is the share that pass, and a gray of fewer than MIN_MACROBLOCKS
+macroblocks is never taken as coded.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ LATTICE_QUALITY = 75
 LATTICE_MARGIN = 2.0  # lattice step over quality 75's quantisation step
 EMBED_PASSES = 4  # re-embedding after 8-bit rounding and clipping moved some coefficients
 CODE_FOUND = 0.7  # share of macroblocks passing their parity checks; chance gives ~0.25
+MIN_MACROBLOCKS = 16  # fewer can pass by chance (one does in a quarter of plain grays): no code read
 BITS_PER_MACROBLOCK = 2 * CHROMA_BITS + 2
 _BASE_TABLE = np.array([  # the JPEG standard's luminance quantisation table (Annex K), quality 50
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
@@ -68,7 +70,7 @@ class BlockCodeReading:
 
     @property
     def found(self) -> bool:
-        return self.confidence >= CODE_FOUND
+        return self.confidence >= CODE_FOUND and self.passed.size >= MIN_MACROBLOCKS
 
 
 NOT_READ = BlockCodeReading(np.zeros((2, 0, 0), np.float32), np.zeros((0, 0), bool), 0.0)

@@ -78,6 +78,9 @@ def test_grays_too_small_for_a_macroblock_carry_no_code():
     gray = luma_of(rgb)
     assert np.array_equal(embed_block_code(gray, rgb), gray)
     assert not read_block_code(gray).found and read_block_code(gray).confidence == 0.0
+    small = smooth_photo(48, 64)  # 12 macroblocks: coded and read whole, but too few to tell from chance
+    reading = read_block_code(embed_block_code(luma_of(small), small))
+    assert reading.confidence == 1.0 and not reading.found
 
 
 def test_only_whole_macroblocks_change_and_the_rest_of_the_gray_stays():
