@@ -7,11 +7,12 @@ blocks, when the gray is written as a JPEG from its top-left corner). Each bit i
 coefficient quantised on a lattice of ``LATTICE_MARGIN`` times JPEG quality 75's step for that
 coefficient (quantisation index modulation, Chen and Wornell 2001), so the coefficient moves by at
 most one lattice step, and a JPEG of quality 75 or better (re-saves included) moves it by less than
-half of one. Decode reads the bits back, takes a macroblock whose parities fail from its neighbours,
+half of one. The bits are XORed with a fixed pseudo-random key per macroblock and slot (``key_bits``).
+Decode reads the bits back, takes a macroblock whose parities fail from its neighbours,
 and spreads the coarse colour over the gray (with the JPEG decoder net where one ships, see
-``models/jpegdecoder.py``). A gray without the code passes both parity checks in a quarter of its
-macroblocks by chance, and a flat or smooth one (all its coefficients near 0, so all bits 0) in
-none; ``confidence`` is the share that pass, and a gray of fewer than MIN_MACROBLOCKS
+``models/jpegdecoder.py``). A gray without the code passes both parity checks in about a quarter of
+its macroblocks, whatever its content (the key makes a flat area or a ramp read as noise);
+``confidence`` is the share that pass, and a gray of fewer than MIN_MACROBLOCKS
 macroblocks is never taken as coded.
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ LATTICE_QUALITY = 75
 LATTICE_MARGIN = 2.0  # lattice step over quality 75's quantisation step
 EMBED_PASSES = 4  # re-embedding after 8-bit rounding and clipping moved some coefficients
 CODE_FOUND = 0.7  # share of macroblocks passing their parity checks; chance gives ~0.25
+LOWEST_KEEPING_QUALITY = 40  # JPEG qualities below lose the code (measured: found at 40, not at 30)
+BAND_ROWS = 32  # macroblock rows written or read at a time
 MIN_MACROBLOCKS = 16  # fewer can pass by chance (one does in a quarter of plain grays): no code read
 BITS_PER_MACROBLOCK = 2 * CHROMA_BITS + 2
 _BASE_TABLE = np.array([  # the JPEG standard's luminance quantisation table (Annex K), quality 50
@@ -61,7 +64,7 @@ SLOTS = tuple(((k % 4) // 2, k % 2, SLOT_COEFFICIENTS[k // 4]) for k in range(BI
 
 @dataclass(frozen=True)
 class BlockCodeReading:
-    """What a gray's block code says: per macroblock Cb, Cr (2,h,w) float32 in [-0.5, 0.5] (failed
+    """What a gray's block code says: per macroblock Cb, Cr (2,h,w) float32 in [-0.375, 0.375] (failed
     ones filled from their neighbours), which passed their parity checks (h,w), and the share that did."""
 
     chroma: np.ndarray
@@ -74,6 +77,12 @@ class BlockCodeReading:
 
 
 NOT_READ = BlockCodeReading(np.zeros((2, 0, 0), np.float32), np.zeros((0, 0), bool), 0.0)
+
+
+def block_code_fits(height: int, width: int) -> bool:
+    """Whether a gray of this size has enough whole macroblocks for its code to be read."""
+    rows, cols = coded_shape(height, width)
+    return rows * cols >= MIN_MACROBLOCKS
 
 
 def coded_shape(height: int, width: int) -> tuple[int, int]:
@@ -109,7 +118,7 @@ def chroma_bits(chroma: np.ndarray) -> np.ndarray:
     levels = 2**CHROMA_BITS - 1
     indices = np.clip(np.round((chroma + CHROMA_RANGE) / (2 * CHROMA_RANGE) * levels), 0, levels).astype(np.int64)
     bits = [(indices[value] >> k) & 1 for value in range(2) for k in range(CHROMA_BITS)]
-    bits += [1 - sum(bits[:CHROMA_BITS]) % 2, 1 - sum(bits[CHROMA_BITS:]) % 2]  # odd: all zeros fail
+    bits += [1 - sum(bits[:CHROMA_BITS]) % 2, 1 - sum(bits[CHROMA_BITS:]) % 2]  # odd parity
     return np.stack(bits, axis=-1)
 
 
@@ -123,6 +132,24 @@ def bits_chroma(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         own = bits[..., value * CHROMA_BITS:(value + 1) * CHROMA_BITS].sum(-1) % 2
         passed &= own != bits[..., 2 * CHROMA_BITS + value]
     return chroma.astype(np.float32), passed
+
+
+def key_bits(rows: int, cols: int, top: int = 0) -> np.ndarray:
+    """(rows, cols, BITS_PER_MACROBLOCK) fixed pseudo-random bits of each macroblock (from row
+    ``top``) and slot, XORed onto the code: a plain gray's regular coefficients (a flat area, a
+    ramp: every block alike) then read as noise, passing both parities in a quarter of its blocks."""
+    r, c, k = np.meshgrid(np.arange(top, top + rows, dtype=np.uint64), np.arange(cols, dtype=np.uint64),
+                          np.arange(BITS_PER_MACROBLOCK, dtype=np.uint64), indexing="ij")
+    h = (r * np.uint64(0x9E3779B1) + c * np.uint64(0x85EBCA77) + k * np.uint64(0xC2B2AE3D)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(15)
+    h = (h * np.uint64(0x2C1B3C6D)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(12)
+    return ((h >> np.uint64(7)) & np.uint64(1)).astype(np.int64)
+
+
+def _bands(rows: int) -> range:
+    """First macroblock rows of the bands the code is written and read in (memory stays small)."""
+    return range(0, rows, BAND_ROWS)
 
 
 def _slot_view(coefficients: np.ndarray, slot: int) -> tuple[tuple, float]:
@@ -139,16 +166,21 @@ def embed_block_code(gray: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     if rows == 0 or cols == 0:
         return gray
     bits = chroma_bits(macroblock_chroma(rgb))
-    height, width = rows * MACROBLOCK, cols * MACROBLOCK
-    out = gray.astype(np.float64)
-    for _ in range(EMBED_PASSES):
-        coefficients = _coefficients(out[:height, :width] - 128.0)
-        for slot in range(BITS_PER_MACROBLOCK):
-            index, step = _slot_view(coefficients, slot)
-            wanted = bits[..., slot]
-            coefficients[index] = (2.0 * np.round((coefficients[index] / step - wanted) / 2.0) + wanted) * step
-        out[:height, :width] = np.clip(np.round(_pixels(coefficients) + 128.0), 0, 255)
-    return out.astype(np.uint8)
+    width = cols * MACROBLOCK
+    out = gray.copy()
+    for top in _bands(rows):
+        band = bits[top : top + BAND_ROWS] ^ key_bits(min(BAND_ROWS, rows - top), cols, top)
+        lines = slice(top * MACROBLOCK, (top + len(band)) * MACROBLOCK)
+        pixels = out[lines, :width].astype(np.float64)
+        for _ in range(EMBED_PASSES):
+            coefficients = _coefficients(pixels - 128.0)
+            for slot in range(BITS_PER_MACROBLOCK):
+                index, step = _slot_view(coefficients, slot)
+                wanted = band[..., slot]
+                coefficients[index] = (2.0 * np.round((coefficients[index] / step - wanted) / 2.0) + wanted) * step
+            pixels = np.clip(np.round(_pixels(coefficients) + 128.0), 0, 255)
+        out[lines, :width] = pixels.astype(np.uint8)
+    return out
 
 
 def read_block_code(gray: np.ndarray) -> BlockCodeReading:
@@ -156,11 +188,15 @@ def read_block_code(gray: np.ndarray) -> BlockCodeReading:
     rows, cols = coded_shape(*gray.shape)
     if rows == 0 or cols == 0:
         return NOT_READ
-    coefficients = _coefficients(gray[: rows * MACROBLOCK, : cols * MACROBLOCK].astype(np.float64) - 128.0)
     bits = np.empty((rows, cols, BITS_PER_MACROBLOCK), np.int64)
-    for slot in range(BITS_PER_MACROBLOCK):
-        index, step = _slot_view(coefficients, slot)
-        bits[..., slot] = np.round(coefficients[index] / step).astype(np.int64) % 2
+    for top in _bands(rows):
+        count = min(BAND_ROWS, rows - top)
+        lines = gray[top * MACROBLOCK : (top + count) * MACROBLOCK, : cols * MACROBLOCK]
+        coefficients = _coefficients(lines.astype(np.float64) - 128.0)
+        for slot in range(BITS_PER_MACROBLOCK):
+            index, step = _slot_view(coefficients, slot)
+            bits[top : top + count, :, slot] = np.round(coefficients[index] / step).astype(np.int64) % 2
+        bits[top : top + count] ^= key_bits(count, cols, top)
     chroma, passed = bits_chroma(bits)
     return BlockCodeReading(fill_failed(chroma, passed), passed, float(passed.mean()))
 

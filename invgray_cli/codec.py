@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageOps
 
 from . import __version__
-from .blockcode import colour_from_block_code, embed_block_code, read_block_code
+from .blockcode import LOWEST_KEEPING_QUALITY, block_code_fits, colour_from_block_code, embed_block_code, read_block_code
 from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from .errors import InvgrayError
 from .imageio import (
@@ -625,7 +625,8 @@ def encode_file(
     default: for a JPEG) adds the JPEG-safe coarse colour (blockcode.py)."""
     colour = read_color(source, max_pixels)
     gray, strength = codec.encode_held(colour.rgb, on_tile)
-    if block_code if block_code is not None else jpeg_quality is not None:
+    with_code = block_code if block_code is not None else jpeg_quality is not None
+    if with_code:
         gray = embed_block_code(gray, colour.rgb)
     if jpeg_quality is not None:
         write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
@@ -634,8 +635,11 @@ def encode_file(
     animation = None if colour.frames == 1 else f"an animation of {colour.frames} frames: only the first is encoded"
     alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
                      if jpeg_quality is not None and colour.alpha is not None else None)
+    unreadable = with_code and (not block_code_fits(*gray.shape) or (jpeg_quality or 100) < LOWEST_KEEPING_QUALITY)
+    code_lost = ("too small (under 16 blocks of 16 px) or too low a JPEG quality (under 40) for its block code: "
+                 "a JPEG of it keeps no colour" if unreadable else None)
     return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None and jpeg_quality is None, codec.info.name,
-                      _joined(animation, held_warning(strength, codec.info.gray_floor), alpha_dropped))
+                      _joined(animation, held_warning(strength, codec.info.gray_floor), alpha_dropped, code_lost))
 
 
 def decode_file(

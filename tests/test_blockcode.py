@@ -41,7 +41,7 @@ def test_bits_round_trip_and_parity_catches_a_flip():
     step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
     inside = np.abs(chroma) <= blockcode.CHROMA_RANGE
     assert passed.all() and np.abs(back - chroma)[inside].max() <= step / 2 + 1e-6
-    assert np.abs(back[~inside]).max(initial=0) <= blockcode.CHROMA_RANGE + 1e-6  # beyond the range: held at its ends
+    assert np.allclose(np.abs(back[~inside]), blockcode.CHROMA_RANGE)  # beyond the range: held at its ends
     for slot in range(blockcode.BITS_PER_MACROBLOCK):  # any one bit flipped fails a parity
         flipped = bits.copy()
         flipped[1, 2, slot] ^= 1
@@ -68,9 +68,10 @@ def test_a_gray_without_the_code_is_not_read_as_coded():
         rgb = smooth_photo(seed=seed)
         for gray in (luma_of(rgb), jpeg_round_trip(luma_of(rgb), 75)):
             assert read_block_code(gray).confidence < CODE_FOUND
-    flat, ramp = np.full((64, 64), 200, np.uint8), np.tile(np.arange(64, dtype=np.uint8), (64, 1))
-    for gray in (flat, ramp):  # all bits read 0: the odd parities fail
-        assert read_block_code(gray).confidence == 0.0
+    flat, ramp = np.full((128, 128), 200, np.uint8), np.tile(np.arange(128, dtype=np.uint8), (128, 1))
+    for gray in (flat, ramp, ramp.T, np.round(ramp.T * 0.6).astype(np.uint8)):  # every block alike: the key makes noise
+        for received in (gray, jpeg_round_trip(gray, 90)):
+            assert read_block_code(received).confidence < 0.5
 
 
 def test_grays_too_small_for_a_macroblock_carry_no_code():
@@ -178,6 +179,16 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
     assert result.exit_code == 0 and "block code" in result.stderr
 
 
+def test_encode_says_when_a_jpeg_gray_cannot_keep_its_block_code(registered, tmp_path):
+    small = tmp_path / "small.png"
+    Image.fromarray(smooth_photo(48, 64)).save(small)  # 12 macroblocks
+    result = run("encode", small, "-o", tmp_path / "s.jpg")
+    assert result.exit_code == 0 and "too small" in result.stderr
+    result = run("encode", _photo_file(tmp_path / "p.png"), "-o", tmp_path / "q.jpg", "--quality", "30")
+    assert result.exit_code == 0 and "too low a JPEG quality" in result.stderr
+    assert "too low" not in run("encode", tmp_path / "p.png", "-o", tmp_path / "ok.jpg").stderr
+
+
 def test_png_grays_carry_the_code_only_when_asked(registered, tmp_path):
     source = _photo_file(tmp_path / "p.png")
     run("encode", source, "-o", tmp_path / "plain.png")
@@ -189,7 +200,8 @@ def test_png_grays_carry_the_code_only_when_asked(registered, tmp_path):
 
     codec = Codec.load(device="cpu")
     gray = np.asarray(Image.open(tmp_path / "safe.png"))
-    assert np.array_equal(restore(gray, codec, True).rgb, codec.decode_array(gray))
+    assert read_block_code(gray).found
+    assert np.array_equal(restore(gray, codec, False).rgb, codec.decode_array(gray))
 
 
 def test_eval_measures_jpeg_saves_of_jpeg_safe_grays(registered, tmp_path):
