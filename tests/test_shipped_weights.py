@@ -178,7 +178,7 @@ def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resi
 
 # Measured on chelsea and smooth_chelsea through the CLI (invgray 0.4): written as a JPEG gray,
 # decoded; that re-saved at 75 by Pillow, decoded. Bars ~1 dB below.
-JPEG_BARS = {"chelsea": (33.8, 32.7), "smooth_chelsea": (35.5, 35.0)}  # measured 34.83 / 33.74, 36.47 / 35.97
+JPEG_BARS = {"chelsea": (33.8, 32.7), "smooth_chelsea": (35.5, 35.0)}  # measured 34.83 / 33.75, 36.42 / 35.97
 
 
 @pytest.mark.parametrize("photo", sorted(JPEG_BARS))
@@ -202,5 +202,5 @@ def test_a_jpeg_safe_png_gray_decodes_by_its_fine_code_and_stays_plain(chelsea, 
     assert run("decode", tmp_path / "s.png", "-o", tmp_path / "s.color.png", "-q").exit_code == 0
     original = np.asarray(Image.open(chelsea).convert("RGB"))
     restored = np.asarray(Image.open(tmp_path / "s.color.png").convert("RGB"))
-    assert psnr(restored, original) >= 39.0  # measured 40.20 (42.52 without the block code)
-    assert gray_structure(np.asarray(Image.open(tmp_path / "s.png")), luma_bt601(original)) >= 0.97  # measured 0.9781
+    assert psnr(restored, original) >= 39.0  # measured 40.22 (42.52 without the block code)
+    assert gray_structure(np.asarray(Image.open(tmp_path / "s.png")), luma_bt601(original)) >= 0.97  # measured 0.9783
