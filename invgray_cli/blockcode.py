@@ -231,14 +231,18 @@ def coarse_chroma(reading: BlockCodeReading, height: int, width: int) -> torch.T
     return F.grid_sample(grid, where[None], mode="bilinear", align_corners=True)
 
 
+def decoder_inputs(gray: np.ndarray, reading: BlockCodeReading) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1,1,H,W) luma in [0,1] and (1,2,H,W) coarse chroma of a received uint8 gray and its code."""
+    luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
+    return luma, coarse_chroma(reading, *gray.shape)
+
+
 def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=None) -> np.ndarray:
     """uint8 HxW gray and its block code -> uint8 HxWx3: the coarse colour on the gray's luma, or
     what ``decoder`` (a JpegDecoder) makes of the two."""
     from .models.colorizer import chroma_to_rgb
 
-    height, width = gray.shape
-    luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
-    chroma = coarse_chroma(reading, height, width)
+    luma, chroma = decoder_inputs(gray, reading)
     with torch.inference_mode():
         if decoder is None:
             rgb = chroma_to_rgb(luma, chroma)

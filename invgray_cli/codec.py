@@ -23,7 +23,8 @@ import torch
 from PIL import Image, ImageOps
 
 from . import __version__
-from .blockcode import LOWEST_KEEPING_QUALITY, block_code_fits, colour_from_block_code, embed_block_code, read_block_code
+from .blockcode import (LOWEST_KEEPING_QUALITY, MIN_MACROBLOCKS, BlockCodeReading, block_code_fits,
+                        colour_from_block_code, embed_block_code, read_block_code)
 from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from .errors import InvgrayError
 from .imageio import (
@@ -559,6 +560,12 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
     return None if reading is None else (spec.name, reading)
 
 
+def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, note: str | None) -> Restored:
+    """The colour of a gray's block code, through the codec model's JPEG decoder where one ships."""
+    return Restored(colour_from_block_code(gray, blocks, shipped_jpeg_decoder(codec.info.sha256)), codec.info.name,
+                    note, True)
+
+
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
             on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True,
             lossy: bool = False) -> Restored:
@@ -571,14 +578,13 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
     existed) is decoded in the frame :meth:`Codec.find_frame` finds (off by default: on smooth
     content that search errs, see README). ``edge_marks``: the pattern may carry them (see
     :func:`has_edge_marks`)."""
+    if lossy and (blocks := read_block_code(gray)).found:  # a JPEG's fine code is gone: no need to look
+        return _from_block_code(gray, blocks, codec, None if has_chunk else BLOCK_CODE_NOTE)
     reading = codec.locate(gray, edge_marks)
     code = None if has_chunk else codec.read_code(as_encoded(gray, reading))  # a chunk says invgray wrote it
     code_gone = code is not None and code.confidence < CODE_THRESHOLD
-    if lossy or code_gone:
-        blocks = read_block_code(gray)
-        if blocks.found:
-            rgb = colour_from_block_code(gray, blocks, shipped_jpeg_decoder(codec.info.sha256))
-            return Restored(rgb, codec.info.name, None if lossy and has_chunk else BLOCK_CODE_NOTE, True)
+    if code_gone and not lossy and (blocks := read_block_code(gray)).found:
+        return _from_block_code(gray, blocks, codec, BLOCK_CODE_NOTE)
     if code_gone:
         note = NO_CODE_WARNING.format(confidence=code.confidence)
         if not fallback:
@@ -636,8 +642,8 @@ def encode_file(
     alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
                      if jpeg_quality is not None and colour.alpha is not None else None)
     unreadable = with_code and (not block_code_fits(*gray.shape) or (jpeg_quality or 100) < LOWEST_KEEPING_QUALITY)
-    code_lost = ("too small (under 16 blocks of 16 px) or too low a JPEG quality (under 40) for its block code: "
-                 "a JPEG of it keeps no colour" if unreadable else None)
+    code_lost = (f"too small (under {MIN_MACROBLOCKS} blocks of 16 px) or too low a JPEG quality (under "
+                 f"{LOWEST_KEEPING_QUALITY}) for its block code: a JPEG of it keeps no colour" if unreadable else None)
     return FileResult(gray.shape[1], gray.shape[0], colour.alpha is not None and jpeg_quality is None, codec.info.name,
                       _joined(animation, held_warning(strength, codec.info.gray_floor), alpha_dropped, code_lost))
 

@@ -177,7 +177,7 @@ def evaluate_folder(
     from . import metrics
     from .blockcode import embed_block_code
     from .codec import restore
-    from .imageio import jpeg_round_trip, read_color, write_color
+    from .imageio import jpeg_saves, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
     items, notes = _eval_items(paths, limit, exclude=save_dir)
@@ -198,9 +198,7 @@ def evaluate_folder(
             continue
         scores = score_image(rgb, gray, restored)
         for saves in jpeg_qualities:
-            received = gray
-            for quality in _as_saves(saves):
-                received = jpeg_round_trip(received, quality)
+            received = jpeg_saves(gray, _as_saves(saves))
             # a Pillow save keeps no invgray comment: decoded as `decode` does a bare JPEG gray
             restored_jpeg = restore(received, codec, has_chunk=False, lossy=True).rgb
             scores[jpeg_key(saves)] = metrics.psnr(restored_jpeg, rgb)

@@ -371,3 +371,10 @@ def jpeg_round_trip(gray: np.ndarray, quality: int) -> np.ndarray:
     Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L").save(buffer, "JPEG", quality=quality)
     buffer.seek(0)
     return np.asarray(Image.open(buffer).convert("L"))
+
+
+def jpeg_saves(gray: np.ndarray, qualities: tuple[int, ...]) -> np.ndarray:
+    """The gray as read back after JPEG saves at each of ``qualities`` in turn (a re-saved gray)."""
+    for quality in qualities:
+        gray = jpeg_round_trip(gray, quality)
+    return gray

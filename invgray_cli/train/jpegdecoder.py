@@ -17,11 +17,11 @@ import torch
 from torch.nn import functional as F
 
 from .. import metrics
-from ..blockcode import MACROBLOCK, coarse_chroma, colour_from_block_code, embed_block_code, read_block_code
+from ..blockcode import MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, read_block_code
 from ..codec import Codec
 from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
-from ..imageio import jpeg_round_trip
+from ..imageio import jpeg_saves
 from ..models.jpegdecoder import JpegDecoder, JpegDecoderConfig
 from .data import find_images, load_all
 from .detector import _content
@@ -40,13 +40,6 @@ class JpegDecoderTrainConfig(CompanionTrainConfig):
     net: dict = field(default_factory=lambda: JpegDecoderConfig().to_dict())
 
 
-def travelled(gray: np.ndarray, qualities: tuple[int, ...]) -> np.ndarray:
-    """The gray as read back after JPEG saves at each of ``qualities`` in turn."""
-    for quality in qualities:
-        gray = jpeg_round_trip(gray, quality)
-    return gray
-
-
 def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
     written = int(rng.integers(WRITTEN_QUALITIES[0], WRITTEN_QUALITIES[1] + 1))
     if rng.random() < RESAVE_SHARE:
@@ -54,19 +47,12 @@ def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
     return (written,)
 
 
-def decoder_inputs(gray: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1,1,H,W) luma and (1,2,H,W) coarse chroma of a received uint8 gray."""
-    height, width = gray.shape
-    luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
-    return luma, coarse_chroma(read_block_code(gray), height, width)
-
-
 def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.random.Generator,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(luma, coarse chroma, true RGB) of one crop, each (1,C,crop,crop)."""
     rgb = _content(images, crop, rng, generator)
-    gray = travelled(embed_block_code(codec.encode_array(rgb), rgb), random_qualities(rng))
-    luma, chroma = decoder_inputs(gray)
+    gray = jpeg_saves(embed_block_code(codec.encode_array(rgb), rgb), random_qualities(rng))
+    luma, chroma = decoder_inputs(gray, read_block_code(gray))
     return luma, chroma, torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
 
 
@@ -75,7 +61,7 @@ def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, 
     examples = []
     for rgb in images:
         coded = embed_block_code(codec.encode_array(rgb), rgb)
-        examples += [("jpeg" + ">".join(map(str, q)), travelled(coded, q), rgb) for q in VALIDATION_JPEGS]
+        examples += [("jpeg" + ">".join(map(str, q)), jpeg_saves(coded, q), rgb) for q in VALIDATION_JPEGS]
     return examples
 
 
