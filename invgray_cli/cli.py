@@ -482,7 +482,8 @@ def info_command(file: str, as_json: bool) -> None:
                                                zip(("top", "left", "bottom", "right"), pattern.cuts, pattern.read)}
                                  if pattern.found else None},
                              "block_code": None if blocks is None else {"found": blocks.found,
-                                                                        "confidence": round(blocks.confidence, 3)}}
+                                                                        "confidence": round(blocks.confidence, 3),
+                                                                        "version": blocks.version}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -498,7 +499,7 @@ def info_command(file: str, as_json: bool) -> None:
         where = f"{pattern.frame.describe()}" if pattern.found else "none (made before invgray 0.2, or not by invgray)"
         click.echo(f"  sync pattern: {where} (confidence {pattern.confidence:.1f}, found at {FOUND:g})")
     if blocks is not None:
-        where = ("found: a JPEG of it keeps a coarse colour" if blocks.found else
+        where = (f"found (version {blocks.version}): a JPEG of it keeps a coarse colour" if blocks.found else
                  "none read (not written with --jpeg-safe or as a JPEG, under 16 blocks of 16 px, or re-compressed)")
         click.echo(f"  block code: {where} (confidence {blocks.confidence:.2f}, found at {CODE_FOUND:g})")
     if chunk is not None:

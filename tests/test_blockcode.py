@@ -34,14 +34,21 @@ def luma_of(rgb: np.ndarray) -> np.ndarray:
     return np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
 
 
+def _level_gap(chroma: np.ndarray, version: int = blockcode.CODE_VERSION) -> np.ndarray:
+    """Half the gap between the levels around each value: the most its coding may move it."""
+    levels = blockcode.chroma_levels(version)
+    above = np.clip(np.searchsorted(levels, chroma), 1, len(levels) - 1)
+    return (levels[above] - levels[above - 1]) / 2 + 1e-6
+
+
 def test_bits_round_trip_and_parity_catches_a_flip():
     chroma = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 3, 4)).astype(np.float32)
     bits = chroma_bits(chroma)
     back, passed = bits_chroma(bits)
-    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
-    inside = np.abs(chroma) <= blockcode.CHROMA_RANGE
-    assert passed.all() and np.abs(back - chroma)[inside].max() <= step / 2 + 1e-6
-    assert np.allclose(np.abs(back[~inside]), blockcode.CHROMA_RANGE)  # beyond the range: held at its ends
+    assert passed.all() and (np.abs(back - chroma) <= _level_gap(chroma)).all()
+    assert np.array_equal(bits_chroma(chroma_bits(np.zeros((2, 1, 1))))[0], np.zeros((2, 1, 1)))  # gray is exact
+    old, _ = bits_chroma(chroma_bits(chroma, 1), 1)  # version 1: even steps on [-0.375, 0.375], held at its ends
+    assert np.allclose(old, np.clip(chroma, -0.375, 0.375), atol=0.75 / 31 / 2 + 1e-6)
     for slot in range(blockcode.BITS_PER_MACROBLOCK):  # any one bit flipped fails a parity
         flipped = bits.copy()
         flipped[1, 2, slot] ^= 1
@@ -58,9 +65,24 @@ def test_the_code_survives_jpeg_saves(saves):
     reading = read_block_code(received)
     assert reading.found and reading.confidence >= 0.95, reading.confidence
     truth = macroblock_chroma(rgb)
-    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
-    assert np.abs(reading.chroma - truth)[:, reading.passed].max() <= step / 2 + 1e-6
+    assert (np.abs(reading.chroma - truth) <= _level_gap(truth))[:, reading.passed].all()
     assert metrics.gray_structure(coded, metrics.luma_bt601(rgb)) > 0.95  # the code hides in the gray
+
+
+def test_grays_of_invgray_0_4_0_still_read():
+    """tests/data/blockcode_v1_gray.png: smooth_photo(80, 96, seed=7)'s luma with the block code
+    as invgray 0.4.0 wrote it (version 1: even levels, its own key)."""
+    gray = np.asarray(Image.open(Path(__file__).parent / "data" / "blockcode_v1_gray.png"))
+    truth = macroblock_chroma(smooth_photo(80, 96, seed=7))
+    for received in (gray, jpeg_round_trip(gray, 90)):
+        reading = read_block_code(received)
+        assert reading.found and reading.version == 1
+        assert (np.abs(reading.chroma - truth) <= _level_gap(truth, 1))[:, reading.passed].all()
+    rgb = smooth_photo(80, 96, seed=7)  # and today's code is version 2, which version 1's key reads as noise
+    current = read_block_code(embed_block_code(luma_of(rgb), rgb))
+    assert current.version == blockcode.CODE_VERSION == 2 and current.confidence == 1.0
+    raw = blockcode.chroma_bits(truth) ^ blockcode.key_bits(*truth.shape[1:], 0, 2) ^ blockcode.key_bits(*truth.shape[1:], 0, 1)
+    assert blockcode.bits_chroma(raw, 1)[1].mean() < CODE_FOUND
 
 
 def test_a_gray_without_the_code_is_not_read_as_coded():
@@ -156,6 +178,24 @@ def test_train_jpeg_decoder_runs_validates_and_exports(registered, tmp_path):
     assert bad.exit_code != 0 and "multiple of 16" in bad.output
 
 
+def test_train_jpeg_decoder_starts_from_given_weights(registered, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(smooth_photo(48, 64)).save(folder / "0.png")
+    torch.manual_seed(5)
+    start = JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=2))
+    save_jpeg_decoder(start, tmp_path / "start.safetensors", "ab" * 32)
+    common = ("--batch", 1, "--crop", 32, "--width", 4, "--device", "cpu", "--steps", 1)
+    result = run("train-jpeg-decoder", folder, "--out", tmp_path / "j.ckpt", *common, "--lr", 0.0,
+                 "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "j.safetensors")
+    assert result.exit_code == 0, result.output
+    ended = load_jpeg_decoder(tmp_path / "j.safetensors").state_dict()  # no learning rate: the start unchanged
+    assert all(torch.equal(ended[k], v) for k, v in start.state_dict().items())
+    wider = run("train-jpeg-decoder", folder, "--out", tmp_path / "k.ckpt", *common[:4], "--width", 8, *common[6:],
+                "--init-from", tmp_path / "start.safetensors")
+    assert wider.exit_code != 0 and "does not fit" in wider.output
+
+
 def _photo_file(path: Path, seed: int = 0) -> Path:
     Image.fromarray(smooth_photo(64, 80, seed)).save(path)
     return path
@@ -171,8 +211,8 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
     gray = np.asarray(Image.open(tmp_path / "g.jpg"))
     expected = colour_from_block_code(gray, read_block_code(gray))  # no JPEG decoder ships for the tiny model
     assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png").convert("RGB")), expected)
-    step = 2 * blockcode.CHROMA_RANGE / (2**blockcode.CHROMA_BITS - 1)
-    assert np.abs(read_block_code(gray).chroma - macroblock_chroma(rgb)).max() <= step / 2 + 1e-6  # the photo's colour
+    truth = macroblock_chroma(rgb)
+    assert (np.abs(read_block_code(gray).chroma - truth) <= _level_gap(truth)).all()  # the photo's colour
     # re-saved by another tool at 75, comment gone: still the block code, with a line saying so
     Image.fromarray(np.asarray(Image.open(tmp_path / "g.jpg"))).save(tmp_path / "r.jpg", quality=75)
     result = run("decode", tmp_path / "r.jpg", "-o", tmp_path / "r.png")

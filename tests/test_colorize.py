@@ -240,7 +240,7 @@ def test_bilateral_spread_keeps_a_hint_on_its_side_of_an_edge():
 
 
 def test_warm_start_from_a_net_with_fewer_input_planes_behaves_like_it(tmp_path):
-    from invgray_cli.train.colorize import warm_start
+    from invgray_cli.train.fit import warm_start
 
     torch.manual_seed(0)
     model = Colorizer(TINY)

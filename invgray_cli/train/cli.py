@@ -363,10 +363,12 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
                             steps=3000, batch=16, crop=128, width=24,
                             width_help="Channels at full resolution (doubled per level).",
                             export_help="Write the best validated decoder here as .safetensors.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from these decoder weights (.safetensors or checkpoint) of the same --width.")
 def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...],
                                model_name: str | None, weights: str | None, steps: int, batch: int, crop: int,
                                lr: float, width: int, seed: int, val_every: int, threads: int | None, device: str,
-                               export_path: Path | None, log_every: int) -> None:
+                               export_path: Path | None, log_every: int, init_from: Path | None) -> None:
     """Train the decoder of JPEG grays: colour from the gray's luma and its block code."""
     import torch
 
@@ -378,7 +380,8 @@ def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs:
         torch.set_num_threads(threads)
     cfg = JpegDecoderTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
                                  weights=weights, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
-                                 val_every=val_every, device=device, net=JpegDecoderConfig(width=width).to_dict())
+                                 val_every=val_every, device=device, net=JpegDecoderConfig(width=width).to_dict(),
+                                 init_from=init_from and str(init_from))
     out.parent.mkdir(parents=True, exist_ok=True)
     decoder = train_jpeg_decoder(cfg, out, log=log, log_every=log_every)
     if export_path is not None:

@@ -24,6 +24,7 @@ from ..errors import InvgrayError
 from ..models.colorizer import Colorizer, ColorizerConfig, rgb_to_chroma
 from ..models.net import rgb_to_luma
 from .data import find_images, load_all, sample_crops
+from .fit import warm_start
 
 VALIDATION_HINTS = (0, 10, 100)
 
@@ -49,30 +50,6 @@ class ColorizerTrainConfig:
     device: str = "auto"
     net: dict = field(default_factory=lambda: ColorizerConfig().to_dict())
     init_from: str | None = None  # weights (.safetensors or checkpoint) a fresh run starts from
-
-
-def warm_start(model: Colorizer, path: str | Path) -> None:
-    """Start ``model`` from a colouriser of the same shape, or one with fewer input planes (say,
-    before a new hint spread was added): their weights are copied and the new planes start at zero,
-    so the start behaves exactly like the old net."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        source = load_file(str(path))
-    else:
-        source = torch.load(path, map_location="cpu", weights_only=False)["model"]
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            old = source.get(key)
-            if old is not None and old.shape == value.shape:
-                value.copy_(old)
-            elif old is not None and old.ndim == 4 and old.shape[0] == value.shape[0] and old.shape[2:] == value.shape[2:] \
-                    and old.shape[1] < value.shape[1]:
-                value.zero_()
-                value[:, : old.shape[1]].copy_(old)
-            else:
-                raise InvgrayError(f"{path} does not fit this colouriser at {key} "
-                                   f"({None if old is None else tuple(old.shape)} vs {tuple(value.shape)})")
 
 
 def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor]:

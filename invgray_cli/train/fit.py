@@ -1,13 +1,18 @@
-"""The small nets' training loop (the code detector, the frame judge): Adam under a cosine learning
-rate, validation every few steps, and the best validated weights kept."""
+"""The small nets' training loop (the code detector, the frame judge, the JPEG decoder): Adam under a
+cosine learning rate, validation every few steps, and the best validated weights kept; and their
+warm start from earlier weights."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import Tensor, nn
+
+from ..errors import InvgrayError
 
 
 @dataclass
@@ -58,3 +63,28 @@ def fit_best_validated(net: nn.Module, optimizer, steps: int, lr: float, step_lo
     if best_state is not None:
         net.load_state_dict(best_state)
     return history
+
+
+def warm_start(model: nn.Module, path: str | Path) -> None:
+    """Start ``model`` from weights (.safetensors or a training checkpoint) of a net of the same
+    shape, or of one with fewer input planes (say, a colouriser before a new hint spread was added):
+    their weights are copied and the new planes start at zero, so the start behaves exactly like
+    the old net."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        source = load_file(str(path))
+    else:
+        source = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            old = source.get(key)
+            if old is not None and old.shape == value.shape:
+                value.copy_(old)
+            elif old is not None and old.ndim == 4 and old.shape[0] == value.shape[0] and old.shape[2:] == value.shape[2:] \
+                    and old.shape[1] < value.shape[1]:
+                value.zero_()
+                value[:, : old.shape[1]].copy_(old)
+            else:
+                raise InvgrayError(f"{path} does not fit this net at {key} "
+                                   f"({None if old is None else tuple(old.shape)} vs {tuple(value.shape)})")

@@ -25,7 +25,7 @@ from ..imageio import jpeg_saves
 from ..models.jpegdecoder import JpegDecoder, JpegDecoderConfig
 from .data import find_images, load_all
 from .detector import _content
-from .fit import CompanionTrainConfig, fit_best_validated
+from .fit import CompanionTrainConfig, fit_best_validated, warm_start
 
 WRITTEN_QUALITIES = (80, 95)  # the quality a gray is written at, drawn uniformly
 RESAVE_SHARE, LOWEST_RESAVE = 0.5, 70
@@ -38,6 +38,7 @@ class JpegDecoderTrainConfig(CompanionTrainConfig):
     batch: int = 16
     crop: int = 128  # a multiple of the macroblock
     net: dict = field(default_factory=lambda: JpegDecoderConfig().to_dict())
+    init_from: str | None = None  # decoder weights (.safetensors or checkpoint) the run starts from
 
 
 def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
@@ -90,7 +91,11 @@ def train_jpeg_decoder(cfg: JpegDecoderTrainConfig, out: Path, log: Callable[[st
     device = resolve_device(cfg.device)
     reproducible(device)
     codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
-    decoder = JpegDecoder(JpegDecoderConfig(**cfg.net)).to(device)
+    decoder = JpegDecoder(JpegDecoderConfig(**cfg.net))
+    if cfg.init_from:
+        warm_start(decoder, cfg.init_from)
+        log(f"started from the weights in {cfg.init_from}")
+    decoder = decoder.to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
     if not images:
