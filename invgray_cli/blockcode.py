@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .imageio import jpeg_table
+
 BLOCK = 8  # JPEG's DCT block
 MACROBLOCK = 16  # pixels per coded colour, on each axis
 SLOT_COEFFICIENTS = ((0, 1), (1, 0), (0, 2))  # (row, column) frequencies used in every 8x8 block
@@ -41,18 +43,6 @@ LOWEST_KEEPING_QUALITY = 40  # JPEG qualities below lose the code (measured: fou
 BAND_ROWS = 32  # macroblock rows written or read at a time
 MIN_MACROBLOCKS = 16  # fewer can pass by chance (one does in a quarter of plain grays): no code read
 BITS_PER_MACROBLOCK = 2 * CHROMA_BITS + 2
-_BASE_TABLE = np.array([  # the JPEG standard's luminance quantisation table (Annex K), quality 50
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
-
-
-def jpeg_table(quality: int) -> np.ndarray:
-    """libjpeg's luminance quantisation steps at ``quality`` (what Pillow and most tools write)."""
-    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
-    return np.clip(np.floor((_BASE_TABLE * scale + 50) / 100), 1, 255)
-
-
 def _dct_matrix() -> np.ndarray:
     k, n = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
     matrix = np.sqrt(2.0 / BLOCK) * np.cos(np.pi * (2 * n + 1) * k / (2 * BLOCK))

@@ -34,6 +34,7 @@ from .imageio import (
     alpha_loss_warning,
     format_for_path,
     jpeg_comment_text,
+    loses_fine_code,
     normalise_color,
     normalise_gray,
     png_text,
@@ -570,9 +571,9 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
             on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True,
             lossy: bool = False) -> Restored:
     """Decode a uint8 HxW gray. A gray with the sync pattern (pilot.py) is decoded on its code's
-    grid, so a crop, mirror or turn costs nothing but a line on stderr. A ``lossy`` one (read from
-    a JPEG), or one whose fine code is gone, is restored from its block code (blockcode.py) where it
-    has one. One with neither an invgray chunk nor a readable code is colourised instead
+    grid, so a crop, mirror or turn costs nothing but a line on stderr. A ``lossy`` one (a JPEG under
+    quality FINE_CODE_JPEG_QUALITY), or one whose fine code is gone, is restored from its block code
+    (blockcode.py) where it has one. One with neither an invgray chunk nor a readable code is colourised instead
     (``fallback``; decoded with a warning when no colouriser ships) or, without ``fallback``,
     refused. With ``search_frame``, one without a chunk or a pattern (made before the pattern
     existed) is decoded in the frame :meth:`Codec.find_frame` finds (off by default: on smooth
@@ -774,7 +775,7 @@ def decode(
     if isinstance(gray, Image.Image):
         text = png_text(gray) or jpeg_comment_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
         data = normalise_gray(gray, text)
-        main, alpha, text, lossy = data.gray, data.alpha, data.text, gray.format == "JPEG"
+        main, alpha, text, lossy = data.gray, data.alpha, data.text, loses_fine_code(gray)
     elif isinstance(gray, np.ndarray):
         main, alpha = _split_array(gray, 1)
         main = main[:, :, 0] if main.ndim == 3 else main

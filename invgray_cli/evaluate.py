@@ -177,7 +177,7 @@ def evaluate_folder(
     from . import metrics
     from .blockcode import embed_block_code
     from .codec import restore
-    from .imageio import jpeg_saves, read_color, write_color
+    from .imageio import FINE_CODE_JPEG_QUALITY, jpeg_saves, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
     items, notes = _eval_items(paths, limit, exclude=save_dir)
@@ -200,7 +200,8 @@ def evaluate_folder(
         for saves in jpeg_qualities:
             received = jpeg_saves(gray, _as_saves(saves))
             # a Pillow save keeps no invgray comment: decoded as `decode` does a bare JPEG gray
-            restored_jpeg = restore(received, codec, has_chunk=False, lossy=True).rgb
+            lossy = _as_saves(saves)[-1] < FINE_CODE_JPEG_QUALITY
+            restored_jpeg = restore(received, codec, has_chunk=False, lossy=lossy).rgb
             scores[jpeg_key(saves)] = metrics.psnr(restored_jpeg, rgb)
         record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                   **scores, "pattern_strength": strength}

@@ -38,6 +38,7 @@ from .errors import InvgrayError
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (~89.5 MP); 8K (33 MP) passes
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
 JPEG_QUALITY = 95
+FINE_CODE_JPEG_QUALITY = 98  # from here up a JPEG gray's fine code restores better than its block code (README)
 # an RGB file counts as gray when at most this share of pixels has channels further apart than the tolerance
 GRAY_CHANNEL_TOLERANCE = 8
 GRAY_OUTLIER_SHARE = 0.001
@@ -58,7 +59,7 @@ class GrayImage:
     gray: np.ndarray  # uint8 HxW
     alpha: np.ndarray | None  # uint8 HxW
     text: dict[str, str] = field(default_factory=dict)
-    lossy: bool = False  # read from a JPEG: decode with a model trained for JPEG grays
+    lossy: bool = False  # a JPEG coarser than FINE_CODE_JPEG_QUALITY: the nets' fine code is gone
 
 
 def source_name(source: Source) -> str:
@@ -258,7 +259,7 @@ def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Gr
     """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the text invgray wrote
     into it (PNG text chunks, or a JPEG's comment)."""
     image, text, _ = _load(source, max_pixels)
-    return replace(normalise_gray(image, text, source_name(source)), lossy=image.format == "JPEG")
+    return replace(normalise_gray(image, text, source_name(source)), lossy=loses_fine_code(image))
 
 
 def format_for_path(path: str | Path) -> str:
@@ -363,6 +364,27 @@ def write_color(rgb: np.ndarray, alpha: np.ndarray | None, dest: str | Path | Bi
     image = _with_alpha(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), alpha, "RGBA")
     params = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
     _write(image, dest, fmt, **params)
+
+
+_BASE_TABLE = np.array([  # the JPEG standard's luminance quantisation table (Annex K), quality 50
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
+
+
+def jpeg_table(quality: int) -> np.ndarray:
+    """libjpeg's luminance quantisation steps at ``quality`` (what Pillow and most tools write)."""
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    return np.clip(np.floor((_BASE_TABLE * scale + 50) / 100), 1, 255)
+
+
+def loses_fine_code(image: Image.Image) -> bool:
+    """Whether ``image`` is a JPEG quantised more coarsely than libjpeg at FINE_CODE_JPEG_QUALITY,
+    judged by its luminance table's sum (so other encoders' tables are judged too)."""
+    if image.format != "JPEG":
+        return False
+    luminance = (getattr(image, "quantization", None) or {}).get(0)
+    return luminance is None or bool(sum(luminance) > jpeg_table(FINE_CODE_JPEG_QUALITY).sum())
 
 
 def jpeg_round_trip(gray: np.ndarray, quality: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from invgray_cli import blockcode, metrics
 from invgray_cli.blockcode import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
                                    colour_from_block_code, embed_block_code, fill_failed, macroblock_chroma,
                                    read_block_code)
-from invgray_cli.imageio import jpeg_round_trip
+from invgray_cli.imageio import jpeg_round_trip, loses_fine_code
 from invgray_cli.models.jpegdecoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
 
 
@@ -217,6 +217,26 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
     Image.fromarray(np.asarray(Image.open(tmp_path / "g.jpg"))).save(tmp_path / "r.jpg", quality=75)
     result = run("decode", tmp_path / "r.jpg", "-o", tmp_path / "r.png")
     assert result.exit_code == 0 and "block code" in result.stderr
+
+
+def test_a_jpeg_gray_of_quality_98_or_more_decodes_by_its_fine_code(registered, tmp_path):
+    source = _photo_file(tmp_path / "p.png")
+    assert run("encode", source, "-o", tmp_path / "g.png", "--jpeg-safe").exit_code == 0
+    gray = np.asarray(Image.open(tmp_path / "g.png"))
+    by_blocks = colour_from_block_code(gray, read_block_code(gray))
+    for quality, lossy in ((97, True), (98, False), (100, False)):
+        Image.fromarray(gray).save(tmp_path / f"{quality}.jpg", quality=quality)
+        with Image.open(tmp_path / f"{quality}.jpg") as image:
+            assert loses_fine_code(image) is lossy
+        assert run("decode", tmp_path / f"{quality}.jpg", "-o", tmp_path / f"{quality}.png").exit_code == 0
+        restored = np.asarray(Image.open(tmp_path / f"{quality}.png").convert("RGB"))
+        received = np.asarray(Image.open(tmp_path / f"{quality}.jpg"))
+        if lossy:
+            assert np.array_equal(restored, colour_from_block_code(received, read_block_code(received)))
+        else:  # the tiny model's fine decode, not the block code's colour
+            assert np.abs(restored.astype(int) - by_blocks).mean() > 2
+    with Image.open(tmp_path / "g.png") as image:
+        assert not loses_fine_code(image)
 
 
 def test_encode_says_when_a_jpeg_gray_cannot_keep_its_block_code(registered, tmp_path):
