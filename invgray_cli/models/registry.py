@@ -344,8 +344,8 @@ def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
 JPEG_DECODERS: list[CompanionEntry] = [
     CompanionEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
-        file="igray_s4w96_invisible_v2.jpeg-eb15fb67.safetensors",
-        sha256="eb15fb678442399b4f53b26f7d6a3fd96f848383e204c22dcd16cab9090cdcde",
+        file="igray_s4w96_invisible_v2.jpeg-a055bde2.safetensors",
+        sha256="a055bde25c858b408f8e019c355eae1e2d6fed7c837c9f4d3a5e67926ff5f331",
     ),
 ]
 
