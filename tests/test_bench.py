@@ -119,7 +119,8 @@ def test_cuda_without_gpu():
 def test_bench_batch_reports_megapixels_per_second(tmp_path, tiny_model):
     weights = tmp_path / "tiny.safetensors"
     save_weights(tiny_model, weights, name="tiny.test")
-    result = CliRunner().invoke(cli, [*FAST, "--weights", str(weights), "--batch", "3", "--json"])
+    # a wide console: on a narrow one, slow (long) timings squeeze the MP/s column's header
+    result = CliRunner().invoke(cli, [*FAST, "--weights", str(weights), "--batch", "3", "--json"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     (row,) = report["results"]
