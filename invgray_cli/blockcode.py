@@ -86,7 +86,8 @@ def chroma_levels(version: int = CODE_VERSION) -> np.ndarray:
     """The Cb or Cr value of each 5-bit index. Version 2: 0.5 * sign(t) * t**2 with t = (index - 16) / 15,
     so gray is a level and the steps grow from 0.002 beside it to 0.065 at full saturation: macroblock
     colours cluster near gray (half of the training photos' within 0.03), and these levels leave two
-    thirds of the even levels' squared error there, clipping none. Version 1: 32 even levels on
+    thirds of the even levels' squared error there, clipping none (index 0 repeats index 1's -0.5:
+    31 distinct levels). Version 1: 32 even levels on
     [-0.375, 0.375], none at gray."""
     index = np.arange(2**CHROMA_BITS, dtype=np.float64)
     if version == 1:
@@ -200,7 +201,8 @@ def embed_block_code(gray: np.ndarray, rgb: np.ndarray) -> np.ndarray:
 
 def read_block_code(gray: np.ndarray) -> BlockCodeReading:
     """The block code of a uint8 HxW gray (``NOT_READ`` when it has no whole macroblock): the
-    current version's reading, or version 1's where that one is found instead."""
+    current version's reading, or version 1's where that one is found instead; when neither is
+    found, the one more macroblocks pass."""
     rows, cols = coded_shape(*gray.shape)
     if rows == 0 or cols == 0:
         return NOT_READ
@@ -214,7 +216,10 @@ def read_block_code(gray: np.ndarray) -> BlockCodeReading:
             bits[top : top + count, :, slot] = np.round(coefficients[index] / step).astype(np.int64) % 2
     readings = []
     for version in (CODE_VERSION, 1):
-        chroma, passed = bits_chroma(bits ^ key_bits(rows, cols, 0, version), version)
+        keyed = bits.copy()
+        for top in _bands(rows):  # the key a band at a time: memory stays small
+            keyed[top : top + BAND_ROWS] ^= key_bits(min(BAND_ROWS, rows - top), cols, top, version)
+        chroma, passed = bits_chroma(keyed, version)
         readings.append(BlockCodeReading(chroma, passed, float(passed.mean()), version))
         if readings[-1].found:
             break

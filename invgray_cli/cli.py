@@ -323,7 +323,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     def codec_for(gray: Any, label: str) -> tuple[Any, str | None]:
         try:
-            spec, warning = choose_model(gray.text, weights=weights, lossy=gray.lossy)
+            spec, warning = choose_model(gray.text, weights=weights, jpeg=gray.jpeg)
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
@@ -483,7 +483,7 @@ def info_command(file: str, as_json: bool) -> None:
                                  if pattern.found else None},
                              "block_code": None if blocks is None else {"found": blocks.found,
                                                                         "confidence": round(blocks.confidence, 3),
-                                                                        "version": blocks.version}}
+                                                                        "version": blocks.version if blocks.found else None}}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

@@ -437,12 +437,12 @@ def model_for_jpeg() -> str | None:
 
 
 def choose_model(
-    text: dict[str, str] | None, model: str | None = None, weights: str | Path | None = None, lossy: bool = False
+    text: dict[str, str] | None, model: str | None = None, weights: str | Path | None = None, jpeg: bool = False
 ) -> tuple[ModelSpec, str | None]:
     """The weights to decode a gray with, and a warning for the user (or None).
 
     Explicit ``weights``/``model`` win; else the model named in the chunk (its sha256 prefix must
-    match the shipped file); else the default model (the JPEG one for a ``lossy`` gray), with a
+    match the shipped file); else the default model (the JPEG one for a ``jpeg`` gray), with a
     warning. ``text`` None means the input could not carry a chunk (a bare array): no warning then.
     """
     chunk = parse_chunk(text) if text is not None else None
@@ -465,7 +465,7 @@ def choose_model(
             )
         return ModelSpec(name=chunk.model), None
     else:
-        default = model_for_jpeg() if lossy else default_model_name()
+        default = model_for_jpeg() if jpeg else default_model_name()
         if default is None:
             raise InvgrayError("no shipped weights; pass --weights PATH")
         spec = ModelSpec(name=default)
@@ -491,11 +491,11 @@ def codec_for_gray(
     device: str = "auto",
     tile: int | None = None,
     model: str | None = None,
-    lossy: bool = False,
+    jpeg: bool = False,
     precision: str = "auto",
 ) -> tuple[Codec, str | None]:
     """Load the codec that should decode a gray with PNG ``text``; returns (codec, warning or None)."""
-    spec, warning = choose_model(text, model=model, weights=weights, lossy=lossy)
+    spec, warning = choose_model(text, model=model, weights=weights, jpeg=jpeg)
     codec = Codec.load(spec.name, spec.weights, device=device, tile=tile, precision=precision)
     return codec, warning or chunk_mismatch_warning(text, codec.info)
 
@@ -549,7 +549,7 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
     the model decode would use is unknown or has no detector, or the gray is too small to tell.
     ``pattern``: its sync pattern's reading, when the caller has it."""
     try:
-        spec, _ = choose_model(gray.text, lossy=gray.lossy)
+        spec, _ = choose_model(gray.text, jpeg=gray.jpeg)
     except InvgrayError:
         return None
     if spec.name is None:
@@ -671,7 +671,7 @@ def decode_file(
         codec, warning = choose(gray)
     else:
         codec, warning = codec_for_gray(gray.text, weights=weights, device=device, tile=tile, model=model,
-                                        lossy=gray.lossy, precision=precision)
+                                        jpeg=gray.jpeg, precision=precision)
     chunk = parse_chunk(gray.text)
     try:
         restored = restore(gray.gray, codec, chunk is not None, fallback, on_tile, search_frame, has_edge_marks(chunk),
@@ -771,11 +771,12 @@ def decode(
         if result.warning:
             warnings.warn(f"<bytes> {result.warning}", stacklevel=2)
         return buffer.getvalue()
-    lossy = False
+    jpeg = lossy = False
     if isinstance(gray, Image.Image):
         text = png_text(gray) or jpeg_comment_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
         data = normalise_gray(gray, text)
-        main, alpha, text, lossy = data.gray, data.alpha, data.text, loses_fine_code(gray)
+        main, alpha, text = data.gray, data.alpha, data.text
+        jpeg, lossy = gray.format == "JPEG", loses_fine_code(gray)
     elif isinstance(gray, np.ndarray):
         main, alpha = _split_array(gray, 1)
         main = main[:, :, 0] if main.ndim == 3 else main
@@ -783,7 +784,7 @@ def decode(
     else:
         raise TypeError(f"decode expects a PIL image, a numpy array or bytes, got {type(gray).__name__}")
     if codec is None:
-        codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, lossy=lossy)
+        codec, warning = codec_for_gray(text, weights=weights, device=device, tile=tile, model=model, jpeg=jpeg)
     else:
         warning = chunk_mismatch_warning(text, codec.info)
     chunk = None if text is None else parse_chunk(text)

@@ -59,6 +59,7 @@ class GrayImage:
     gray: np.ndarray  # uint8 HxW
     alpha: np.ndarray | None  # uint8 HxW
     text: dict[str, str] = field(default_factory=dict)
+    jpeg: bool = False  # read from a JPEG: decoded with the model for JPEG grays
     lossy: bool = False  # a JPEG coarser than FINE_CODE_JPEG_QUALITY: the nets' fine code is gone
 
 
@@ -259,7 +260,8 @@ def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Gr
     """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the text invgray wrote
     into it (PNG text chunks, or a JPEG's comment)."""
     image, text, _ = _load(source, max_pixels)
-    return replace(normalise_gray(image, text, source_name(source)), lossy=loses_fine_code(image))
+    return replace(normalise_gray(image, text, source_name(source)), jpeg=image.format == "JPEG",
+                   lossy=loses_fine_code(image))
 
 
 def format_for_path(path: str | Path) -> str:

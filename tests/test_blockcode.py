@@ -14,7 +14,7 @@ from invgray_cli import blockcode, metrics
 from invgray_cli.blockcode import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
                                    colour_from_block_code, embed_block_code, fill_failed, macroblock_chroma,
                                    read_block_code)
-from invgray_cli.imageio import jpeg_round_trip, loses_fine_code
+from invgray_cli.imageio import jpeg_round_trip, loses_fine_code, read_gray
 from invgray_cli.models.jpegdecoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
 
 
@@ -228,6 +228,8 @@ def test_a_jpeg_gray_of_quality_98_or_more_decodes_by_its_fine_code(registered, 
         Image.fromarray(gray).save(tmp_path / f"{quality}.jpg", quality=quality)
         with Image.open(tmp_path / f"{quality}.jpg") as image:
             assert loses_fine_code(image) is lossy
+        read = read_gray(tmp_path / f"{quality}.jpg")  # still a JPEG gray: its model is the one for JPEG grays
+        assert read.jpeg and read.lossy is lossy
         assert run("decode", tmp_path / f"{quality}.jpg", "-o", tmp_path / f"{quality}.png").exit_code == 0
         restored = np.asarray(Image.open(tmp_path / f"{quality}.png").convert("RGB"))
         received = np.asarray(Image.open(tmp_path / f"{quality}.jpg"))

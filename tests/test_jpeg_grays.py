@@ -96,7 +96,7 @@ def test_decode_of_a_jpeg_gray_picks_its_model_or_the_jpeg_model(with_jpeg_model
 
 
 def test_choose_model_for_lossy_grays_without_a_jpeg_model(registered):
-    spec, warning = codec_module.choose_model({}, lossy=True)
+    spec, warning = codec_module.choose_model({}, jpeg=True)
     assert spec.name == TINY_NAME and warning  # no JPEG model shipped: the default
 
 
