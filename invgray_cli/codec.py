@@ -34,7 +34,6 @@ from .imageio import (
     alpha_loss_warning,
     format_for_path,
     jpeg_comment_text,
-    loses_fine_code,
     normalise_color,
     normalise_gray,
     png_text,
@@ -775,8 +774,7 @@ def decode(
     if isinstance(gray, Image.Image):
         text = png_text(gray) or jpeg_comment_text(gray) or {k: v for k, v in gray.info.items() if isinstance(v, str)}
         data = normalise_gray(gray, text)
-        main, alpha, text = data.gray, data.alpha, data.text
-        jpeg, lossy = gray.format == "JPEG", loses_fine_code(gray)
+        main, alpha, text, jpeg, lossy = data.gray, data.alpha, data.text, data.jpeg, data.lossy
     elif isinstance(gray, np.ndarray):
         main, alpha = _split_array(gray, 1)
         main = main[:, :, 0] if main.ndim == 3 else main

@@ -214,7 +214,9 @@ def _is_effectively_gray(rgb: np.ndarray) -> bool:
 
 
 def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name: str = "<image>") -> GrayImage:
-    """A loaded PIL image as an 8-bit gray plus optional alpha; refuses colour photos."""
+    """A loaded PIL image as an 8-bit gray plus optional alpha, and whether it came from a JPEG (and
+    one that lost the fine code); refuses colour photos."""
+    jpeg, lossy = image.format == "JPEG", loses_fine_code(image)
     image, alpha = _split_alpha(image)
     if image.mode == "F":
         raise InvgrayError(f"{name}: 32-bit float images are not supported")
@@ -229,7 +231,7 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
                 f"{name}: is a colour image, not an invgray gray; decode expects the grayscale PNG written by `invgray encode`"
             )
         gray = np.asarray(image.convert("L"))
-    return GrayImage(np.ascontiguousarray(gray, dtype=np.uint8), alpha, dict(text or {}))
+    return GrayImage(np.ascontiguousarray(gray, dtype=np.uint8), alpha, dict(text or {}), jpeg, lossy)
 
 
 def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
@@ -260,8 +262,7 @@ def read_gray(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Gr
     """Read an invgray gray for decoding: 8-bit gray, alpha or None, and the text invgray wrote
     into it (PNG text chunks, or a JPEG's comment)."""
     image, text, _ = _load(source, max_pixels)
-    return replace(normalise_gray(image, text, source_name(source)), jpeg=image.format == "JPEG",
-                   lossy=loses_fine_code(image))
+    return normalise_gray(image, text, source_name(source))
 
 
 def format_for_path(path: str | Path) -> str:
