@@ -263,9 +263,16 @@ def decoder_inputs(gray: np.ndarray, reading: BlockCodeReading) -> tuple[torch.T
     return luma, coarse_chroma(reading, *gray.shape)
 
 
-def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=None) -> np.ndarray:
+def fine_planes(fine: np.ndarray) -> torch.Tensor:
+    """The codec's uint8 HxWx3 decode of a gray as the JPEG decoder takes it: (1,3,H,W) in [0,1]."""
+    return torch.from_numpy(np.ascontiguousarray(fine)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=None,
+                           fine: np.ndarray | None = None) -> np.ndarray:
     """uint8 HxW gray and its block code -> uint8 HxWx3: the coarse colour on the gray's luma, or
-    what ``decoder`` (a JpegDecoder) makes of the two."""
+    what ``decoder`` (a JpegDecoder) makes of the two (and of ``fine``, the codec's uint8 HxWx3
+    decode of the gray, for a decoder that ``needs_fine``)."""
     from .models.colorizer import chroma_to_rgb
 
     luma, chroma = decoder_inputs(gray, reading)
@@ -273,5 +280,5 @@ def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=
         if decoder is None:
             rgb = chroma_to_rgb(luma, chroma)
         else:
-            rgb = decoder.restore(luma, chroma)
+            rgb = decoder.restore(luma, chroma, None if fine is None else fine_planes(fine))
     return torch.round(rgb[0] * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

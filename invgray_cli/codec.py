@@ -562,8 +562,9 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
 
 def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, note: str | None) -> Restored:
     """The colour of a gray's block code, through the codec model's JPEG decoder where one ships."""
-    return Restored(colour_from_block_code(gray, blocks, shipped_jpeg_decoder(codec.info.sha256)), codec.info.name,
-                    note, True)
+    decoder = shipped_jpeg_decoder(codec.info.sha256)
+    fine = codec.decode_array(gray) if decoder is not None and decoder.needs_fine else None
+    return Restored(colour_from_block_code(gray, blocks, decoder, fine), codec.info.name, note, True)
 
 
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,

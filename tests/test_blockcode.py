@@ -163,6 +163,19 @@ def test_jpeg_decoder_any_size_and_file_round_trip(tmp_path):
     assert np.array_equal(colour_from_block_code(gray, read_block_code(gray), loaded), restored)
 
 
+def test_a_jpeg_decoder_with_fine_planes_reads_the_codec_decode_too():
+    torch.manual_seed(1)
+    decoder = JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=1, fine_planes=True)).eval()
+    assert decoder.needs_fine
+    luma, chroma, fine = torch.rand(1, 1, 70, 90), torch.rand(1, 2, 70, 90) - 0.5, torch.rand(1, 3, 70, 90)
+    with torch.inference_mode():
+        whole = decoder.restore(luma, chroma, fine, tile=None)
+        assert torch.allclose(decoder.restore(luma, chroma, fine, tile=32), whole, atol=1e-5)
+        assert not torch.allclose(decoder.restore(luma, chroma, 1.0 - fine, tile=None), whole, atol=1e-3)
+        with pytest.raises(ValueError, match="needs the codec decoder"):
+            decoder(luma, chroma)
+
+
 def test_train_jpeg_decoder_runs_validates_and_exports(registered, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -194,6 +207,14 @@ def test_train_jpeg_decoder_starts_from_given_weights(registered, tmp_path):
     wider = run("train-jpeg-decoder", folder, "--out", tmp_path / "k.ckpt", *common[:4], "--width", 8, *common[6:],
                 "--init-from", tmp_path / "start.safetensors")
     assert wider.exit_code != 0 and "does not fit" in wider.output
+    # given the codec's decode too: the new planes start at zero, so the start restores as before
+    fine = run("train-jpeg-decoder", folder, "--out", tmp_path / "f.ckpt", *common, "--lr", 0.0, "--fine-planes",
+               "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "f.safetensors")
+    assert fine.exit_code == 0, fine.output
+    grown = load_jpeg_decoder(tmp_path / "f.safetensors").eval()
+    luma, chroma, codec_rgb = torch.rand(1, 1, 32, 32), torch.rand(1, 2, 32, 32) - 0.5, torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        assert grown.needs_fine and torch.allclose(grown(luma, chroma, codec_rgb), start.eval()(luma, chroma), atol=1e-6)
 
 
 def _photo_file(path: Path, seed: int = 0) -> Path:
@@ -217,6 +238,29 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
     Image.fromarray(np.asarray(Image.open(tmp_path / "g.jpg"))).save(tmp_path / "r.jpg", quality=75)
     result = run("decode", tmp_path / "r.jpg", "-o", tmp_path / "r.png")
     assert result.exit_code == 0 and "block code" in result.stderr
+
+
+def test_a_shipped_jpeg_decoder_with_fine_planes_is_given_the_codec_decode(registered, tmp_path, monkeypatch):
+    from invgray_cli.codec import Codec
+    from invgray_cli.models import registry
+    from invgray_cli.models.registry import CompanionEntry, file_sha256
+
+    torch.manual_seed(2)
+    decoder_file = registered.parent / "jpeg-fine.safetensors"
+    sha = save_jpeg_decoder(JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=1, fine_planes=True)),
+                            decoder_file, file_sha256(registered))
+    monkeypatch.setattr(registry, "JPEG_DECODERS", [CompanionEntry(file_sha256(registered), decoder_file.name, sha)])
+    registry.shipped_jpeg_decoder.cache_clear()
+    try:
+        source = _photo_file(tmp_path / "p.png")
+        assert run("encode", source, "-o", tmp_path / "g.jpg").exit_code == 0
+        assert run("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png").exit_code == 0
+        gray = np.asarray(Image.open(tmp_path / "g.jpg"))
+        decoder = load_jpeg_decoder(decoder_file)
+        expected = colour_from_block_code(gray, read_block_code(gray), decoder, Codec.load(device="cpu").decode_array(gray))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png").convert("RGB")), expected)
+    finally:
+        registry.shipped_jpeg_decoder.cache_clear()
 
 
 def test_a_jpeg_gray_of_quality_98_or_more_decodes_by_its_fine_code(registered, tmp_path):

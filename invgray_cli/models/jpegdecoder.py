@@ -3,8 +3,11 @@
 After JPEG a gray's fine carriers are gone, but its block code still gives the colour of each
 16x16 macroblock. This net takes the received gray and that coarse colour spread over it, and
 returns RGB: a correction of the luma (the gray is the codec net's gray with JPEG's blocking, not
-the photo's luma) and of the chroma (sharpened along the gray's edges). It is a companion of one
-codec model, trained on that model's grays (`invgray train-jpeg-decoder`).
+the photo's luma) and of the chroma (sharpened along the gray's edges). With ``fine_planes`` it is
+also given what the codec's own decoder makes of the received gray: its colours are mostly guesses
+after JPEG, but the codec net knows its gray's offset from the photo's luma, and the fine code's
+remnants hold some detail the coarse colour lacks. It is a companion of one codec model, trained on
+that model's grays (`invgray train-jpeg-decoder`).
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import torch
 from torch import Tensor
 
 from ..tiling import run_tiled
-from .colorizer import chroma_to_rgb
+from ..metrics import LUMA_WEIGHTS
+from .colorizer import chroma_to_rgb, rgb_to_chroma
 from .unet import UNet
 
 JPEG_DECODER_FORMAT = "invgray-jpeg-decoder/1"
@@ -26,20 +30,32 @@ class JpegDecoderConfig:
     width: int = 24
     levels: int = 2
     bottom_blocks: int = 2
+    fine_planes: bool = False  # also given the codec decoder's colour of the received gray
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class JpegDecoder(UNet):
-    """luma (B,1,H,W) in [0,1] and coarse chroma (B,2,H,W) -> RGB (B,3,H,W) in [0,1]."""
+    """luma (B,1,H,W) in [0,1] and coarse chroma (B,2,H,W) (and with ``fine_planes`` the codec
+    decoder's RGB (B,3,H,W) in [0,1]) -> RGB (B,3,H,W) in [0,1]."""
 
     def __init__(self, config: JpegDecoderConfig = JpegDecoderConfig()) -> None:
-        super().__init__(3, 3, config.width, config.levels, config.bottom_blocks)
+        super().__init__(6 if config.fine_planes else 3, 3, config.width, config.levels, config.bottom_blocks)
         self.config = config
 
-    def forward(self, luma: Tensor, chroma: Tensor) -> Tensor:
-        correction = self.run(torch.cat([luma - 0.5, chroma], dim=1))
+    @property
+    def needs_fine(self) -> bool:
+        return self.config.fine_planes
+
+    def forward(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None) -> Tensor:
+        planes = [luma - 0.5, chroma]
+        if self.needs_fine:
+            if fine is None:
+                raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
+            fine_luma = (fine * fine.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+            planes += [fine_luma - luma, rgb_to_chroma(fine)]  # the new planes: zero at a warm start's start
+        correction = self.run(torch.cat(planes, dim=1))
         return chroma_to_rgb((luma + correction[:, :1]).clamp(0.0, 1.0), chroma + correction[:, 1:])
 
     @property
@@ -50,11 +66,12 @@ class JpegDecoder(UNet):
         per_level = sum(2 * 2**level + 2**(level - 1) for level in range(1, self.levels + 1))
         return stem_and_head + per_level + 4 * len(self.bottom) * 2**self.levels
 
-    def restore(self, luma: Tensor, chroma: Tensor, tile: int | None = 1024) -> Tensor:
+    def restore(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None, tile: int | None = 1024) -> Tensor:
         """``forward`` on any size, in tiles of ``tile`` pixels (None: whole) with a margin of the
         receptive field; (B,3,H,W) float32 on the CPU."""
-        planes = torch.cat([luma, chroma], dim=1)
-        return run_tiled(lambda t: self(t[:, :1], t[:, 1:]), planes, divisibility=self.divisibility,
+        planes = torch.cat([luma, chroma] + ([fine] if self.needs_fine else []), dim=1)
+        return run_tiled(lambda t: self(t[:, :1], t[:, 1:3], t[:, 3:] if self.needs_fine else None), planes,
+                         divisibility=self.divisibility,
                          halo=self.receptive_radius, tile=tile, device=next(self.parameters()).device,
                          dtype=torch.float32, out_channels=3)
 

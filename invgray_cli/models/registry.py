@@ -344,8 +344,8 @@ def shipped_edge_decoder(model_sha256: str) -> EdgeDecoder | None:
 JPEG_DECODERS: list[CompanionEntry] = [
     CompanionEntry(  # igray_s4w96.invisible_v2 (model card: weights/igray_s4w96.invisible_v2.md)
         model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
-        file="igray_s4w96_invisible_v2.jpeg-b952ec18.safetensors",
-        sha256="b952ec18bf0ecd13e8453003b436ae2df5be6274885588bc74e3e16ba0d1bde5",
+        file="igray_s4w96_invisible_v2.jpeg-8f7c1e6f.safetensors",
+        sha256="8f7c1e6f5d286cd06241f668efcc7fb236b3811ac6b6383ddecb6a5683f0d614",
     ),
 ]
 

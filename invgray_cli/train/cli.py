@@ -364,11 +364,14 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
                             width_help="Channels at full resolution (doubled per level).",
                             export_help="Write the best validated decoder here as .safetensors.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Start from these decoder weights (.safetensors or checkpoint) of the same --width.")
+              help="Start from these decoder weights (.safetensors or checkpoint) of the same --width "
+                   "(with --fine-planes, from one without: the new planes start at zero).")
+@click.option("--fine-planes", is_flag=True, help="Also give the decoder the codec decoder's colour of the gray.")
 def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, ...],
                                model_name: str | None, weights: str | None, steps: int, batch: int, crop: int,
                                lr: float, width: int, seed: int, val_every: int, threads: int | None, device: str,
-                               export_path: Path | None, log_every: int, init_from: Path | None) -> None:
+                               export_path: Path | None, log_every: int, init_from: Path | None,
+                               fine_planes: bool) -> None:
     """Train the decoder of JPEG grays: colour from the gray's luma and its block code."""
     import torch
 
@@ -380,7 +383,7 @@ def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs:
         torch.set_num_threads(threads)
     cfg = JpegDecoderTrainConfig(data=[str(p) for p in data_dirs], val=[str(p) for p in val_dirs], model=model_name,
                                  weights=weights, steps=steps, batch=batch, crop=crop, lr=lr, seed=seed,
-                                 val_every=val_every, device=device, net=JpegDecoderConfig(width=width).to_dict(),
+                                 val_every=val_every, device=device, net=JpegDecoderConfig(width=width, fine_planes=fine_planes).to_dict(),
                                  init_from=init_from and str(init_from))
     out.parent.mkdir(parents=True, exist_ok=True)
     decoder = train_jpeg_decoder(cfg, out, log=log, log_every=log_every)

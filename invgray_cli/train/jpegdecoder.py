@@ -4,7 +4,8 @@ Each example is a crop of a training photo (some defocused and saturated, some s
 art, as the codec's own training sees them), encoded by the codec as a whole image, given its block
 code, and saved as a JPEG the way grays travel: written at quality 80-95, and half of them re-saved
 at a lower quality (down to 70). The decoder learns the photo back from that JPEG's luma and block
-code. Validation does the same to whole photos: written at quality 90, and that re-saved at 75.
+code (and, for a decoder with ``fine_planes``, the codec's own decode of it). Validation does the
+same to whole photos: written at quality 90, and that re-saved at 75.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from .. import metrics
-from ..blockcode import MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, read_block_code
+from ..blockcode import (MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, fine_planes,
+                         read_block_code)
 from ..codec import Codec
 from ..devices import reproducible, resolve_device
 from ..errors import InvgrayError
@@ -49,30 +51,39 @@ def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
 
 
 def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.random.Generator,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(luma, coarse chroma, true RGB) of one crop, each (1,C,crop,crop)."""
+                 generator: torch.Generator, with_fine: bool) -> tuple[torch.Tensor, ...]:
+    """(luma, coarse chroma, true RGB) of one crop, each (1,C,crop,crop); ``with_fine``: and the
+    codec's decode of the received gray (1,3,crop,crop)."""
     rgb = _content(images, crop, rng, generator)
     gray = jpeg_saves(embed_block_code(codec.encode_array(rgb), rgb), random_qualities(rng))
     luma, chroma = decoder_inputs(gray, read_block_code(gray))
-    return luma, chroma, torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    target = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    return (luma, chroma, target) + ((fine_planes(codec.decode_array(gray)),) if with_fine else ())
 
 
-def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(kind, received gray, photo) for whole photos at each of VALIDATION_JPEGS."""
+ValidationGray = tuple[str, np.ndarray, np.ndarray, np.ndarray | None]  # kind, received gray, photo, its fine decode
+
+
+def validation_grays(codec: Codec, images: list[np.ndarray], with_fine: bool) -> list[ValidationGray]:
+    """(kind, received gray, photo, codec's decode of the gray or None) for whole photos at each of
+    VALIDATION_JPEGS."""
     examples = []
     for rgb in images:
         coded = embed_block_code(codec.encode_array(rgb), rgb)
-        examples += [("jpeg" + ">".join(map(str, q)), jpeg_saves(coded, q), rgb) for q in VALIDATION_JPEGS]
+        for qualities in VALIDATION_JPEGS:
+            gray = jpeg_saves(coded, qualities)
+            fine = codec.decode_array(gray) if with_fine else None
+            examples.append(("jpeg" + ">".join(map(str, qualities)), gray, rgb, fine))
     return examples
 
 
-def validate_jpeg_decoder(decoder: JpegDecoder, examples: list[tuple[str, np.ndarray, np.ndarray]]) -> dict:
+def validate_jpeg_decoder(decoder: JpegDecoder, examples: list[ValidationGray]) -> dict:
     """Mean restored PSNR per kind, beside the coarse colour alone on the gray; score: their mean."""
     decoder.eval()
     psnrs: dict[str, list[float]] = {}
-    for kind, gray, rgb in examples:
+    for kind, gray, rgb, fine in examples:
         reading = read_block_code(gray)
-        psnrs.setdefault(kind, []).append(metrics.psnr(colour_from_block_code(gray, reading, decoder), rgb))
+        psnrs.setdefault(kind, []).append(metrics.psnr(colour_from_block_code(gray, reading, decoder, fine), rgb))
         psnrs.setdefault(kind + "_coarse", []).append(metrics.psnr(colour_from_block_code(gray, reading), rgb))
     decoder.train()
     result = {f"psnr_{k}": float(np.mean(np.minimum(v, 60.0))) for k, v in psnrs.items()}
@@ -101,13 +112,13 @@ def train_jpeg_decoder(cfg: JpegDecoderTrainConfig, out: Path, log: Callable[[st
     if not images:
         raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
     val_images = load_all(find_images([Path(p) for p in cfg.val]), MACROBLOCK, on_skip=log) if cfg.val else []
-    val_examples = validation_grays(codec, val_images)
+    val_examples = validation_grays(codec, val_images, decoder.needs_fine)
     log(f"{len(images)} training photos, {len(val_examples)} validation grays; codec {codec.info.name}")
 
     def step_loss() -> torch.Tensor:
-        luma, chroma, target = (torch.cat(parts).to(device) for parts in
-                                zip(*(make_example(codec, images, cfg.crop, rng, generator) for _ in range(cfg.batch))))
-        return F.mse_loss(decoder(luma, chroma), target)
+        luma, chroma, target, *fine = (torch.cat(parts).to(device) for parts in zip(
+            *(make_example(codec, images, cfg.crop, rng, generator, decoder.needs_fine) for _ in range(cfg.batch))))
+        return F.mse_loss(decoder(luma, chroma, *fine), target)
 
     validate = (lambda: validate_jpeg_decoder(decoder, val_examples)) if val_examples else None
     history = fit_best_validated(decoder, optimizer, cfg.steps, cfg.lr, step_loss, validate, cfg.val_every,
