@@ -560,10 +560,14 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
     return None if reading is None else (spec.name, reading)
 
 
-def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, note: str | None) -> Restored:
-    """The colour of a gray's block code, through the codec model's JPEG decoder where one ships."""
+def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, note: str | None,
+                     pattern: PilotReading | None = None, on_tile: ProgressFn | None = None) -> Restored:
+    """The colour of a gray's block code, through the codec model's JPEG decoder where one ships
+    (given the codec's decode of the gray, in the frame of ``pattern`` when the caller has found it)."""
     decoder = shipped_jpeg_decoder(codec.info.sha256)
-    fine = codec.decode_array(gray) if decoder is not None and decoder.needs_fine else None
+    fine = None
+    if decoder is not None and decoder.needs_fine:
+        fine = codec.decode_located(gray, pattern if pattern is not None else codec.locate(gray), on_tile)
     return Restored(colour_from_block_code(gray, blocks, decoder, fine), codec.info.name, note, True)
 
 
@@ -580,12 +584,12 @@ def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = Tr
     content that search errs, see README). ``edge_marks``: the pattern may carry them (see
     :func:`has_edge_marks`)."""
     if lossy and (blocks := read_block_code(gray)).found:  # a JPEG's fine code is gone: no need to look
-        return _from_block_code(gray, blocks, codec, None if has_chunk else BLOCK_CODE_NOTE)
+        return _from_block_code(gray, blocks, codec, None if has_chunk else BLOCK_CODE_NOTE, on_tile=on_tile)
     reading = codec.locate(gray, edge_marks)
     code = None if has_chunk else codec.read_code(as_encoded(gray, reading))  # a chunk says invgray wrote it
     code_gone = code is not None and code.confidence < CODE_THRESHOLD
     if code_gone and not lossy and (blocks := read_block_code(gray)).found:
-        return _from_block_code(gray, blocks, codec, BLOCK_CODE_NOTE)
+        return _from_block_code(gray, blocks, codec, BLOCK_CODE_NOTE, reading, on_tile)
     if code_gone:
         note = NO_CODE_WARNING.format(confidence=code.confidence)
         if not fallback:

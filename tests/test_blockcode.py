@@ -172,8 +172,11 @@ def test_a_jpeg_decoder_with_fine_planes_reads_the_codec_decode_too():
         whole = decoder.restore(luma, chroma, fine, tile=None)
         assert torch.allclose(decoder.restore(luma, chroma, fine, tile=32), whole, atol=1e-5)
         assert not torch.allclose(decoder.restore(luma, chroma, 1.0 - fine, tile=None), whole, atol=1e-3)
-        with pytest.raises(ValueError, match="needs the codec decoder"):
-            decoder(luma, chroma)
+        assert torch.allclose(decoder(luma[..., :64, :88], chroma[..., :64, :88], fine[..., :64, :88]),
+                              decoder.restore(luma[..., :64, :88], chroma[..., :64, :88], fine[..., :64, :88], tile=None))
+        for call in (decoder, decoder.restore):
+            with pytest.raises(ValueError, match="needs the codec decoder"):
+                call(luma, chroma)
 
 
 def test_train_jpeg_decoder_runs_validates_and_exports(registered, tmp_path):
@@ -208,9 +211,9 @@ def test_train_jpeg_decoder_starts_from_given_weights(registered, tmp_path):
                 "--init-from", tmp_path / "start.safetensors")
     assert wider.exit_code != 0 and "does not fit" in wider.output
     # given the codec's decode too: the new planes start at zero, so the start restores as before
-    fine = run("train-jpeg-decoder", folder, "--out", tmp_path / "f.ckpt", *common, "--lr", 0.0, "--fine-planes",
-               "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "f.safetensors")
-    assert fine.exit_code == 0, fine.output
+    fine = run("train-jpeg-decoder", folder, "--val", folder, "--out", tmp_path / "f.ckpt", *common, "--lr", 0.0,
+               "--fine-planes", "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "f.safetensors")
+    assert fine.exit_code == 0 and "psnr_jpeg90>75" in fine.output, fine.output
     grown = load_jpeg_decoder(tmp_path / "f.safetensors").eval()
     luma, chroma, codec_rgb = torch.rand(1, 1, 32, 32), torch.rand(1, 2, 32, 32) - 0.5, torch.rand(1, 3, 32, 32)
     with torch.inference_mode():

@@ -69,6 +69,8 @@ class JpegDecoder(UNet):
     def restore(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None, tile: int | None = 1024) -> Tensor:
         """``forward`` on any size, in tiles of ``tile`` pixels (None: whole) with a margin of the
         receptive field; (B,3,H,W) float32 on the CPU."""
+        if self.needs_fine and fine is None:
+            raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
         planes = torch.cat([luma, chroma] + ([fine] if self.needs_fine else []), dim=1)
         return run_tiled(lambda t: self(t[:, :1], t[:, 1:3], t[:, 3:] if self.needs_fine else None), planes,
                          divisibility=self.divisibility,
