@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from ..tiling import run_tiled
-from ..metrics import LUMA_WEIGHTS
 from .colorizer import chroma_to_rgb, rgb_to_chroma
+from .net import rgb_to_luma
 from .unet import UNet
 
 JPEG_DECODER_FORMAT = "invgray-jpeg-decoder/1"
@@ -48,13 +48,15 @@ class JpegDecoder(UNet):
     def needs_fine(self) -> bool:
         return self.config.fine_planes
 
+    def _check_fine(self, fine: Tensor | None) -> None:
+        if self.needs_fine and fine is None:
+            raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
+
     def forward(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None) -> Tensor:
+        self._check_fine(fine)
         planes = [luma - 0.5, chroma]
         if self.needs_fine:
-            if fine is None:
-                raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
-            fine_luma = (fine * fine.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-            planes += [fine_luma - luma, rgb_to_chroma(fine)]  # the new planes: zero at a warm start's start
+            planes += [rgb_to_luma(fine) - luma, rgb_to_chroma(fine)]  # the new planes: zero at a warm start's start
         correction = self.run(torch.cat(planes, dim=1))
         return chroma_to_rgb((luma + correction[:, :1]).clamp(0.0, 1.0), chroma + correction[:, 1:])
 
@@ -69,8 +71,7 @@ class JpegDecoder(UNet):
     def restore(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None, tile: int | None = 1024) -> Tensor:
         """``forward`` on any size, in tiles of ``tile`` pixels (None: whole) with a margin of the
         receptive field; (B,3,H,W) float32 on the CPU."""
-        if self.needs_fine and fine is None:
-            raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
+        self._check_fine(fine)
         planes = torch.cat([luma, chroma] + ([fine] if self.needs_fine else []), dim=1)
         return run_tiled(lambda t: self(t[:, :1], t[:, 1:3], t[:, 3:] if self.needs_fine else None), planes,
                          divisibility=self.divisibility,
