@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.codec import Codec
-from invgray_cli.imageio import read_color
-from invgray_cli.tiling import crop_padded, round_up
+from invgray_cli.codec.codec import Codec
+from invgray_cli.io.images import read_color
+from invgray_cli.codec.tiling import crop_padded, round_up
 from invgray_cli.train.data import find_images
 
 

@@ -1,4 +1,4 @@
-"""How often decode reads a crop's cut edges right from the sync pattern's edge marks (pilot.py).
+"""How often decode reads a crop's cut edges right from the sync pattern's edge marks (sync_pattern.py).
 
 Each photo (every ``--every``-th of each set) is encoded by the default model, then cut by each of
 CUTS lines (top, left, bottom, right) and turned by each of ORIENTATIONS. Reported per set: the
@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from invgray_cli import __version__
-from invgray_cli.codec import Codec
-from invgray_cli.grid import orient
-from invgray_cli.imageio import read_color
-from invgray_cli.pilot import MARK_BAND, find_pilot
+from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.frames import orient
+from invgray_cli.io.images import read_color
+from invgray_cli.codec.sync_pattern import MARK_BAND, find_sync_pattern
 from invgray_cli.train.data import find_images
 
 CUTS = [(0, 0, 0, 0), (1, 0, 0, 0), (0, 2, 1, 0), (4, 4, 0, 0), (0, 0, 8, 5), (3, 3, 3, 3), (30, 0, 0, 30)]
@@ -43,7 +43,7 @@ def main() -> None:
             for top, left, bottom, right in CUTS:
                 kept = gray[top : gray.shape[0] - bottom, left : gray.shape[1] - right]
                 for orientation in ORIENTATIONS:
-                    reading = find_pilot(np.ascontiguousarray(orient(torch.from_numpy(kept), orientation).numpy()))
+                    reading = find_sync_pattern(np.ascontiguousarray(orient(torch.from_numpy(kept), orientation).numpy()))
                     cuts = (top, left, bottom, right)
                     edges_right.append(reading.frame.cut_edges == tuple(lines > 0 for lines in cuts))
                     lines_right.append(reading.cuts == tuple(min(lines, MARK_BAND) for lines in cuts))

@@ -1,7 +1,7 @@
 """Restored PSNR of grays moved after encoding (cropped, mirrored, turned), per set.
 
 Each photo is encoded by the default model, then moved each way in MOVES. The moved gray is
-decoded as `invgray decode` does (the sync pattern of pilot.py gives the frame, its end marks a
+decoded as `invgray decode` does (the sync pattern of sync_pattern.py gives the frame, its end marks a
 cut bottom or right, and the edge decoder re-decodes the lines beside a cut edge), as it comes
 (the pattern not looked for, as invgray 0.1 decoded it), in the true frame (what a perfect frame
 finder gives), and in the true frame without the edge decoder (invgray 0.2.0; the rest of the gap
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.codec import Codec
-from invgray_cli.imageio import read_color
+from invgray_cli.codec.codec import Codec
+from invgray_cli.io.images import read_color
 from invgray_cli.models.net import EdgeDecoder
-from invgray_cli.models.registry import load_weights
-from invgray_cli.pilot import remove_pilot
+from invgray_cli.models.zoo import load_weights
+from invgray_cli.codec.sync_pattern import remove_sync_pattern
 from invgray_cli.train.data import find_images
-from invgray_cli.train.frames import transform, true_frame
+from invgray_cli.train.frame_judge import transform, true_frame
 
 # (name, orientation, lines cut at the top, left, bottom, right) as the user sees the gray; "crop
 # t,l" cuts the top and left, "crop b,r" the bottom and right (the grid stays, the encoder's edge
@@ -55,7 +55,7 @@ def moved(array: np.ndarray, orientation: int, cut_y: int, cut_x: int, cut_botto
 
 def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
     rows = []
-    bare = codec.with_pilot(False)
+    bare = codec.with_sync_pattern(False)
     d = codec.model.divisibility
     for path in find_images([folder])[::every]:
         rgb = read_color(path).rgb
@@ -69,7 +69,7 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
             reading = codec.locate(moved_gray)
             seconds = time.perf_counter() - tick
             frame = true_frame(*gray.shape, orientation, cut_y, cut_x, d, (cut_bottom, cut_right), ends=True)
-            without_pattern = remove_pilot(moved_gray, reading)
+            without_pattern = remove_sync_pattern(moved_gray, reading)
             row = {"photo": path.name, "move": name, "clean": clean, "find_s": seconds, "frame_right": reading.frame == frame,
                    "decoded": metrics.psnr(codec.decode_located(moved_gray, reading), truth),
                    "as_is": metrics.psnr(bare.decode_array(moved_gray), truth),

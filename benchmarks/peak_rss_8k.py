@@ -27,7 +27,7 @@ TARGET_BYTES = 1.5e9
 
 WORKER = """
 import sys
-from invgray_cli.codec import Codec, decode_file, encode_file
+from invgray_cli.codec.codec import Codec, decode_file, encode_file
 step, source, dest, weights, tile = sys.argv[1:6]
 codec = Codec.load(weights=weights, device="cpu", tile=None if tile == "auto" else int(tile))
 if step == "encode":
@@ -50,7 +50,7 @@ def synthetic_large_photo(width: int, height: int, path: Path) -> None:
 
 def weights_for_run(folder: Path, random: bool) -> tuple[Path, str]:
     """(weights file, model name): the shipped default, else a random net saved into ``folder``."""
-    from invgray_cli.models import registry
+    from invgray_cli.models import zoo as registry
 
     name = registry.default_model_name()
     if name is not None and not random:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         photo, gray, colour = folder / f"photo.{args.input_format}", folder / "photo.gray.png", folder / "photo.color.png"
         synthetic_large_photo(width, height, photo)
         weights, model = weights_for_run(folder, args.random)
-        baseline = run_measured([sys.executable, "-c", "import torch, invgray_cli.codec"])
+        baseline = run_measured([sys.executable, "-c", "import torch, invgray_cli.codec.codec"])
         encode = run_measured(step_command(args.via, "encode", photo, gray, weights, args.tile))
         decode = run_measured(step_command(args.via, "decode", gray, colour, weights, args.tile))
         files = {p.name: p.stat().st_size for p in (photo, gray, colour)}

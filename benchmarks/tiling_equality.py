@@ -26,10 +26,10 @@ from PIL import Image
 
 from invgray_cli import __version__
 from invgray_cli.bench import synthetic_photo
-from invgray_cli.codec import Codec
-from invgray_cli.imageio import write_gray_png
+from invgray_cli.codec.codec import Codec
+from invgray_cli.io.images import write_gray_png
 from invgray_cli.models.net import InvertibleGray, NetConfig
-from invgray_cli.models.registry import ModelInfo, default_model_name
+from invgray_cli.models.zoo import ModelInfo, default_model_name
 
 SIZES = "1x1,17x31,1000x3,1537x1025"  # height x width
 TILES = "64,128,256,512,1024"

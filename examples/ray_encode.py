@@ -21,15 +21,15 @@ class EncodeBatch:
     """The Ray Data callable: one codec per actor, one batch of file paths per call."""
 
     def __init__(self, output_dir: str, model: str | None, weights: str | None, device: str, force: bool) -> None:
-        from invgray_cli.codec import Codec
+        from invgray_cli.codec.codec import Codec
 
         self.output_dir = Path(output_dir)
         self.force = force
         self.codec = Codec.load(model=model, weights=weights, device=device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from invgray_cli.batch import GRAY_SUFFIX, default_output_name
-        from invgray_cli.codec import encode_file
+        from invgray_cli.io.paths import GRAY_SUFFIX, default_output_name
+        from invgray_cli.codec.codec import encode_file
         from invgray_cli.errors import InvgrayError
 
         outputs, statuses = [], []
@@ -50,7 +50,7 @@ class EncodeBatch:
 
 def photo_items(input_dir: Path) -> list[dict[str, str]]:
     """Every image below ``input_dir`` as {path, rel}, by invgray's own rules (its outputs skipped)."""
-    from invgray_cli.batch import OWN_OUTPUTS, expand_inputs
+    from invgray_cli.io.paths import OWN_OUTPUTS, expand_inputs
 
     expansion = expand_inputs([str(input_dir)], skip_suffixes=OWN_OUTPUTS)
     return [{"path": str(item.source), "rel": item.rel.as_posix()} for item in expansion.items]

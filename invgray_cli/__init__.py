@@ -13,11 +13,11 @@ __all__ = ["__version__", "encode", "decode", "load_model", "InvgrayError"]
 
 def __getattr__(name: str) -> Any:
     if name in ("encode", "decode", "load_model"):
-        from . import codec
+        from invgray_cli.codec import codec
 
         return getattr(codec, name)
     if name == "InvgrayError":
-        from .errors import InvgrayError
+        from invgray_cli.errors import InvgrayError
 
         return InvgrayError
     raise AttributeError(f"module 'invgray_cli' has no attribute {name!r}")

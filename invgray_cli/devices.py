@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InvgrayError
+from invgray_cli.errors import InvgrayError
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

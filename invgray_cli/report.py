@@ -13,7 +13,7 @@ def versions() -> dict[str, str]:
     import PIL
     import torch
 
-    from . import __version__
+    from invgray_cli import __version__
 
     return {"invgray": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "pillow": PIL.__version__, "python": platform.python_version()}

@@ -9,7 +9,7 @@ import numpy as np
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from invgray_cli.cli import cli
+from invgray_cli.cli.app import cli
 
 
 def photo(path: Path, width: int = 24, height: int = 18, mode: str = "RGB", seed: int = 0) -> Path:

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from cli_helpers import TINY_NAME
-from invgray_cli.models import InvertibleGray, NetConfig, registry
-from invgray_cli.models.registry import WeightsEntry, save_weights
+from invgray_cli.models import InvertibleGray, NetConfig
+from invgray_cli.models import zoo as registry
+from invgray_cli.models.zoo import WeightsEntry, save_weights
 
 torch.set_num_threads(1)
 

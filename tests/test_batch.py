@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from invgray_cli import batch
-from invgray_cli.batch import FileResult, InputItem
+from invgray_cli.io import paths as batch
+from invgray_cli.io.paths import FileResult, InputItem
 from invgray_cli.errors import InvgrayError
 
 

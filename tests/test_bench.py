@@ -6,9 +6,9 @@ from click.testing import CliRunner
 
 from invgray_cli.bench import measure, parse_sizes, runs
 from invgray_cli.models import paper
-from invgray_cli.cli import cli
+from invgray_cli.cli.app import cli
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models.registry import save_weights
+from invgray_cli.models.zoo import save_weights
 
 FAST = ["bench", "--sizes", "32", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
 

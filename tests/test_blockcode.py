@@ -10,12 +10,13 @@ import torch
 from PIL import Image
 
 from cli_helpers import run, run_json
-from invgray_cli import blockcode, metrics
-from invgray_cli.blockcode import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
+from invgray_cli import metrics
+from invgray_cli.codec import block_code as blockcode
+from invgray_cli.codec.block_code import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
                                    colour_from_block_code, embed_block_code, fill_failed, macroblock_chroma,
                                    read_block_code)
-from invgray_cli.imageio import jpeg_round_trip, loses_fine_code, read_gray
-from invgray_cli.models.jpegdecoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
+from invgray_cli.io.images import jpeg_round_trip, loses_fine_code, read_gray
+from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
 
 
 def smooth_photo(height: int = 96, width: int = 112, seed: int = 0) -> np.ndarray:
@@ -244,9 +245,9 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
 
 
 def test_a_shipped_jpeg_decoder_with_fine_planes_is_given_the_codec_decode(registered, tmp_path, monkeypatch):
-    from invgray_cli.codec import Codec
-    from invgray_cli.models import registry
-    from invgray_cli.models.registry import CompanionEntry, file_sha256
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.models import zoo as registry
+    from invgray_cli.models.zoo import CompanionEntry, file_sha256
 
     torch.manual_seed(2)
     decoder_file = registered.parent / "jpeg-fine.safetensors"
@@ -305,7 +306,7 @@ def test_png_grays_carry_the_code_only_when_asked(registered, tmp_path):
     assert not run_json("info", tmp_path / "plain.png")[1]["block_code"]["found"]
     assert run_json("info", tmp_path / "safe.png")[1]["block_code"]["found"]
     # a lossless coded gray still decodes by its fine code: the block code is not used
-    from invgray_cli.codec import Codec, restore
+    from invgray_cli.codec.codec import Codec, restore
 
     codec = Codec.load(device="cpu")
     gray = np.asarray(Image.open(tmp_path / "safe.png"))

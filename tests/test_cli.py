@@ -19,9 +19,10 @@ from cli_helpers import (
     run,
     run_json,
 )
-from invgray_cli import cli as cli_module
-from invgray_cli import runner
-from invgray_cli.codec import CHUNK_KEY, Codec
+from invgray_cli.cli import app as cli_module
+from invgray_cli.cli import runner
+from invgray_cli.codec.codec import Codec
+from invgray_cli.io.chunk import CHUNK_KEY
 
 
 def test_round_trip_rgb(tmp_path: Path, weights: Path) -> None:
@@ -294,7 +295,7 @@ def test_models_empty_and_registered(monkeypatch: pytest.MonkeyPatch, registered
     assert result.exit_code == 0 and doc["models"][0]["name"] == TINY_NAME and doc["models"][0]["default"] is True
     table = run("models").stdout
     assert TINY_NAME in table and doc["models"][0]["sha256"][:12] in table
-    from invgray_cli.models import registry
+    from invgray_cli.models import zoo as registry
 
     monkeypatch.setattr(registry, "REGISTRY", [])
     result = run("models")
@@ -318,7 +319,7 @@ def test_absent_lazy_command_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_version_does_not_import_torch() -> None:
     code = ("import sys\n"
-            "import invgray_cli.cli as c\n"
+            "import invgray_cli.cli.app as c\n"
             "try:\n    c.cli.main(['--version'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "c.cli.main(['--help'], standalone_mode=False)\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")

@@ -18,7 +18,7 @@ from cli_helpers import (
     run,
     run_json,
 )
-from invgray_cli.codec import CHUNK_KEY
+from invgray_cli.io.chunk import CHUNK_KEY
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -179,7 +179,7 @@ def test_unreadable_weights_file(tmp_path: Path, weights: Path) -> None:
 
 
 def test_no_shipped_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from invgray_cli.models import registry
+    from invgray_cli.models import zoo as registry
 
     monkeypatch.setattr(registry, "REGISTRY", [])
     photo(tmp_path / "a.jpg")

@@ -51,8 +51,8 @@ def test_a_tiny_tile_is_refused_rather_than_run_slowly(tmp_path: Path, command: 
 
 
 def test_smallest_cli_tile_is_the_tilers() -> None:
-    from invgray_cli.options import SMALLEST_TILE
-    from invgray_cli.tiling import MIN_TILE
+    from invgray_cli.cli.options import SMALLEST_TILE
+    from invgray_cli.codec.tiling import MIN_TILE
 
     assert SMALLEST_TILE == MIN_TILE
 
@@ -60,7 +60,7 @@ def test_smallest_cli_tile_is_the_tilers() -> None:
 def test_a_read_only_file_system_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
     import errno
 
-    from invgray_cli import imageio
+    from invgray_cli.io import images as imageio
 
     def read_only(*args: object, **kwargs: object) -> int:
         raise OSError(errno.EROFS, "Read-only file system", str(args[0]))
@@ -75,7 +75,7 @@ def test_a_read_only_file_system_is_the_users_error_not_a_bug(tmp_path: Path, we
 def test_a_full_disk_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
     import errno
 
-    from invgray_cli import imageio
+    from invgray_cli.io import images as imageio
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -93,8 +93,8 @@ def test_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
     script = tmp_path / "slow_write.py"
     script.write_text(
         "import sys, time\n"
-        "from invgray_cli.cli import exit_on_sigterm\n"
-        "from invgray_cli.imageio import atomic_write\n"
+        "from invgray_cli.cli.app import exit_on_sigterm\n"
+        "from invgray_cli.io.images import atomic_write\n"
         "exit_on_sigterm()\n"
         "def write(handle):\n"
         "    handle.write(b'x')\n"

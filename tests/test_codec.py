@@ -10,26 +10,14 @@ import torch
 from PIL import Image
 
 import invgray_cli
-from invgray_cli import codec as codec_module
-from invgray_cli.pilot import add_pilot
-from invgray_cli.codec import (
-    FORMAT_VERSION,
-    Codec,
-    ModelSpec,
-    choose_model,
-    codec_for_gray,
-    decode,
-    decode_file,
-    encode,
-    encode_file,
-    load_model,
-    make_chunk,
-    parse_chunk,
-)
+from invgray_cli.codec import codec as codec_module
+from invgray_cli.codec.sync_pattern import add_sync_pattern
+from invgray_cli.codec.codec import Codec, ModelSpec, choose_model, codec_for_gray, decode, decode_file, encode, encode_file, load_model
+from invgray_cli.io.chunk import FORMAT_VERSION, make_chunk, parse_chunk
 from invgray_cli.devices import dtype_for, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models import registry
-from invgray_cli.models.registry import ModelInfo, WeightsEntry, save_weights
+from invgray_cli.models import zoo as registry
+from invgray_cli.models.zoo import ModelInfo, WeightsEntry, save_weights
 
 
 @pytest.fixture
@@ -79,7 +67,7 @@ def _files(folder: Path) -> set[str]:
 
 def test_chunk_round_trip():
     info = ModelInfo("igray.s2w48", "ab" * 32, 2, 24)
-    text = make_chunk(info)
+    text = make_chunk(info.name, info.sha256)
     assert list(text) == ["invgray"]
     payload = json.loads(text["invgray"])
     assert payload == {"format": 3, "model": "igray.s2w48", "sha256": "ab" * 8, "version": invgray_cli.__version__}
@@ -155,8 +143,8 @@ def test_encode_float_quantises_to_encode_array(tiny_codec):
     values = tiny_codec.encode_float(rgb)
     assert values.dtype == np.float32 and 0.0 <= values.min() and values.max() <= 1.0
     quantised = np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
-    assert np.array_equal(quantised, tiny_codec.with_pilot(False).encode_array(rgb))
-    assert np.array_equal(add_pilot(quantised), tiny_codec.encode_array(rgb))  # the stored gray: the sync pattern on top
+    assert np.array_equal(quantised, tiny_codec.with_sync_pattern(False).encode_array(rgb))
+    assert np.array_equal(add_sync_pattern(quantised), tiny_codec.encode_array(rgb))  # the stored gray: the sync pattern on top
 
 
 def test_progress_callback(tiny_codec):
@@ -263,7 +251,7 @@ def test_encode_bad_input_leaves_nothing(tmp_path, tiny_codec):
 
 
 def test_unknown_format_gray_refused(tmp_path, tiny_codec):
-    from invgray_cli.imageio import write_gray_png
+    from invgray_cli.io.images import write_gray_png
 
     write_gray_png(np.zeros((4, 4), np.uint8), None, {"invgray": '{"format": 9, "model": "a.b", "sha256": "00"}'}, tmp_path / "g.png")
     with pytest.raises(InvgrayError, match="format 9"):
@@ -335,7 +323,7 @@ def test_out_of_memory_becomes_a_one_line_error(tiny_codec, monkeypatch):
 def test_precision_is_chosen_per_device(weights):
     import torch
 
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
     from invgray_cli.devices import compute_dtype
     from invgray_cli.errors import InvgrayError
 
@@ -361,7 +349,7 @@ def test_precision_option_errors_are_usage_errors(weights, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fp16_on_cuda_stays_close_to_fp32(weights):
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -374,7 +362,7 @@ def test_fp16_on_cuda_stays_close_to_fp32(weights):
 
 
 def test_batches_equal_one_image_at_a_time(weights):
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
 
     codec = Codec.load(weights=weights, device="cpu", tile=32)
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cli_helpers import assert_one_line_error, photo, run, run_json
-from invgray_cli.colorize import (
+from invgray_cli.colorize.session import (
     ColorizerCodec,
     Hint,
     colourfulness,
@@ -111,7 +111,7 @@ def test_tiles_with_their_margin_match_the_whole_image(colorizer_weights, monkey
     tiled = codec._tiled(planes, tile=64)  # 20 tiles, each seeing TILE_MARGIN around it
     assert tiled.shape == whole.shape
     assert float((tiled - whole).abs().max()) < 1e-4
-    from invgray_cli import colorize
+    from invgray_cli.colorize import session as colorize
 
     monkeypatch.setattr(colorize, "TILE_MARGIN", 0)  # the margin is what makes it work: without it, seams
     seamed = codec._tiled(planes, tile=64)
@@ -133,7 +133,7 @@ def test_colorizer_file_round_trip_and_checks(colorizer_weights, tmp_path):
     assert name == "tiny.colorizer" and model.config == TINY and len(digest) == 64
     with pytest.raises(InvgrayError, match="sha256"):
         load_colorizer(colorizer_weights, "0" * 64)
-    from invgray_cli.models.registry import save_weights
+    from invgray_cli.models.zoo import save_weights
     from invgray_cli.models import InvertibleGray, NetConfig
 
     save_weights(InvertibleGray(NetConfig(scale=2, width=4, encoder_blocks=1, decoder_blocks=1)), tmp_path / "codec.safetensors")
@@ -168,7 +168,7 @@ def test_colorize_command_errors(colorizer_weights, tmp_path):
 
 
 def test_colorize_without_a_shipped_colorizer_says_so(tmp_path, monkeypatch):
-    from invgray_cli import colorize
+    from invgray_cli.colorize import session as colorize
 
     monkeypatch.setattr(colorize, "COLORIZERS", [])
     result = run("colorize", _gray_photo(tmp_path / "g.png"), "-o", tmp_path / "c.png")
@@ -191,7 +191,7 @@ def test_eval_colorize_reports_each_hint_count(colorizer_weights, tmp_path):
 
 
 def test_training_the_colorizer_resumes_and_validates(tmp_path):
-    from invgray_cli.train.colorize import ColorizerTrainConfig, sample_hints, train_colorizer
+    from invgray_cli.train.colorizer import ColorizerTrainConfig, sample_hints, train_colorizer
 
     folder = tmp_path / "photos"
     for seed in range(3):
@@ -260,7 +260,7 @@ def test_warm_start_from_a_net_with_fewer_input_planes_behaves_like_it(tmp_path)
 
 
 def test_colorizer_losses_regress_and_punish_dull_colour_only():
-    from invgray_cli.train.colorize import colorizer_loss
+    from invgray_cli.train.colorizer import colorizer_loss
 
     target = torch.rand(2, 2, 8, 8) - 0.5
     exact, terms = colorizer_loss(target, target, 1.0, "mse")

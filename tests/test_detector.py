@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from cli_helpers import TINY_NAME, assert_one_line_error, photo, run
-from invgray_cli import codec as codec_module
-from invgray_cli.codec import Codec, decode, restore
+from invgray_cli.codec import codec as codec_module
+from invgray_cli.codec.codec import Codec, decode, restore
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.detector import CodeDetector, DetectorConfig, load_detector, read_code, save_detector, window_origins
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.models.registry import ModelInfo
+from invgray_cli.models.zoo import ModelInfo
 
 
 class FixedDetector(CodeDetector):
@@ -132,7 +132,7 @@ def test_train_detector_runs_and_exports(registered, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "right_coded" in result.stderr and "right_cropped" in result.stderr and "right_half" in result.stderr
     detector, model_sha = load_detector(tmp_path / "d.safetensors")
-    from invgray_cli.models.registry import file_sha256
+    from invgray_cli.models.zoo import file_sha256
 
     assert model_sha == file_sha256(registered) and detector.config.period == 2
 

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from invgray_cli import metrics
-from invgray_cli.cli import cli
-from invgray_cli.codec import Codec
-from invgray_cli.evaluate import (METRIC_NAMES, PAPER_FIGURES, PATTERN_GAIN, comparison_strip, difference_map,
+from invgray_cli.cli.app import cli
+from invgray_cli.codec.codec import Codec
+from invgray_cli.eval.evaluate import (METRIC_NAMES, PAPER_FIGURES, PATTERN_GAIN, comparison_strip, difference_map,
                                   evaluate_folder, pattern_map)
-from invgray_cli.models.registry import ModelInfo, save_weights
+from invgray_cli.models.zoo import ModelInfo, save_weights
 
 
 def _photo(height: int, width: int, seed: int) -> np.ndarray:

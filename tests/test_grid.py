@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 
 from cli_helpers import photo, run
-from invgray_cli import grid
-from invgray_cli.codec import Codec, restore
+from invgray_cli.codec import frames as grid
+from invgray_cli.codec.codec import Codec, restore
 from invgray_cli.errors import InvgrayError
-from invgray_cli.grid import Frame, all_frames, find_frame, into_frame, out_of_frame
-from invgray_cli.models.frames import FrameJudge, FrameJudgeConfig, load_frame_judge, save_frame_judge
+from invgray_cli.codec.frames import Frame, all_frames, find_frame, into_frame, out_of_frame
+from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig, load_frame_judge, save_frame_judge
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.train.frames import transform, true_frame
+from invgray_cli.train.frame_judge import transform, true_frame
 
 MOVED_LOSS_DB = 1.0  # astronaut (512²), all 8 moves right: measured losses 0.00-0.62 dB (the cut edges)
 MOVES = [(t, cy, cx) for t in range(8) for cy in range(4) for cx in range(4)]
@@ -40,7 +40,7 @@ def _edge_codecs(tiny_model, all_cuts: bool = False) -> tuple[Codec, Codec]:
     """The tiny model's codec without and with an edge decoder (the same net, another decoder)."""
     from invgray_cli.models.net import EdgeDecoder
 
-    from invgray_cli.models.registry import ModelInfo
+    from invgray_cli.models.zoo import ModelInfo
 
     torch.manual_seed(7)
     edge = InvertibleGray(tiny_model.config)
@@ -48,12 +48,12 @@ def _edge_codecs(tiny_model, all_cuts: bool = False) -> tuple[Codec, Codec]:
     for p in edge.decoder.parameters():
         torch.nn.init.normal_(p, std=0.1)
     info = ModelInfo("tiny", "0" * 64, tiny_model.divisibility, tiny_model.receptive_field)
-    plain = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False)
+    plain = Codec.from_model(tiny_model, info, device="cpu").with_sync_pattern(False)
     return plain, replace(plain, edge_decoder=EdgeDecoder(edge.eval(), all_cuts))
 
 
 def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(tiny_model):
-    from invgray_cli.codec import EDGE_BAND
+    from invgray_cli.codec.codec import EDGE_BAND
 
     plain, with_edge = _edge_codecs(tiny_model)
     gray = np.random.default_rng(0).integers(0, 256, (70, 90), dtype=np.uint8)
@@ -85,7 +85,7 @@ def test_grays_that_lost_no_lines_at_the_top_or_left_never_meet_the_edge_decoder
 @pytest.mark.parametrize("frame", [Frame(0, 0, 0, (False, False, True, True)), Frame(0, 1, 1, (True, True, True, False)),
                                    Frame(3, 0, 1, (False, True, False, True)), Frame(0, 0, 0, (True, False, False, False))])
 def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_model, frame):
-    from invgray_cli.codec import EDGE_BAND
+    from invgray_cli.codec.codec import EDGE_BAND
 
     plain, with_edge = _edge_codecs(tiny_model, all_cuts=True)
     gray = np.random.default_rng(2).integers(0, 256, (71, 90), dtype=np.uint8)
@@ -115,7 +115,7 @@ def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_
 
 
 def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatch):
-    from invgray_cli import codec as codec_module
+    from invgray_cli.codec import codec as codec_module
 
     def refuse(*args):
         raise AssertionError("the edge decoder was loaded for a clean gray")
@@ -124,15 +124,15 @@ def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatc
     quiet = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))  # a gray near the luma
     plain, _ = _edge_codecs(quiet)
     monkeypatch.setattr(codec_module, "_edge_decoder_on", refuse)
-    with_pattern = plain.with_pilot(True)
-    from test_pilot import smooth_rgb
+    with_pattern = plain.with_sync_pattern(True)
+    from test_sync_pattern import smooth_rgb
 
     rgb = smooth_rgb(120, 132)  # a gray whose pattern and edge marks are found
     gray = with_pattern.encode_array(rgb)
     assert with_pattern.locate(gray).found and not with_pattern.locate(gray).frame.is_cut
     assert np.array_equal(with_pattern.decode_array(gray), plain.decode_array(plain.encode_array(rgb)))
     _, all_sides = _edge_codecs(quiet, all_cuts=True)
-    all_sides = replace(all_sides, pilot=True)
+    all_sides = replace(all_sides, sync_pattern=True)
     cut = np.ascontiguousarray(gray[:-2])
     assert all_sides.locate(cut).frame == Frame(0, 0, 0, (False, False, True, False))
     batch = all_sides.decode_batch([gray, cut])
@@ -141,9 +141,9 @@ def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatc
 
 
 def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
-    from invgray_cli import codec as codec_module
-    from invgray_cli.models import registry
-    from invgray_cli.models.registry import EdgeDecoderEntry, file_sha256
+    from invgray_cli.codec import codec as codec_module
+    from invgray_cli.models import zoo as registry
+    from invgray_cli.models.zoo import EdgeDecoderEntry, file_sha256
 
     monkeypatch.setattr(registry, "EDGE_DECODERS", [EdgeDecoderEntry(file_sha256(registered), registered.name,
                                                                      file_sha256(registered), all_cuts=True)])
@@ -252,7 +252,7 @@ def test_train_frames_runs_and_exports(registered, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "right_moved" in result.stderr and "right_as_encoded" in result.stderr
     judge, model_sha = load_frame_judge(tmp_path / "f.safetensors")
-    from invgray_cli.models.registry import file_sha256
+    from invgray_cli.models.zoo import file_sha256
 
     assert model_sha == file_sha256(registered) and judge.config.width == 4
     again = run("train-frames", folder, "--out", tmp_path / "g.ckpt", "--steps", "1", "--batch", "2", "--width", "4",
@@ -264,7 +264,7 @@ def test_train_frames_runs_and_exports(registered, tmp_path):
 def astronaut_coded() -> tuple[np.ndarray, np.ndarray, Codec]:
     from skimage import data
 
-    codec = Codec.load(device="cpu", tile=0).with_pilot(False)  # the search serves grays without the sync pattern
+    codec = Codec.load(device="cpu", tile=0).with_sync_pattern(False)  # the search serves grays without the sync pattern
     rgb = np.ascontiguousarray(data.astronaut())
     return rgb, codec.encode_array(rgb), codec
 

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from invgray_cli import guard, metrics
-from invgray_cli.codec import Codec
-from invgray_cli.models.registry import ModelInfo
+from invgray_cli import metrics
+
+from invgray_cli.codec import guard
+from invgray_cli.codec.codec import Codec
+from invgray_cli.models.zoo import ModelInfo
 
 
 def _scene(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -114,7 +116,7 @@ def test_gray_floor_option_on_encode_and_eval(tmp_path, weights):
 
 
 def test_a_shipped_file_named_by_path_keeps_its_gray_floor(weights, monkeypatch):
-    from invgray_cli.models import registry
+    from invgray_cli.models import zoo as registry
 
     entry = registry.make_entry(weights, "tiny.floored", "test", "MIT")
     monkeypatch.setattr(registry, "REGISTRY", [registry.WeightsEntry(**{**entry.__dict__, "gray_floor": 0.97})])

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from invgray_cli.errors import InvgrayError
-from invgray_cli.imageio import (
+from invgray_cli.io.images import (
     DEFAULT_MAX_PIXELS,
     atomic_write,
     flatten_on_white,
@@ -299,7 +299,7 @@ def test_limit_message_for_small_limits(tmp_path):
 
 
 def test_read_header(tmp_path):
-    from invgray_cli.imageio import read_header
+    from invgray_cli.io.images import read_header
 
     write_gray_png(np.zeros((3, 5), np.uint8), None, {"invgray": "{}"}, tmp_path / "g.png")
     header = read_header(tmp_path / "g.png")

@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from cli_helpers import TINY_NAME, assert_one_line_error, photo, run, run_json
-from invgray_cli import codec as codec_module
-from invgray_cli.imageio import jpeg_comment_text, jpeg_round_trip, read_gray, write_gray_jpeg
-from invgray_cli.models import InvertibleGray, NetConfig, registry
-from invgray_cli.models.registry import WeightsEntry, save_weights
+from invgray_cli.codec import codec as codec_module
+from invgray_cli.io.images import jpeg_comment_text, jpeg_round_trip, read_gray, write_gray_jpeg
+from invgray_cli.models import InvertibleGray, NetConfig
+from invgray_cli.models import zoo as registry
+from invgray_cli.models.zoo import WeightsEntry, save_weights
 
 JPEG_NAME = "tiny.jpeg"
 
@@ -133,8 +134,8 @@ def test_eval_reports_each_jpeg_quality(registered, tmp_path):
 
 def test_eval_jpeg_psnr_is_the_decode_of_the_resaved_gray(registered, tmp_path):
     from invgray_cli import metrics
-    from invgray_cli.codec import Codec
-    from invgray_cli.evaluate import evaluate_folder
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.eval.evaluate import evaluate_folder
 
     image = photo(tmp_path / "p.png", 24, 20)
     codec = Codec.load(device="cpu", tile=0)
@@ -160,7 +161,7 @@ def test_encode_to_jpg_warns_when_no_jpeg_model_ships(registered, tmp_path):
 def test_api_decode_of_a_pil_jpeg_reads_its_comment(with_jpeg_model, tmp_path):
     import warnings
 
-    from invgray_cli import codec as api
+    from invgray_cli.codec import codec as api
 
     run("encode", photo(tmp_path / "p.png", 32, 24), "-o", tmp_path / "g.jpg", "--model", TINY_NAME)
     with warnings.catch_warnings():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models import InvertibleGray, NetConfig, registry
-from invgray_cli.models.registry import (
+from invgray_cli.models import InvertibleGray, NetConfig
+from invgray_cli.models import zoo as registry
+from invgray_cli.models.zoo import (
     WeightsEntry,
     default_model_name,
     file_sha256,
@@ -162,7 +163,7 @@ def test_shipped_entries_are_consistent(entry, monkeypatch):
 
 
 def test_make_entry_for_shipping(weights_file):
-    from invgray_cli.models.registry import make_entry, shipped_file_name
+    from invgray_cli.models.zoo import make_entry, shipped_file_name
 
     path, sha = weights_file
     entry = make_entry(path, "igray.tiny", "a tiny test net", "MIT")

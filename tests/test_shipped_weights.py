@@ -10,7 +10,7 @@ from PIL import Image
 
 from cli_helpers import run
 from invgray_cli.metrics import gray_structure, luma_bt601, psnr, ssim
-from invgray_cli.models import registry
+from invgray_cli.models import zoo as registry
 from invgray_cli.train.data import defocus, scale_chroma
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ COLOUR_FIRST = "igray_s4w96.photos789_v1"
 # measured figures so a regression in the weights, the codec, the guard or the tiling trips them.
 BARS = {  # model: (min PSNR, min SSIM, min gray structure) on the photo
     DEFAULT: (40.5, 0.98, 0.985),  # measured 42.52 dB, 0.9877, 0.9926
-    # the sync pattern (±1 gray level, pilot.py) took its gray structure from 0.9741 to 0.9685
+    # the sync pattern (±1 gray level, sync_pattern.py) took its gray structure from 0.9741 to 0.9685
     COLOUR_FIRST: (41.0, 0.98, 0.965),  # measured 43.09 dB, 0.9876, 0.9685
 }
 SMOOTH_FLOOR = 0.95  # the default's gray rule on every image (measured 0.9832, 47.02 dB; photos789_v1: 0.9191)
@@ -104,7 +104,7 @@ CROP_BARS = {("chelsea", (3, 3, 0, 0)): (0.5, 0.6), ("chelsea", (0, 0, 2, 3)): (
 
 @pytest.mark.parametrize("photo,cut", sorted(CROP_BARS))
 def test_a_cropped_gray_decodes_near_its_clean_decode_with_the_edge_decoder(photo, cut, request, tmp_path):
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
 
     path = request.getfixturevalue(photo)
     original, _, restored = _round_trip(path, tmp_path)
@@ -124,7 +124,7 @@ def test_a_cropped_gray_decodes_near_its_clean_decode_with_the_edge_decoder(phot
 
 
 def test_shipped_colorizer_keeps_the_luma_and_follows_hints(chelsea, tmp_path):
-    from invgray_cli.colorize import COLORIZERS, ColorizerCodec, random_hints
+    from invgray_cli.colorize.session import COLORIZERS, ColorizerCodec, random_hints
 
     if not COLORIZERS:
         pytest.skip("no colouriser ships yet")
@@ -145,7 +145,7 @@ def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resi
                                                                                          tmp_path):
     import io
 
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
 
     codec = Codec.load(device="cpu")
     for photo in (chelsea, smooth_chelsea):
@@ -164,7 +164,7 @@ def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resi
     Image.fromarray(np.round(luma_bt601(np.asarray(Image.open(chelsea).convert("RGB")))).astype(np.uint8)).save(source)
     result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
     assert result.exit_code == 0 and "no colour code" in result.stderr
-    from invgray_cli.colorize import COLORIZERS
+    from invgray_cli.colorize.session import COLORIZERS
 
     if COLORIZERS:  # decode fell back to the colouriser: colour whose luma is the gray's
         assert f"colourised by '{COLORIZERS[0].name}'" in result.stderr
@@ -183,7 +183,7 @@ JPEG_BARS = {"chelsea": (33.8, 32.7), "smooth_chelsea": (34.6, 34.1)}  # measure
 
 @pytest.mark.parametrize("photo", sorted(JPEG_BARS))
 def test_a_jpeg_gray_keeps_its_colour_through_its_block_code_and_a_resave(photo, request, tmp_path):
-    from invgray_cli.blockcode import colour_from_block_code, read_block_code
+    from invgray_cli.codec.block_code import colour_from_block_code, read_block_code
 
     path = request.getfixturevalue(photo)
     original = np.asarray(Image.open(path).convert("RGB"))

@@ -4,7 +4,7 @@ import torch
 from torch.nn import functional as F
 
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.tiling import compute_padding, crop_padded, round_up, run_tiled, tile_spans
+from invgray_cli.codec.tiling import compute_padding, crop_padded, round_up, run_tiled, tile_spans
 
 
 @pytest.mark.parametrize("height,width,div", [(1, 1, 2), (17, 31, 2), (1000, 3, 4), (8, 8, 8), (5, 9, 1)])
@@ -125,7 +125,7 @@ def test_a_batch_tiles_like_its_images_one_by_one():
 
 
 def test_auto_tile_size_cpu():
-    from invgray_cli.tiling import auto_tile_size
+    from invgray_cli.codec.tiling import auto_tile_size
 
     assert auto_tile_size("cpu") % 64 == 0 and auto_tile_size(torch.device("cpu")) >= 256
 

@@ -372,9 +372,9 @@ def test_train_runs_checkpoints_and_validates(photos, tmp_path):
 
 def test_validate_measures_what_eval_measures(tiny_model):
     """Whole photos at their own sizes through the codec path, scored as `invgray eval` scores them."""
-    from invgray_cli.codec import Codec
-    from invgray_cli.evaluate import png_round_trip, score_image
-    from invgray_cli.models.registry import ModelInfo
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.eval.evaluate import png_round_trip, score_image
+    from invgray_cli.models.zoo import ModelInfo
 
     images = [photo_array(34, 45, seed=5), photo_array(24, 20, seed=6)]
     tiny_model.train()
@@ -383,7 +383,7 @@ def test_validate_measures_what_eval_measures(tiny_model):
     assert tiny_model.training and all(p.requires_grad for p in tiny_model.parameters())  # untouched
     assert_same_weights(tiny_model.state_dict(), before)
     codec = Codec.from_model(tiny_model, ModelInfo("t", "", tiny_model.divisibility, tiny_model.receptive_field),
-                             device="cpu").with_pilot(False)  # validation scores the nets; the pattern goes around them
+                             device="cpu").with_sync_pattern(False)  # validation scores the nets; the pattern goes around them
     scores = []
     for image in images:
         gray = png_round_trip(codec.encode_array(image))
@@ -441,13 +441,13 @@ def test_resuming_a_finished_run_changes_nothing(photos, tmp_path):
 
 
 def _invoke(*args: object):
-    from invgray_cli.cli import cli
+    from invgray_cli.cli.app import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_train_command_exports_loadable_weights(photos, tmp_path):
-    from invgray_cli.models.registry import load_weights
+    from invgray_cli.models.zoo import load_weights
 
     out, weights = tmp_path / "cli.ckpt", tmp_path / "w.safetensors"
     common = ("train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from invgray_cli.cli import cli
+from invgray_cli.cli.app import cli
 from invgray_cli.models.net import rgb_to_luma
-from invgray_cli.models.registry import load_weights, save_weights
+from invgray_cli.models.zoo import load_weights, save_weights
 from invgray_cli.train import losses
 from invgray_cli.train.cli import parse_loss_terms
 from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
@@ -99,9 +99,9 @@ def test_synthetic_art_is_smooth_colourful_and_seeded():
 @pytest.mark.parametrize("cut", [(0, 0), (1, 0), (0, 3), (2, 1)])
 def test_remake_border_shows_the_encoder_what_the_codec_shows_it(cut):
     """Encoding a crop whose border was re-made gives the codec's gray of the odd-sized photo."""
-    from invgray_cli.codec import Codec
+    from invgray_cli.codec.codec import Codec
     from invgray_cli.models.net import InvertibleGray
-    from invgray_cli.models.registry import ModelInfo
+    from invgray_cli.models.zoo import ModelInfo
 
     torch.manual_seed(0)
     model = InvertibleGray(TINY_NET)  # 4-px blocks, as the shipped nets: cuts of 0-3 px
@@ -324,12 +324,12 @@ def test_edge_band_losses_score_only_the_band(tiny_model):  # noqa: F811
 
 
 def test_the_stored_quantiser_gives_exactly_the_gray_the_codec_stores(tiny_model):  # noqa: F811
-    from invgray_cli.codec import Codec
-    from invgray_cli.models.registry import ModelInfo
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.models.zoo import ModelInfo
 
     rgb = photo_array(32, 40, seed=5)
     info = ModelInfo("tiny", "", tiny_model.divisibility, tiny_model.receptive_field)
-    stored = Codec.from_model(tiny_model, info, device="cpu").with_pilot(False).encode_array(rgb)
+    stored = Codec.from_model(tiny_model, info, device="cpu").with_sync_pattern(False).encode_array(rgb)
     with torch.no_grad():
         gray = tiny_model.encode(as_tensor(rgb))
     seen = losses.quantise(gray.requires_grad_(), "stored")

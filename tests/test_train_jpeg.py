@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from invgray_cli.cli import cli
-from invgray_cli.imageio import jpeg_round_trip
+from invgray_cli.cli.app import cli
+from invgray_cli.io.images import jpeg_round_trip
 from invgray_cli.models.net import InvertibleGray, NetConfig
 from invgray_cli.train.cli import parse_range
 from invgray_cli.train.jpeg import dct_matrix, jpeg_gray, quality_table

@@ -10,7 +10,7 @@ Table 3, and the speed ratio is given.
 - ``table``: the table on stderr;
 - ``cli``: the command.
 """
-from .cli import bench_command
-from .measure import measure, parse_sizes, synthetic_photo
+from invgray_cli.bench.cli import bench_command
+from invgray_cli.bench.measure import measure, parse_sizes, synthetic_photo
 
 __all__ = ["bench_command", "measure", "parse_sizes", "synthetic_photo"]

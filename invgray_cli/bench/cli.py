@@ -5,12 +5,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .measure import parse_devices, parse_sizes
-from .runs import random_codec, run_bench
-from .table import render_table
+from invgray_cli.bench.measure import parse_devices, parse_sizes
+from invgray_cli.bench.runs import random_codec, run_bench
+from invgray_cli.bench.table import render_table
 
 if TYPE_CHECKING:
-    from ..codec import Codec
+    from invgray_cli.codec.codec import Codec
 
 DEFAULT_SIZES = "256,512,1024"
 
@@ -55,7 +55,7 @@ def bench_command(
     console = Console(stderr=True, quiet=quiet)
 
     def load_codec(device: str) -> Codec:
-        from ..codec import Codec
+        from invgray_cli.codec.codec import Codec
 
         if random_init:
             return random_codec(device, tile)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvgrayError
+from invgray_cli.errors import InvgrayError
 
 if TYPE_CHECKING:
     import numpy as np

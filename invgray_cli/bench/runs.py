@@ -6,13 +6,13 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..report import envelope, model_facts
-from .measure import MEMORY_NOTE, Size, device_name, measure, synthetic_photo
+from invgray_cli.report import envelope, model_facts
+from invgray_cli.bench.measure import MEMORY_NOTE, Size, device_name, measure, synthetic_photo
 
 if TYPE_CHECKING:
     import torch
 
-    from ..codec import Codec
+    from invgray_cli.codec.codec import Codec
 
 SPEED_TARGET = 8.0  # issue 3: ours >= 8x faster than the paper's architecture at 1024^2, each direction
 TARGET_SIZE = (1024, 1024)
@@ -27,9 +27,9 @@ def random_codec(device: str, tile: int | None) -> Codec:
     """The default architecture with random weights, for timing before trained weights exist."""
     import torch
 
-    from ..codec import Codec
-    from ..models.net import InvertibleGray, NetConfig
-    from ..models.registry import ModelInfo
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.models.net import InvertibleGray, NetConfig
+    from invgray_cli.models.zoo import ModelInfo
 
     torch.manual_seed(0)
     net = InvertibleGray(NetConfig())
@@ -107,7 +107,7 @@ def run_bench(
     """Time every size on every device; returns the ``invgray bench --json`` document."""
     import torch
 
-    from ..models import paper as paper_arch
+    from invgray_cli.models import paper as paper_arch
 
     paper_module = paper_arch if paper else None
     results, device_info, model = [], {}, model_facts(None, None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .runs import SPEED_TARGET, TARGET_SIZE
+from invgray_cli.bench.runs import SPEED_TARGET, TARGET_SIZE
 
 
 def _seconds(entry: dict | None, key: str = "median_s") -> str:

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS
-from .unet import UNet
+from invgray_cli.models.net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS
+from invgray_cli.models.unet import UNet
 
 COLORIZER_FORMAT = "invgray-colorizer/1"
 SPREAD_SCALES = (8, 32)  # box sizes of the normalised-convolution hint maps
@@ -137,14 +137,14 @@ class Colorizer(UNet):
 
 def save_colorizer(model: Colorizer, path: str | Path, name: str | None = None) -> str:
     """Write ``model`` as safetensors with its config; returns the file's sha256."""
-    from .registry import save_module
+    from invgray_cli.models.zoo import save_module
 
     return save_module(model, path, COLORIZER_FORMAT, name=name)
 
 
 def load_colorizer(path: str | Path, expected_sha256: str | None = None) -> tuple[Colorizer, str, str]:
     """(model, name, sha256) of a colouriser file, checked against ``expected_sha256`` (prefix)."""
-    from .registry import load_module
+    from invgray_cli.models.zoo import load_module
 
     model, metadata, digest = load_module(path, COLORIZER_FORMAT, lambda config: Colorizer(ColorizerConfig(**config)),
                                           "colouriser", expected_sha256)

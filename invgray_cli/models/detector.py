@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .registry import CompanionEntry, load_module, save_module, shipped_companion
+from invgray_cli.models.zoo import CompanionEntry, load_module, save_module, shipped_companion
 
 DETECTOR_FORMAT = "invgray-detector/1"
 CODE_THRESHOLD = 0.5  # below this confidence, decode says the gray carries no code

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .net import ResidualBlock
+from invgray_cli.models.net import ResidualBlock
 
 
 class UNet(nn.Module):

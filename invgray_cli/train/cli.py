@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..options import device_option
+from invgray_cli.cli.options import device_option
 
 
 def log(message: str) -> None:
@@ -82,8 +82,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
     """Train the encoder/decoder on folders of colour photos (resumable from --out)."""
     import torch
 
-    from ..models.net import NetConfig
-    from .loop import StepReport, TrainConfig, config_json, train
+    from invgray_cli.models.net import NetConfig
+    from invgray_cli.train.loop import StepReport, TrainConfig, config_json, train
 
     if edge_all_cuts and not edge_band:
         raise click.BadParameter("needs --edge-band", param_hint="--edge-all-cuts")
@@ -137,8 +137,8 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         if interactive:
             progress.stop()
     if export_path is not None:
-        from ..models.registry import save_weights
-        from .loop import best_path
+        from invgray_cli.models.zoo import save_weights
+        from invgray_cli.train.loop import best_path
 
         best = best_path(out)
         if best.exists():  # the best validated weights, not merely the last ones
@@ -175,7 +175,7 @@ def parse_loss_terms(terms: tuple[str, ...]) -> dict:
     """``("window_hinge=1", ...)`` -> LossWeights fields as a dict; unknown names are usage errors."""
     from dataclasses import asdict, fields
 
-    from .losses import LossWeights
+    from invgray_cli.train.losses import LossWeights
 
     known = {f.name for f in fields(LossWeights)}
     weights = asdict(LossWeights())
@@ -235,8 +235,8 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
     """Train the colouriser for grays without a hidden code (resumable from --out)."""
     import torch
 
-    from ..models.colorizer import ColorizerConfig, save_colorizer
-    from .colorize import ColorizerTrainConfig, train_colorizer
+    from invgray_cli.models.colorizer import ColorizerConfig, save_colorizer
+    from invgray_cli.train.colorizer import ColorizerTrainConfig, train_colorizer
 
     if threads:
         torch.set_num_threads(threads)
@@ -301,8 +301,8 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
     """Train the detector that tells decode whether a gray carries its model's colour code."""
     import torch
 
-    from ..models.detector import save_detector
-    from .detector import DetectorTrainConfig, train_detector
+    from invgray_cli.models.detector import save_detector
+    from invgray_cli.train.detector import DetectorTrainConfig, train_detector
 
     if threads:
         torch.set_num_threads(threads)
@@ -344,8 +344,8 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
     """Train the judge that picks the frame of a cropped, mirrored or turned gray."""
     import torch
 
-    from ..models.frames import save_frame_judge
-    from .frames import FrameTrainConfig, train_frame_judge
+    from invgray_cli.models.frame_judge import save_frame_judge
+    from invgray_cli.train.frame_judge import FrameTrainConfig, train_frame_judge
 
     if threads:
         torch.set_num_threads(threads)
@@ -375,9 +375,9 @@ def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs:
     """Train the decoder of JPEG grays: colour from the gray's luma and its block code."""
     import torch
 
-    from ..codec import Codec
-    from ..models.jpegdecoder import JpegDecoderConfig, save_jpeg_decoder
-    from .jpegdecoder import JpegDecoderTrainConfig, train_jpeg_decoder
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.models.jpeg_decoder import JpegDecoderConfig, save_jpeg_decoder
+    from invgray_cli.train.jpeg_decoder import JpegDecoderTrainConfig, train_jpeg_decoder
 
     if threads:
         torch.set_num_threads(threads)

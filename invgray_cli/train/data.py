@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..batch import IMAGE_SUFFIXES, OWN_OUTPUTS
-from ..errors import InvgrayError
-from ..imageio import read_color
+from invgray_cli.io.paths import IMAGE_SUFFIXES, OWN_OUTPUTS
+from invgray_cli.errors import InvgrayError
+from invgray_cli.io.images import read_color
 
 
 def find_images(folders: list[Path]) -> list[Path]:

@@ -24,13 +24,13 @@ import torch
 from PIL import Image, ImageFilter
 from torch.nn import functional as F
 
-from .. import metrics
-from ..codec import Codec
-from ..devices import reproducible, resolve_device
-from ..errors import InvgrayError
-from ..models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
-from .data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
-from .fit import CompanionTrainConfig, fit_best_validated
+from invgray_cli import metrics
+from invgray_cli.codec.codec import Codec
+from invgray_cli.devices import reproducible, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
+from invgray_cli.train.data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
+from invgray_cli.train.fit import CompanionTrainConfig, fit_best_validated
 
 KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
                "coded_blurred": 0.05}
@@ -129,7 +129,7 @@ def train_detector(cfg: DetectorTrainConfig, out: Path, log: Callable[[str], Non
     device = resolve_device(cfg.device)
     reproducible(device)
     # the detector reads grays with the sync pattern taken out
-    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_pilot(False)
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_sync_pattern(False)
     config = DetectorConfig(period=codec.model.divisibility, **cfg.net)
     detector = CodeDetector(config).to(device)
     optimizer = torch.optim.Adam(detector.parameters(), lr=cfg.lr)

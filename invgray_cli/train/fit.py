@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..errors import InvgrayError
+from invgray_cli.errors import InvgrayError
 
 
 @dataclass

@@ -15,15 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import metrics
-from ..devices import exact_fp32, reproducible, resolve_device
-from ..errors import InvgrayError
-from ..grid import Frame, into_frame
-from ..models.net import EdgeDecoder, InvertibleGray, NetConfig, rgb_to_luma
-from ..tiling import crop_padded
-from . import losses
-from .jpeg import BLOCK as JPEG_BLOCK, jpeg_gray
-from .data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
+from invgray_cli import metrics
+from invgray_cli.devices import exact_fp32, reproducible, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.codec.frames import Frame, into_frame
+from invgray_cli.models.net import EdgeDecoder, InvertibleGray, NetConfig, rgb_to_luma
+from invgray_cli.codec.tiling import crop_padded
+from invgray_cli.train import losses
+from invgray_cli.train.jpeg import BLOCK as JPEG_BLOCK, jpeg_gray
+from invgray_cli.train.data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
 
 
 # An invisible gray: on every validation set a mean gray structure (SSIM structure term vs luma)
@@ -223,16 +223,16 @@ def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = No
     """The codec path around the nets being trained; with ``edge_of``, ``model`` is an edge decoder
     (of every cut edge with ``all_cuts``) and the codec is ``edge_of``'s with
     it. Nets are copied (the copies go to eval mode)."""
-    from ..codec import Codec
-    from ..models.registry import ModelInfo
+    from invgray_cli.codec.codec import Codec
+    from invgray_cli.models.zoo import ModelInfo
 
     device = next(model.parameters()).device
     info = ModelInfo("in-training", "", model.divisibility, model.receptive_field)
-    # the nets alone: the sync pattern (pilot.py) is added and taken out exactly around them
+    # the nets alone: the sync pattern (sync_pattern.py) is added and taken out exactly around them
     if edge_of is not None:
         codec = Codec.from_model(copy.deepcopy(edge_of), info, device=str(device))
-        return replace(codec, edge_decoder=EdgeDecoder(copy.deepcopy(model).eval(), all_cuts)).with_pilot(False)
-    return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_pilot(False)
+        return replace(codec, edge_decoder=EdgeDecoder(copy.deepcopy(model).eval(), all_cuts)).with_sync_pattern(False)
+    return Codec.from_model(copy.deepcopy(model), info, device=str(device)).with_sync_pattern(False)
 
 
 # (top, left, bottom, right) lines cut off the validation grays in turn when training on cut edges;
@@ -243,7 +243,7 @@ VAL_CUTS_ALL_SIDES = ((1, 0, 0, 0), (0, 0, 1, 2), (3, 3, 0, 0), (0, 0, 3, 3), (4
 
 def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut: bool = False) -> dict[str, float]:
     """``cut``: also the PSNR decoded in the true frame after cutting lines off the gray's edges."""
-    from ..imageio import jpeg_round_trip
+    from invgray_cli.io.images import jpeg_round_trip
 
     psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
     for index, image in enumerate(images):
@@ -365,7 +365,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
 
     model = InvertibleGray(NetConfig(**cfg.net))
     if cfg.init:
-        from ..models.registry import load_weights
+        from invgray_cli.models.zoo import load_weights
 
         start_from = load_weights(cfg.init)
         if start_from.config != model.config:
@@ -404,7 +404,7 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
         f"in {time.perf_counter() - t0:.0f} s")
     vgg = None
     if cfg.vgg19:
-        from .vgg import VGGContrast
+        from invgray_cli.train.vgg import VGGContrast
 
         vgg = VGGContrast(Path(cfg.vgg19)).to(device)
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..metrics import gray_structure_map_torch
+from invgray_cli.metrics import gray_structure_map_torch
 
 LIGHTNESS_THETA = 70.0 / 255.0
 

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import click
 
-from . import batch
-from .batch import FileResult, InputItem, Job
-from .errors import InvgrayError
+from invgray_cli.io import paths as batch
+from invgray_cli.io.paths import FileResult, InputItem, Job
+from invgray_cli.errors import InvgrayError
 
 PROG = "invgray"
 DEBUG_ENV = "INVGRAY_DEBUG"
@@ -202,7 +202,7 @@ def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions,
     run that loaded several, e.g. decode of grays from two models, names each file's model only)."""
     summary = batch.summary(results)
     if opts.as_json:
-        from .report import envelope, model_facts
+        from invgray_cli.report import envelope, model_facts
 
         one = codecs[0] if len(codecs) == 1 else None
         model = model_facts(one.info.name, one.info.sha256) if one is not None else model_facts(None, None)

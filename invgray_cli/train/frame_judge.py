@@ -20,13 +20,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import grid
-from ..codec import Codec
-from ..devices import reproducible
-from ..errors import InvgrayError
-from ..models.frames import FrameJudge, FrameJudgeConfig, judge_logits
-from .data import find_images, load_all
-from .fit import fit_best_validated
+from invgray_cli.codec import frames as grid
+from invgray_cli.codec.codec import Codec
+from invgray_cli.devices import reproducible
+from invgray_cli.errors import InvgrayError
+from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig, judge_logits
+from invgray_cli.train.data import find_images, load_all
+from invgray_cli.train.fit import fit_best_validated
 
 RIGHT_MARGIN_DB = 0.5  # a candidate this close to the true frame's restores the photo as well
 CASE_CROP = 256
@@ -209,7 +209,7 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
     rng = np.random.default_rng(cfg.seed)
     reproducible(torch.device("cpu"))
     # the judge serves grays made without the sync pattern
-    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_pilot(False)
+    codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_sync_pattern(False)
 
     def training_cases() -> Cases:
         images = load_all(find_images([Path(p) for p in cfg.data]), CASE_CROP, on_skip=log)

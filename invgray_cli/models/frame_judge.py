@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .registry import CompanionEntry, load_module, save_module, shipped_companion
+from invgray_cli.models.zoo import CompanionEntry, load_module, save_module, shipped_companion
 
 FRAME_JUDGE_FORMAT = "invgray-frame-judge/1"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .devices import exact_fp32, resolve_device
-from .errors import InvgrayError
-from .models.registry import ModelInfo
-from .models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, load_colorizer, rgb_to_chroma
+from invgray_cli.devices import exact_fp32, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.models.zoo import ModelInfo
+from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, load_colorizer, rgb_to_chroma
 
 HINT_PATTERN = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*#?([0-9a-fA-F]{6})\s*$")
 # Above this many pixels the net runs on overlapping tiles (its U-Net sees about 2 x this margin).
@@ -133,7 +133,7 @@ class ColorizerCodec:
             model, file_name, digest = load_colorizer(weights)
         else:
             entry = find_colorizer(name)
-            from .models.registry import weights_dir
+            from invgray_cli.models.zoo import weights_dir
 
             path = weights_dir() / entry.file
             if not path.is_file():

@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..errors import InvgrayError
-from .net import EdgeDecoder, InvertibleGray, NetConfig
+from invgray_cli.errors import InvgrayError
+from invgray_cli.models.net import EdgeDecoder, InvertibleGray, NetConfig
 
 T = TypeVar("T")
 E = TypeVar("E", bound="CompanionEntry")
@@ -353,6 +353,6 @@ JPEG_DECODERS: list[CompanionEntry] = [
 @functools.lru_cache(maxsize=4)
 def shipped_jpeg_decoder(model_sha256: str):
     """The shipped JPEG decoder for the codec model with this sha256 (on the CPU), or None if it has none."""
-    from .jpegdecoder import load_jpeg_decoder
+    from invgray_cli.models.jpeg_decoder import load_jpeg_decoder
 
     return shipped_companion(JPEG_DECODERS, model_sha256, "JPEG decoder", load_jpeg_decoder)

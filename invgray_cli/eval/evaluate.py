@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .batch import EVAL_SUFFIX, OWN_OUTPUTS
-from .errors import InvgrayError
-from .report import envelope, model_facts
-from .options import device_option, gray_floor_option, precision_option, tile_option, with_floor
+from invgray_cli.io.paths import EVAL_SUFFIX, OWN_OUTPUTS
+from invgray_cli.errors import InvgrayError
+from invgray_cli.report import envelope, model_facts
+from invgray_cli.cli.options import device_option, gray_floor_option, precision_option, tile_option, with_floor
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .codec import Codec
+    from invgray_cli.codec.codec import Codec
 
 METRIC_NAMES = ("psnr", "ssim", "mae", "gray_structure", "gray_psnr")
 # Xia et al. 2018 on VOC2012 (abstract, Sec. 7.2); the paper gives no gray PSNR.
@@ -38,7 +38,7 @@ ImageCallback = Callable[[int, int, dict], None]  # (index, total, per-image rec
 
 def png_round_trip(gray: np.ndarray) -> np.ndarray:
     """The gray as decode sees it: written as an 8-bit PNG and read back."""
-    from .imageio import read_gray, write_gray_png
+    from invgray_cli.io.images import read_gray, write_gray_png
 
     buffer = io.BytesIO()
     write_gray_png(gray, None, {}, buffer)
@@ -47,7 +47,7 @@ def png_round_trip(gray: np.ndarray) -> np.ndarray:
 
 def score_image(rgb: np.ndarray, gray: np.ndarray, restored: np.ndarray) -> dict[str, float]:
     """The five measures for one photo, its gray and its restored colour (all uint8)."""
-    from . import metrics
+    from invgray_cli import metrics
 
     luma = metrics.luma_bt601(rgb)
     return {
@@ -73,7 +73,7 @@ def pattern_map(rgb: np.ndarray, gray: np.ndarray, gain: int = PATTERN_GAIN) -> 
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from .metrics import luma_bt601
+    from invgray_cli.metrics import luma_bt601
 
     amplified = np.abs(gray.astype(np.float64) - luma_bt601(rgb)) * gain
     panel = Image.fromarray(np.round(np.clip(amplified, 0.0, 255.0)).astype(np.uint8))
@@ -174,10 +174,10 @@ def evaluate_folder(
     (``psnr_jpegQ``, see :func:`jpeg_key`). ``block_code``: the grays carry the JPEG-safe block
     code, as `encode --jpeg-safe` (and every JPEG gray) writes them.
     """
-    from . import metrics
-    from .blockcode import embed_block_code
-    from .codec import restore
-    from .imageio import FINE_CODE_JPEG_QUALITY, jpeg_saves, read_color, write_color
+    from invgray_cli import metrics
+    from invgray_cli.codec.block_code import embed_block_code
+    from invgray_cli.codec.codec import restore
+    from invgray_cli.io.images import FINE_CODE_JPEG_QUALITY, jpeg_saves, read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
     items, notes = _eval_items(paths, limit, exclude=save_dir)
@@ -248,7 +248,7 @@ def evaluate_folder(
 def _eval_items(paths: Sequence[str | Path], limit: int | None, exclude: Path | None = None) -> tuple[list, list[str]]:
     """(set name, item) for every image under ``paths`` (one set per argument, reported apart as
     well as together), and the notes; files under ``exclude`` (the strips' folder) are left out."""
-    from .batch import expand_inputs
+    from invgray_cli.io.paths import expand_inputs
 
     items, notes = [], []
     for path in paths:
@@ -272,9 +272,9 @@ def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_coun
     PSNR, SSIM and colourfulness (Hasler-Süsstrunk) relative to the photo's."""
     import numpy as np
 
-    from . import metrics
-    from .colorize import colourfulness, random_hints
-    from .imageio import read_color
+    from invgray_cli import metrics
+    from invgray_cli.colorize.session import colourfulness, random_hints
+    from invgray_cli.io.images import read_color
 
     items, notes = _eval_items(paths, limit)
     per_image, failed = [], []
@@ -405,7 +405,7 @@ def eval_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .codec import Codec
+    from invgray_cli.codec.codec import Codec
 
     console = Console(stderr=True, quiet=quiet)
     codec = with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile, precision=precision),
@@ -441,7 +441,7 @@ def _eval_colorize(paths: Sequence[str], hint_counts: Sequence[int], weights: st
     from rich.console import Console
     from rich.table import Table
 
-    from .colorize import ColorizerCodec
+    from invgray_cli.colorize.session import ColorizerCodec
 
     console = Console(stderr=True, quiet=quiet)
     colorizer = ColorizerCodec.load(weights=weights, device=device)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .imageio import jpeg_table
+from invgray_cli.io.images import jpeg_table
 
 BLOCK = 8  # JPEG's DCT block
 MACROBLOCK = 16  # pixels per coded colour, on each axis
@@ -117,7 +117,7 @@ def _pixels(coefficients: np.ndarray) -> np.ndarray:
 def macroblock_chroma(rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 -> (2, h, w) mean BT.601 Cb, Cr in [-0.5, 0.5] of each whole macroblock."""
     rows, cols = coded_shape(*rgb.shape[:2])
-    from .models.colorizer import rgb_to_chroma
+    from invgray_cli.models.colorizer import rgb_to_chroma
 
     image = torch.from_numpy(np.ascontiguousarray(rgb[: rows * MACROBLOCK, : cols * MACROBLOCK]))
     chroma = rgb_to_chroma(image.permute(2, 0, 1)[None].float() / 255.0)
@@ -273,7 +273,7 @@ def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=
     """uint8 HxW gray and its block code -> uint8 HxWx3: the coarse colour on the gray's luma, or
     what ``decoder`` (a JpegDecoder) makes of the two (and of ``fine``, the codec's uint8 HxWx3
     decode of the gray, for a decoder that ``needs_fine``)."""
-    from .models.colorizer import chroma_to_rgb
+    from invgray_cli.models.colorizer import chroma_to_rgb
 
     luma, chroma = decoder_inputs(gray, reading)
     with torch.inference_mode():

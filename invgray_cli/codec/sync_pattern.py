@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .grid import Frame, orient
+from invgray_cli.codec.frames import Frame, orient
 
 PERIOD = 16
 _PATTERN = (  # + is +1, - is -1 gray level
@@ -81,7 +81,7 @@ FOUND = 8.0
 
 
 @dataclass(frozen=True)
-class PilotReading:
+class SyncPatternReading:
     """Where a gray's sync pattern lies: ``frame`` (what to undo, see grid.Frame; its cut_edges
     from the edge marks), ``phase`` (y, x) of the pattern at the top-left pixel once the orientation
     is undone, ``confidence`` (the best match over the robust spread of all matches), ``cuts``: the
@@ -100,7 +100,7 @@ class PilotReading:
         return self.confidence >= FOUND
 
 
-NOT_FOUND = PilotReading(Frame(), (0, 0), 0.0)
+NOT_FOUND = SyncPatternReading(Frame(), (0, 0), 0.0)
 
 
 def mark_signs(length: int, cut_start: int, cut_end: int) -> np.ndarray:
@@ -133,7 +133,7 @@ def fresh_cuts(height: int, width: int) -> tuple[int, int, int, int]:
     return (rows, columns, rows, columns)
 
 
-def add_pilot(gray: np.ndarray) -> np.ndarray:
+def add_sync_pattern(gray: np.ndarray) -> np.ndarray:
     """uint8 HxW gray -> the same with the pattern and its edge marks added (clipped to 0..255)."""
     field = pattern_field(*gray.shape, cuts=fresh_cuts(*gray.shape))
     return np.clip(gray.astype(np.int16) + field, 0, 255).astype(np.uint8)
@@ -223,7 +223,7 @@ def _read_cuts(gray: np.ndarray, orientation: int,
     return (top, left, bottom, right), (rows_read, columns_read, rows_read, columns_read)
 
 
-def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True) -> PilotReading:
+def find_sync_pattern(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True) -> SyncPatternReading:
     """Where the pattern lies in a uint8 HxW gray (NOT_FOUND's confidence 0 when too small), and
     with ``edge_marks`` (format 3 grays, or ones whose format is unknown) which edges were cut."""
     height, width = gray.shape
@@ -244,10 +244,10 @@ def find_pilot(gray: np.ndarray, divisibility: int = 4, edge_marks: bool = True)
         cuts, read = UNMARKED, (False,) * 4
     cut_edges = tuple(was_read and lines > 0 for lines, was_read in zip(cuts, read))
     frame = Frame(int(orientation), phase[0] % divisibility, phase[1] % divisibility, cut_edges)
-    return PilotReading(frame, phase, confidence, cuts, read)
+    return SyncPatternReading(frame, phase, confidence, cuts, read)
 
 
-def remove_pilot(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
+def remove_sync_pattern(gray: np.ndarray, reading: SyncPatternReading) -> np.ndarray:
     """uint8 HxW gray with the pattern ``reading`` found taken out (a pixel at 0 or 255 that the
     pattern would push further out is taken as clipped and kept)."""
     height, width = gray.shape

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import InvgrayError
+from invgray_cli.errors import InvgrayError
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (~89.5 MP); 8K (33 MP) passes
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
@@ -51,7 +51,7 @@ _PILLOW_GUARD_LOCK = threading.Lock()
 class ColorImage:
     rgb: np.ndarray  # uint8 HxWx3
     alpha: np.ndarray | None  # uint8 HxW
-    frames: int = 1  # frames in the file (an animation); only the first is read
+    pages: int = 1  # frames of an animation (pages of a multi-page file); only the first is read
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,11 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
                 f"{name}: {width}x{height} ({_pixels(width * height)}) is over the {_pixels(max_pixels)} "
                 f"decompression-bomb limit; if you trust it, pass --max-pixels {width * height}"
             )
-        frames = int(getattr(image, "n_frames", 1) or 1)  # while the file is open: counting may seek
+        pages = int(getattr(image, "n_frames", 1) or 1)  # while the file is open: counting may seek
         image.load()
         text = png_text(image) or jpeg_comment_text(image)
         apply_orientation(image)
-    return image, text, frames
+    return image, text, pages
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,8 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
 
 def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
     """Read a photo for encoding: 8-bit RGB (HxWx3) and alpha (HxW) or None."""
-    image, _, frames = _load(source, max_pixels)
-    return replace(normalise_color(image, source_name(source)), frames=frames)
+    image, _, pages = _load(source, max_pixels)
+    return replace(normalise_color(image, source_name(source)), pages=pages)
 
 
 def png_text(image: Image.Image) -> dict[str, str]:

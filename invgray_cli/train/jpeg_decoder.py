@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .. import metrics
-from ..blockcode import (MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, fine_planes,
+from invgray_cli import metrics
+from invgray_cli.codec.block_code import (MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, fine_planes,
                          read_block_code)
-from ..codec import Codec
-from ..devices import reproducible, resolve_device
-from ..errors import InvgrayError
-from ..imageio import jpeg_saves
-from ..models.jpegdecoder import JpegDecoder, JpegDecoderConfig
-from .data import find_images, load_all
-from .detector import _content
-from .fit import CompanionTrainConfig, fit_best_validated, warm_start
+from invgray_cli.codec.codec import Codec
+from invgray_cli.devices import reproducible, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.io.images import jpeg_saves
+from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig
+from invgray_cli.train.data import find_images, load_all
+from invgray_cli.train.detector import _content
+from invgray_cli.train.fit import CompanionTrainConfig, fit_best_validated, warm_start
 
 WRITTEN_QUALITIES = (80, 95)  # the quality a gray is written at, drawn uniformly
 RESAVE_SHARE, LOWEST_RESAVE = 0.5, 70

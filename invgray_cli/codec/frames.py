@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .models.frames import FrameJudge, judge_logits
-from .models.net import InvertibleGray, rgb_to_luma
+from invgray_cli.models.frame_judge import FrameJudge, judge_logits
+from invgray_cli.models.net import InvertibleGray, rgb_to_luma
 
 ORIENTATIONS = tuple(range(8))  # bit 0: rows reversed, bit 1: columns reversed, bit 2: transposed
 PROBE_SIZE = 128  # round-trip probe edge in pixels
@@ -51,7 +51,7 @@ class Frame:
     ``offset_y`` rows on top and ``offset_x`` columns on the left. ``cut_edges``: whether its top,
     left, bottom and right edges (once the orientation is undone) were cut, which the grid shows only
     for a top or left that lost lines other than a multiple of 4 (the sync pattern's edge marks
-    show all, see pilot.py; a frame found by search alone has none set)."""
+    show all, see sync_pattern.py; a frame found by search alone has none set)."""
 
     orientation: int = 0
     offset_y: int = 0

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .metrics import LUMA_WEIGHTS, SSIM_K2, _window_size, local_moments
+from invgray_cli.metrics import LUMA_WEIGHTS, SSIM_K2, _window_size, local_moments
 
 ROUNDING_VARIANCE = 1.0 / 12.0  # of the 8-bit gray, in gray levels squared
 BAND_PIXELS = 2_000_000  # pixels measured at a time (about 100 MB of float32 temporaries)

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 from cli_helpers import run
-from invgray_cli import pilot
-from invgray_cli.codec import Codec, restore
-from invgray_cli.grid import Frame, orient
+from invgray_cli.codec import sync_pattern
+from invgray_cli.codec.codec import Codec, restore
+from invgray_cli.codec.frames import Frame, orient
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.models.registry import ModelInfo
-from invgray_cli.pilot import FOUND, PATTERN, PERIOD, add_pilot, find_pilot, remove_pilot
-from invgray_cli.train.frames import transform, true_frame
+from invgray_cli.models.zoo import ModelInfo
+from invgray_cli.codec.sync_pattern import FOUND, PATTERN, PERIOD, add_sync_pattern, find_sync_pattern, remove_sync_pattern
+from invgray_cli.train.frame_judge import transform, true_frame
 
 
 def smooth_rgb(height: int, width: int) -> np.ndarray:
@@ -54,40 +54,40 @@ def test_every_other_frame_of_the_pattern_matches_it_at_most_022():
 @pytest.mark.parametrize("orientation", range(8))
 def test_the_pattern_is_found_in_every_frame_and_taken_out_exactly(orientation):
     gray = smooth_gray(150, 173)  # odd sides: a mirror moves the phase
-    marked = add_pilot(gray)
+    marked = add_sync_pattern(gray)
     for cut_y in range(PERIOD):
         for cut_x in range(0, PERIOD, 3):
             moved = np.ascontiguousarray(transform(torch.from_numpy(marked), orientation, cut_y, cut_x).numpy())
-            reading = find_pilot(moved)
+            reading = find_sync_pattern(moved)
             assert reading.found and reading.frame == true_frame(*gray.shape, orientation, cut_y, cut_x, 4, ends=True)
             expected = np.ascontiguousarray(transform(torch.from_numpy(gray), orientation, cut_y, cut_x).numpy())
-            assert np.array_equal(remove_pilot(moved, reading), expected)
+            assert np.array_equal(remove_sync_pattern(moved, reading), expected)
 
 
 @pytest.mark.parametrize("orientation", [0, 3, 5, 6])
 @pytest.mark.parametrize("cuts", [(0, 0, 0, 0), (4, 0, 0, 0), (0, 8, 1, 0), (0, 0, 0, 2), (5, 1, 13, 3),
-                                  (pilot.MARK_BAND - 1, 0, pilot.MARK_BAND, 0), (0, pilot.MARK_BAND + 7, 0, 40)])
+                                  (sync_pattern.MARK_BAND - 1, 0, sync_pattern.MARK_BAND, 0), (0, sync_pattern.MARK_BAND + 7, 0, 40)])
 def test_edge_marks_tell_every_cut_edge_in_every_orientation(orientation, cuts):
     gray = smooth_gray(150, 173)
-    marked = add_pilot(gray)
+    marked = add_sync_pattern(gray)
     top, left, bottom, right = cuts
     kept = (slice(top, 150 - bottom), slice(left, 173 - right))
     moved = np.ascontiguousarray(orient(torch.from_numpy(marked[kept]), orientation).numpy())
-    reading = find_pilot(moved)
+    reading = find_sync_pattern(moved)
     assert reading.frame.cut_edges == tuple(lines > 0 for lines in cuts)
     assert (reading.frame.offset_y, reading.frame.offset_x) == (top % 4, left % 4)
-    assert reading.cuts == tuple(min(lines, pilot.MARK_BAND) for lines in cuts)
+    assert reading.cuts == tuple(min(lines, sync_pattern.MARK_BAND) for lines in cuts)
     expected = np.ascontiguousarray(orient(torch.from_numpy(gray[kept]), orientation).numpy())
-    assert np.array_equal(remove_pilot(moved, reading), expected)
+    assert np.array_equal(remove_sync_pattern(moved, reading), expected)
     assert ("cropped at the" in reading.frame.describe()) == any(cuts)
 
 
 def test_a_textured_line_does_not_fake_a_cut():
     gray = smooth_gray(150, 173).astype(np.int16)
     rng = np.random.default_rng(9)
-    for row in (0, pilot.MARK_BAND - 1, 150 - pilot.MARK_BAND, 150 - 1):  # where the codes end, and the edges' own lines
+    for row in (0, sync_pattern.MARK_BAND - 1, 150 - sync_pattern.MARK_BAND, 150 - 1):  # where the codes end, and the edges' own lines
         gray[row] = rng.integers(0, 256, 173)
-    reading = find_pilot(add_pilot(gray.astype(np.uint8)))
+    reading = find_sync_pattern(add_sync_pattern(gray.astype(np.uint8)))
     assert reading.found and not reading.frame.is_cut and reading.cuts == (0, 0, 0, 0)
 
 
@@ -96,41 +96,41 @@ def test_strong_carriers_on_flat_colour_do_not_fake_a_cut():
     y, x = np.mgrid[:150, :173]
     carrier = rng.choice([-8, 8], (4, 4))[y % 4, x % 4]  # a colour-first model's code on one flat colour
     gray = (128 + carrier).astype(np.uint8)
-    reading = find_pilot(add_pilot(gray))
+    reading = find_sync_pattern(add_sync_pattern(gray))
     assert reading.found and reading.cuts == (0, 0, 0, 0)
-    cut = find_pilot(np.ascontiguousarray(add_pilot(gray)[2:, :-5]))
+    cut = find_sync_pattern(np.ascontiguousarray(add_sync_pattern(gray)[2:, :-5]))
     assert cut.cuts == (2, 0, 0, 5)
 
 
 def test_grays_without_edge_marks():
     gray = smooth_gray(150, 173)
-    small = smooth_gray(pilot.MARKED_SIDE - 1, 173)  # too short a side to be marked at its ends
-    reading = find_pilot(add_pilot(small))
+    small = smooth_gray(sync_pattern.MARKED_SIDE - 1, 173)  # too short a side to be marked at its ends
+    reading = find_sync_pattern(add_sync_pattern(small))
     assert reading.found and not reading.frame.is_cut
-    assert reading.cuts == (pilot.MARK_BAND, 0, pilot.MARK_BAND, 0)  # its left and right are marked
-    assert np.array_equal(remove_pilot(add_pilot(small), reading), small)
-    format2 = np.clip(gray.astype(np.int16) + pilot.pattern_field(150, 173), 0, 255).astype(np.uint8)
-    reading = find_pilot(format2, edge_marks=False)  # its chunk says it has none: nothing reads as cut
-    assert reading.found and not reading.frame.is_cut and np.array_equal(remove_pilot(format2, reading), gray)
-    unsaid = find_pilot(format2)  # without the chunk's word: no edge shows a mark, so none reads as cut
+    assert reading.cuts == (sync_pattern.MARK_BAND, 0, sync_pattern.MARK_BAND, 0)  # its left and right are marked
+    assert np.array_equal(remove_sync_pattern(add_sync_pattern(small), reading), small)
+    format2 = np.clip(gray.astype(np.int16) + sync_pattern.pattern_field(150, 173), 0, 255).astype(np.uint8)
+    reading = find_sync_pattern(format2, edge_marks=False)  # its chunk says it has none: nothing reads as cut
+    assert reading.found and not reading.frame.is_cut and np.array_equal(remove_sync_pattern(format2, reading), gray)
+    unsaid = find_sync_pattern(format2)  # without the chunk's word: no edge shows a mark, so none reads as cut
     assert not unsaid.frame.is_cut and unsaid.read == (False,) * 4
-    assert np.array_equal(remove_pilot(format2, unsaid), gray)
+    assert np.array_equal(remove_sync_pattern(format2, unsaid), gray)
 
 
 @pytest.mark.parametrize("shape", [(150, 40), (40, 150), (100, 47), (100, 100), (96, 36)])
 def test_narrow_and_small_grays_are_found_and_read(shape):
     gray = smooth_gray(*shape)
-    reading = find_pilot(add_pilot(gray))
+    reading = find_sync_pattern(add_sync_pattern(gray))
     assert reading.found and not reading.frame.is_cut
-    assert np.array_equal(remove_pilot(add_pilot(gray), reading), gray)
-    format2 = np.clip(gray.astype(np.int16) + pilot.pattern_field(*shape), 0, 255).astype(np.uint8)
-    assert find_pilot(format2, edge_marks=False).found  # the window keeps its whole extent without marks
-    cut = np.ascontiguousarray(add_pilot(gray)[:-3])  # 3 lines off the bottom
-    assert find_pilot(cut).frame.cut_edges[2] == (cut.shape[0] >= pilot.MARKED_SIDE)  # read on a long enough side
+    assert np.array_equal(remove_sync_pattern(add_sync_pattern(gray), reading), gray)
+    format2 = np.clip(gray.astype(np.int16) + sync_pattern.pattern_field(*shape), 0, 255).astype(np.uint8)
+    assert find_sync_pattern(format2, edge_marks=False).found  # the window keeps its whole extent without marks
+    cut = np.ascontiguousarray(add_sync_pattern(gray)[:-3])  # 3 lines off the bottom
+    assert find_sync_pattern(cut).frame.cut_edges[2] == (cut.shape[0] >= sync_pattern.MARKED_SIDE)  # read on a long enough side
 
 
 def test_only_format_3_chunks_and_grays_without_a_chunk_have_edge_marks():
-    from invgray_cli.codec import ChunkInfo, has_edge_marks
+    from invgray_cli.io.chunk import ChunkInfo, has_edge_marks
 
     assert has_edge_marks(None) and has_edge_marks(ChunkInfo(3, "m", "00", "0.3.0"))
     assert not has_edge_marks(ChunkInfo(2, "m", "00", "0.2.1")) and not has_edge_marks(ChunkInfo(1, "m", "00", "0.1"))
@@ -139,9 +139,9 @@ def test_only_format_3_chunks_and_grays_without_a_chunk_have_edge_marks():
 def test_clipped_pixels_are_kept():
     gray = np.full((64, 64), 255, np.uint8)
     gray[:, :32] = 0
-    marked = add_pilot(gray)
+    marked = add_sync_pattern(gray)
     assert marked.max() == 255 and marked.min() == 0 and len(np.unique(marked)) == 4
-    assert np.array_equal(remove_pilot(marked, pilot.PilotReading(Frame(), (0, 0), 99.0)), gray)
+    assert np.array_equal(remove_sync_pattern(marked, sync_pattern.SyncPatternReading(Frame(), (0, 0), 99.0)), gray)
 
 
 @pytest.mark.parametrize("kind", ["noise", "smooth", "flat", "checker4", "stripes16", "tiny"])
@@ -156,11 +156,11 @@ def test_a_gray_without_the_pattern_has_none(kind):
         "stripes16": 100 + 60 * ((x % 16) < 5),
         "tiny": rng.integers(0, 256, (20, 300)),
     }[kind].astype(np.uint8)
-    reading = find_pilot(gray)
+    reading = find_sync_pattern(gray)
     assert not reading.found and reading.confidence < FOUND / 2
     # found once added, except in a gray too small to search, or one whose own detail hides it:
     # full-range noise (74 levels rms), or 60-level stripes repeating every 16 px
-    assert find_pilot(add_pilot(gray)).found == (kind not in ("tiny", "noise", "stripes16"))
+    assert find_sync_pattern(add_sync_pattern(gray)).found == (kind not in ("tiny", "noise", "stripes16"))
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +184,11 @@ def test_a_mirrored_or_turned_gray_decodes_as_the_gray_itself(tiny_codec, orient
 
 def test_without_the_pattern_the_codec_is_the_nets_alone(tiny_codec):
     rgb = smooth_rgb(64, 80)
-    bare = tiny_codec.with_pilot(False)
+    bare = tiny_codec.with_sync_pattern(False)
     gray = bare.encode_array(rgb)
-    assert np.array_equal(tiny_codec.encode_array(rgb), add_pilot(gray))
+    assert np.array_equal(tiny_codec.encode_array(rgb), add_sync_pattern(gray))
     assert np.array_equal(tiny_codec.decode_array(tiny_codec.encode_array(rgb)), bare.decode_array(gray))
-    assert np.array_equal(tiny_codec.decode_batch([add_pilot(gray)])[0], bare.decode_array(gray))
+    assert np.array_equal(tiny_codec.decode_batch([add_sync_pattern(gray)])[0], bare.decode_array(gray))
 
 
 @pytest.mark.slow

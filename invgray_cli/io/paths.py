@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from .errors import InvgrayError
+from invgray_cli.errors import InvgrayError
 
 STDIO = "-"
 # Extensions Pillow reads out of the box; files met inside folders or globs with any other are skipped.

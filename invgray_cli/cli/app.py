@@ -17,11 +17,13 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__, batch
-from .batch import FileResult, InputItem, Job
-from .errors import InvgrayError
-from .options import device_option, gray_floor_option, precision_option, tile_option, with_floor
-from .runner import (
+from invgray_cli import __version__
+
+from invgray_cli.io import paths as batch
+from invgray_cli.io.paths import FileResult, InputItem, Job
+from invgray_cli.errors import InvgrayError
+from invgray_cli.cli.options import device_option, gray_floor_option, precision_option, tile_option, with_floor
+from invgray_cli.cli.runner import (
     PROG,
     OnTile,
     RunOptions,
@@ -36,7 +38,7 @@ from .runner import (
 
 # Commands owned by other modules, imported only when asked for (and listed only if present).
 LAZY_COMMANDS = {
-    "eval": ("invgray_cli.evaluate", "eval_command"),
+    "eval": ("invgray_cli.eval.evaluate", "eval_command"),
     "bench": ("invgray_cli.bench", "bench_command"),
     "train": ("invgray_cli.train.cli", "train_command"),
     "train-colorizer": ("invgray_cli.train.cli", "train_colorizer_command"),
@@ -185,7 +187,7 @@ def _codec_options(command: Callable) -> Callable:
 def _run_options(output: str | None, force: bool, skip_existing: bool, max_pixels: int | None, quiet: bool,
                  as_json: bool) -> RunOptions:
     if max_pixels is None:
-        from .imageio import DEFAULT_MAX_PIXELS
+        from invgray_cli.io.images import DEFAULT_MAX_PIXELS
 
         max_pixels = DEFAULT_MAX_PIXELS
     return RunOptions(output, force, skip_existing, max_pixels or None, quiet, as_json)
@@ -215,7 +217,7 @@ def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: C
 
 def _colour_in_folder(path: Path) -> str | None:
     """Decode passes over colour photos found in folders (encode's inputs beside its grays)."""
-    from .imageio import read_header
+    from invgray_cli.io.images import read_header
 
     try:
         mode = read_header(path).mode
@@ -231,7 +233,7 @@ def _check_gray_output(path: Path) -> None:
 
 
 def _check_color_output(path: Path) -> None:
-    from .imageio import format_for_path
+    from invgray_cli.io.images import format_for_path
 
     try:
         format_for_path(path)
@@ -264,9 +266,9 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         raise click.UsageError("--model and --weights both name the model; give one")
     jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
 
-    from . import imageio
-    from .codec import DEFAULT_JPEG_QUALITY, Codec, encode_file, model_for_jpeg
-    from .models.registry import jpeg_model_name
+    from invgray_cli.io import images as imageio
+    from invgray_cli.codec.codec import DEFAULT_JPEG_QUALITY, Codec, encode_file, model_for_jpeg
+    from invgray_cli.models.zoo import jpeg_model_name
 
     as_jpeg = len(jobs) == 1 and jobs[0].output is not None and imageio.is_jpeg_name(jobs[0].output)
     if quality is not None and not as_jpeg:
@@ -317,7 +319,7 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output, refuse=_colour_in_folder)
 
-    from .codec import Codec, chunk_mismatch_warning, choose_model, decode_file
+    from invgray_cli.codec.codec import Codec, chunk_mismatch_warning, choose_model, decode_file
 
     loaders: dict[Any, LoadOnce] = {}  # one Codec per model the grays' chunks ask for
 
@@ -371,7 +373,7 @@ def colorize_command(inputs: tuple[str, ...], output: str | None, hint_texts: tu
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
-    from .colorize import ColorizerCodec, check_hints, parse_hint, read_hints_file
+    from invgray_cli.colorize.session import ColorizerCodec, check_hints, parse_hint, read_hints_file
 
     try:
         hints = [parse_hint(text) for text in hint_texts] + (read_hints_file(hints_file) if hints_file else [])
@@ -381,8 +383,8 @@ def colorize_command(inputs: tuple[str, ...], output: str | None, hint_texts: tu
 
     import numpy as np
 
-    from . import imageio
-    from .metrics import luma_bt601
+    from invgray_cli.io import images as imageio
+    from invgray_cli.metrics import luma_bt601
 
     colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=device))
 
@@ -452,11 +454,12 @@ def info_command(file: str, as_json: bool) -> None:
     sure the model's detector is that the gray carries its colour code."""
     from dataclasses import asdict
 
-    from .blockcode import CODE_FOUND, read_block_code
-    from .codec import code_reading, locate_pattern, parse_chunk
-    from .imageio import read_gray, read_header
-    from .models.detector import CODE_THRESHOLD
-    from .pilot import FOUND
+    from invgray_cli.codec.block_code import CODE_FOUND, read_block_code
+    from invgray_cli.codec.codec import code_reading, locate_pattern
+    from invgray_cli.io.chunk import parse_chunk
+    from invgray_cli.io.images import read_gray, read_header
+    from invgray_cli.models.detector import CODE_THRESHOLD
+    from invgray_cli.codec.sync_pattern import FOUND
 
     source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
     header = read_header(source)
@@ -518,8 +521,8 @@ def models_command(as_json: bool) -> None:
     """List the shipped weights (the first is the default)."""
     from dataclasses import asdict
 
-    from .colorize import COLORIZERS
-    from .models.registry import list_models, weights_dir
+    from invgray_cli.colorize.session import COLORIZERS
+    from invgray_cli.models.zoo import list_models, weights_dir
 
     entries = list_models()
     if as_json:

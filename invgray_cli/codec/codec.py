@@ -3,7 +3,7 @@
 A :class:`Codec` is a loaded model on a device with its dtype and tile size; it holds no
 per-image state, so one instance serves many images (and threads). The gray PNG carries a
 text chunk ``invgray`` = ``{"format", "model", "sha256", "version"}`` so decode can pick the
-model that wrote it. Format 2 grays carry the sync pattern of pilot.py (decode finds and removes
+model that wrote it. Format 2 grays carry the sync pattern of sync_pattern.py (decode finds and removes
 it), format 3 grays also its edge marks (decode tells every cut edge by them); format 1
 grays (invgray < 0.2) have no pattern, and decode as before.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,12 +21,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import __version__
-from .blockcode import (LOWEST_KEEPING_QUALITY, MIN_MACROBLOCKS, BlockCodeReading, block_code_fits,
+from invgray_cli import __version__
+from invgray_cli.codec.block_code import (LOWEST_KEEPING_QUALITY, MIN_MACROBLOCKS, BlockCodeReading, block_code_fits,
                         colour_from_block_code, embed_block_code, read_block_code)
-from .devices import compute_dtype, dtype_for, exact_fp32, resolve_device
-from .errors import InvgrayError
-from .imageio import (
+from invgray_cli.devices import compute_dtype, dtype_for, exact_fp32, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.io.chunk import SHA_PREFIX_LENGTH, make_chunk, parse_chunk, has_edge_marks
+from invgray_cli.io.images import (
     DEFAULT_MAX_PIXELS,
     GrayImage,
     Source,
@@ -44,12 +44,12 @@ from .imageio import (
     write_gray_jpeg,
     write_gray_png,
 )
-from .grid import Frame, FrameChoice, find_frame, into_frame, out_of_frame, unorient
-from .guard import guarded_gray
-from .models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
-from .models.frames import FrameJudge, shipped_frame_judge
-from .models.net import EdgeDecoder, InvertibleGray, rgb_to_luma
-from .models.registry import (
+from invgray_cli.codec.frames import Frame, FrameChoice, find_frame, into_frame, out_of_frame, unorient
+from invgray_cli.codec.guard import guarded_gray
+from invgray_cli.models.detector import CODE_THRESHOLD, CodeDetector, CodeReading, read_code, shipped_detector
+from invgray_cli.models.frame_judge import FrameJudge, shipped_frame_judge
+from invgray_cli.models.net import EdgeDecoder, InvertibleGray, rgb_to_luma
+from invgray_cli.models.zoo import (
     ModelInfo,
     default_model_name,
     find_entry,
@@ -58,59 +58,13 @@ from .models.registry import (
     shipped_edge_decoder,
     shipped_jpeg_decoder,
 )
-from .pilot import NOT_FOUND, PilotReading, add_pilot, find_pilot, remove_pilot
-from .tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
+from invgray_cli.codec.sync_pattern import NOT_FOUND, SyncPatternReading, add_sync_pattern, find_sync_pattern, remove_sync_pattern
+from invgray_cli.codec.tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
 
-FORMAT_VERSION = 3  # 2: the gray carries the sync pattern (pilot.py); 3: and its edge marks
-READABLE_FORMATS = (1, 2, 3)
-EDGE_MARKED_FORMAT = 3
 # Lines beside a crop's cut edge that the edge decoder re-decodes: the band the shipped
 # edge decoders were trained on (`invgray train --edge-band`); beyond it the model's own decoder errs no more.
 EDGE_BAND = 20
-CHUNK_KEY = "invgray"
-SHA_PREFIX_LENGTH = 16
-
 Destination = str | Path | BinaryIO
-
-
-@dataclass(frozen=True)
-class ChunkInfo:
-    format: int
-    model: str
-    sha256: str  # prefix of the weights file's sha256
-    version: str  # invgray version that wrote the gray
-
-
-def make_chunk(info: ModelInfo) -> dict[str, str]:
-    payload = {"format": FORMAT_VERSION, "model": info.name, "sha256": info.sha256[:SHA_PREFIX_LENGTH], "version": __version__}
-    return {CHUNK_KEY: json.dumps(payload, separators=(",", ":"))}
-
-
-def parse_chunk(text: dict[str, str]) -> ChunkInfo | None:
-    """The invgray chunk in a PNG's text, None when there is none; refuses unknown formats."""
-    raw = text.get(CHUNK_KEY)
-    if raw is None:
-        return None
-    try:
-        payload = json.loads(raw)
-        fmt = payload["format"]
-    except (ValueError, TypeError, KeyError):
-        raise InvgrayError("the invgray chunk of this gray is damaged (not the JSON invgray writes)") from None
-    if fmt not in READABLE_FORMATS:
-        raise InvgrayError(
-            f"this gray uses invgray format {fmt}, but invgray {__version__} reads formats "
-            f"{', '.join(map(str, READABLE_FORMATS))} only; upgrade invgray to decode it"
-        )
-    try:
-        return ChunkInfo(int(fmt), str(payload["model"]), str(payload["sha256"]).lower(), str(payload.get("version", "?")))
-    except (KeyError, TypeError):
-        raise InvgrayError("the invgray chunk of this gray is damaged (missing model or sha256)") from None
-
-
-def has_edge_marks(chunk: ChunkInfo | None) -> bool:
-    """Whether a gray's sync pattern may carry edge marks: its chunk says format 3 or later, or it
-    has no chunk (a gray that lost it was most likely made by this version)."""
-    return chunk is None or chunk.format >= EDGE_MARKED_FORMAT
 
 
 def _quantise(values: torch.Tensor) -> torch.Tensor:
@@ -146,7 +100,7 @@ class Codec:
     autocast: torch.dtype | None = None
     detector: CodeDetector | None = None  # None: the shipped one for this model, if any (see detector.py)
     frame_judge: FrameJudge | None = None  # None: the shipped one for this model, if any (see grid.py)
-    pilot: bool = True  # encode adds the sync pattern and decode looks for it (pilot.py); False: the nets alone
+    sync_pattern: bool = True  # encode adds the sync pattern and decode looks for it (sync_pattern.py); False: the nets alone
     edge_decoder: EdgeDecoder | None = None  # None: the shipped one for this model, if any
     edge_decoding: bool = True  # False: every line decoded by the model's own decoder (a crop's cut blocks mended)
 
@@ -188,16 +142,16 @@ class Codec:
         """The same loaded model with another tile edge (None = whole image)."""
         return replace(self, tile=tile)
 
-    def with_pilot(self, pilot: bool) -> "Codec":
+    def with_sync_pattern(self, on: bool) -> "Codec":
         """The same model with the sync pattern on or off (off: grays as the nets make them)."""
-        return replace(self, pilot=pilot)
+        return replace(self, sync_pattern=on)
 
     def with_gray_floor(self, floor: float | None) -> "Codec":
         """The same model holding its grays to another floor (see guard.py); 0 or None: off."""
         return replace(self, info=replace(self.info, gray_floor=floor or None))
 
     def chunk_text(self) -> dict[str, str]:
-        return make_chunk(self.info)
+        return make_chunk(self.info.name, self.info.sha256)
 
     def _run(self, fn, image: torch.Tensor, halo: int, out_channels: int, quantise: bool, on_tile: ProgressFn | None):
         try:
@@ -237,7 +191,7 @@ class Codec:
 
     def _finished(self, gray: np.ndarray) -> np.ndarray:
         """The gray as it is stored: with the sync pattern, unless this codec has it off."""
-        return add_pilot(gray) if self.pilot else gray
+        return add_sync_pattern(gray) if self.sync_pattern else gray
 
     def encode_float(self, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
         """uint8 HxWx3 colour -> float32 HxW gray in [0,1], before 8-bit quantisation."""
@@ -248,18 +202,18 @@ class Codec:
         code's grid (a crop, mirror or turn undone) with the pattern taken out."""
         return self.decode_located(gray, self.locate(gray), on_tile)
 
-    def locate(self, gray: np.ndarray, edge_marks: bool = True) -> PilotReading:
+    def locate(self, gray: np.ndarray, edge_marks: bool = True) -> SyncPatternReading:
         """Where the sync pattern of a uint8 HxW gray lies (NOT_FOUND when this codec has it off),
         and with ``edge_marks`` (see :func:`has_edge_marks`) which of its edges were cut."""
         _check_array(gray, 1, "gray")
-        return find_pilot(gray, self.model.divisibility, edge_marks) if self.pilot else NOT_FOUND
+        return find_sync_pattern(gray, self.model.divisibility, edge_marks) if self.sync_pattern else NOT_FOUND
 
-    def decode_located(self, gray: np.ndarray, reading: PilotReading, on_tile: ProgressFn | None = None) -> np.ndarray:
+    def decode_located(self, gray: np.ndarray, reading: SyncPatternReading, on_tile: ProgressFn | None = None) -> np.ndarray:
         """``decode_array`` with the pattern's ``reading`` given: when found, taken out and decoded
         in its frame; else the gray is decoded as it comes."""
         if not reading.found:
             return self._decode_plain(gray, on_tile)
-        return self.decode_in_frame(remove_pilot(gray, reading), reading.frame, on_tile)
+        return self.decode_in_frame(remove_sync_pattern(gray, reading), reading.frame, on_tile)
 
     def _decode_plain(self, gray: np.ndarray, on_tile: ProgressFn | None) -> np.ndarray:
         _check_array(gray, 1, "gray")
@@ -296,7 +250,7 @@ class Codec:
             if reading.found and not reading.frame.is_identity:
                 colours[i] = self.decode_located(gray, reading)
             else:
-                on_grid[i] = remove_pilot(gray, reading) if reading.found else gray
+                on_grid[i] = remove_sync_pattern(gray, reading) if reading.found else gray
         waiting = [i for i, gray in enumerate(on_grid) if gray is not None]
         for group in _same_size_groups([on_grid[i] for i in waiting]):
             indices = [waiting[k] for k in group]
@@ -519,31 +473,31 @@ class Restored:
 
 def fallback_colorizer(device: torch.device):
     """The shipped colouriser on ``device`` for grays without a code, or None if none ships."""
-    from .colorize import COLORIZERS
+    from invgray_cli.colorize.session import COLORIZERS
 
     return _load_colorizer(str(device)) if COLORIZERS else None
 
 
 @functools.lru_cache(maxsize=2)
 def _load_colorizer(device: str):
-    from .colorize import ColorizerCodec
+    from invgray_cli.colorize.session import ColorizerCodec
 
     return ColorizerCodec.load(device=device)
 
 
-def as_encoded(gray: np.ndarray, reading: PilotReading) -> np.ndarray:
+def as_encoded(gray: np.ndarray, reading: SyncPatternReading) -> np.ndarray:
     """The gray as the detector was trained to read it: the sync pattern out, the orientation undone."""
     if not reading.found:
         return gray
-    return np.ascontiguousarray(unorient(torch.from_numpy(remove_pilot(gray, reading)), reading.frame.orientation).numpy())
+    return np.ascontiguousarray(unorient(torch.from_numpy(remove_sync_pattern(gray, reading)), reading.frame.orientation).numpy())
 
 
-def locate_pattern(gray: GrayImage) -> PilotReading:
+def locate_pattern(gray: GrayImage) -> SyncPatternReading:
     """The sync pattern of a gray read from a file (with edge marks unless its chunk says none)."""
-    return find_pilot(gray.gray, edge_marks=has_edge_marks(parse_chunk(gray.text)))
+    return find_sync_pattern(gray.gray, edge_marks=has_edge_marks(parse_chunk(gray.text)))
 
 
-def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[str, CodeReading] | None:
+def code_reading(gray: GrayImage, pattern: SyncPatternReading | None = None) -> tuple[str, CodeReading] | None:
     """(model, reading) for a gray as decode would see it, without loading the codec; None when
     the model decode would use is unknown or has no detector, or the gray is too small to tell.
     ``pattern``: its sync pattern's reading, when the caller has it."""
@@ -561,7 +515,7 @@ def code_reading(gray: GrayImage, pattern: PilotReading | None = None) -> tuple[
 
 
 def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, note: str | None,
-                     pattern: PilotReading | None = None, on_tile: ProgressFn | None = None) -> Restored:
+                     pattern: SyncPatternReading | None = None, on_tile: ProgressFn | None = None) -> Restored:
     """The colour of a gray's block code, through the codec model's JPEG decoder where one ships
     (given the codec's decode of the gray, in the frame of ``pattern`` when the caller has found it)."""
     decoder = shipped_jpeg_decoder(codec.info.sha256)
@@ -574,7 +528,7 @@ def _from_block_code(gray: np.ndarray, blocks: BlockCodeReading, codec: Codec, n
 def restore(gray: np.ndarray, codec: Codec, has_chunk: bool, fallback: bool = True,
             on_tile: ProgressFn | None = None, search_frame: bool = False, edge_marks: bool = True,
             lossy: bool = False) -> Restored:
-    """Decode a uint8 HxW gray. A gray with the sync pattern (pilot.py) is decoded on its code's
+    """Decode a uint8 HxW gray. A gray with the sync pattern (sync_pattern.py) is decoded on its code's
     grid, so a crop, mirror or turn costs nothing but a line on stderr. A ``lossy`` one (a JPEG under
     quality FINE_CODE_JPEG_QUALITY), or one whose fine code is gone, is restored from its block code
     (blockcode.py) where it has one. One with neither an invgray chunk nor a readable code is colourised instead
@@ -643,7 +597,7 @@ def encode_file(
         write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
     else:
         write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
-    animation = None if colour.frames == 1 else f"an animation of {colour.frames} frames: only the first is encoded"
+    animation = None if colour.pages == 1 else f"an animation of {colour.pages} frames: only the first is encoded"
     alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
                      if jpeg_quality is not None and colour.alpha is not None else None)
     unreadable = with_code and (not block_code_fits(*gray.shape) or (jpeg_quality or 100) < LOWEST_KEEPING_QUALITY)

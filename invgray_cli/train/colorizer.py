@@ -18,13 +18,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .. import metrics
-from ..devices import reproducible, resolve_device
-from ..errors import InvgrayError
-from ..models.colorizer import Colorizer, ColorizerConfig, rgb_to_chroma
-from ..models.net import rgb_to_luma
-from .data import find_images, load_all, sample_crops
-from .fit import warm_start
+from invgray_cli import metrics
+from invgray_cli.devices import reproducible, resolve_device
+from invgray_cli.errors import InvgrayError
+from invgray_cli.models.colorizer import Colorizer, ColorizerConfig, rgb_to_chroma
+from invgray_cli.models.net import rgb_to_luma
+from invgray_cli.train.data import find_images, load_all, sample_crops
+from invgray_cli.train.fit import warm_start
 
 VALIDATION_HINTS = (0, 10, 100)
 
@@ -90,7 +90,7 @@ def _chroma_magnitude(chroma: Tensor) -> Tensor:
 
 def validate_colorizer(model: Colorizer, images: list[np.ndarray], device: torch.device) -> dict:
     """Whole photos colourised from their luma at each of VALIDATION_HINTS (seeded hints)."""
-    from ..colorize import ColorizerCodec, colourfulness, random_hints
+    from invgray_cli.colorize.session import ColorizerCodec, colourfulness, random_hints
 
     codec = ColorizerCodec(model.eval(), "in-training", "", device)
     result: dict = {}

@@ -1,0 +1,1 @@
+"""Colour for a gray that carries no hidden code: automatic, or guided by hints."""
