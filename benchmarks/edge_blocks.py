@@ -22,10 +22,12 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.io.images import read_color
 from invgray_cli.codec.tiling import crop_padded, round_up
 from invgray_cli.train.data import find_images
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
 
 
 def own_padding_restore(codec: Codec, rgb: np.ndarray) -> np.ndarray:
@@ -51,7 +53,7 @@ def main() -> None:
         rgb = read_color(file).rgb
         odd += any(side % codec.model.divisibility for side in rgb.shape[:2])
         own.append(metrics.psnr(own_padding_restore(codec, rgb), rgb))
-        path.append(metrics.psnr(codec.decode_array(codec.encode_array(rgb)), rgb))
+        path.append(metrics.psnr(decode_array(codec, encode_array(codec, rgb)), rgb))
     print(json.dumps({"model": codec.info.name, "images": len(own), "odd_sized": odd,
                       "own_padding_psnr": float(np.mean(own)), "codec_path_psnr": float(np.mean(path)),
                       "gap_db": float(np.mean(own) - np.mean(path))}, indent=2))

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from invgray_cli import __version__
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.codec.frames import orient
 from invgray_cli.io.images import read_color
 from invgray_cli.codec.sync_pattern import MARK_BAND, find_sync_pattern
 from invgray_cli.train.data import find_images
+from invgray_cli.codec.encode import encode_array
 
 CUTS = [(0, 0, 0, 0), (1, 0, 0, 0), (0, 2, 1, 0), (4, 4, 0, 0), (0, 0, 8, 5), (3, 3, 3, 3), (30, 0, 0, 30)]
 ORIENTATIONS = (0, 3, 6)
@@ -39,7 +40,7 @@ def main() -> None:
     for folder in args.sets:
         edges_right, lines_right = [], []
         for path in find_images([folder])[:: args.every]:
-            gray = codec.encode_array(read_color(path).rgb)
+            gray = encode_array(codec, read_color(path).rgb)
             for top, left, bottom, right in CUTS:
                 kept = gray[top : gray.shape[0] - bottom, left : gray.shape[1] - right]
                 for orientation in ORIENTATIONS:

@@ -25,13 +25,17 @@ import numpy as np
 import torch
 
 from invgray_cli import metrics
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.io.images import read_color
 from invgray_cli.models.net import EdgeDecoder
-from invgray_cli.models.zoo import load_weights
+from invgray_cli.models.weights import load_weights
 from invgray_cli.codec.sync_pattern import remove_sync_pattern
 from invgray_cli.train.data import find_images
 from invgray_cli.train.frame_judge import transform, true_frame
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array, locate, decode_located
+from invgray_cli.codec.edges import decode_in_frame
+from invgray_cli.codec.frames import find_frame
 
 # (name, orientation, lines cut at the top, left, bottom, right) as the user sees the gray; "crop
 # t,l" cuts the top and left, "crop b,r" the bottom and right (the grid stays, the encoder's edge
@@ -59,25 +63,25 @@ def measure(codec: Codec, folder: Path, every: int, search: bool) -> dict:
     d = codec.model.divisibility
     for path in find_images([folder])[::every]:
         rgb = read_color(path).rgb
-        gray = codec.encode_array(rgb)
-        clean = metrics.psnr(codec.decode_array(gray), rgb)
-        old_gray = bare.encode_array(rgb) if search else None
+        gray = encode_array(codec, rgb)
+        clean = metrics.psnr(decode_array(codec, gray), rgb)
+        old_gray = encode_array(bare, rgb) if search else None
         for name, orientation, cut_y, cut_x, cut_bottom, cut_right in MOVES:
             cuts = (cut_y, cut_x, cut_bottom, cut_right)
             moved_gray, truth = moved(gray, orientation, *cuts), moved(rgb, orientation, *cuts)
             tick = time.perf_counter()
-            reading = codec.locate(moved_gray)
+            reading = locate(codec, moved_gray)
             seconds = time.perf_counter() - tick
             frame = true_frame(*gray.shape, orientation, cut_y, cut_x, d, (cut_bottom, cut_right), ends=True)
             without_pattern = remove_sync_pattern(moved_gray, reading)
             row = {"photo": path.name, "move": name, "clean": clean, "find_s": seconds, "frame_right": reading.frame == frame,
-                   "decoded": metrics.psnr(codec.decode_located(moved_gray, reading), truth),
-                   "as_is": metrics.psnr(bare.decode_array(moved_gray), truth),
-                   "true_frame": metrics.psnr(bare.decode_in_frame(without_pattern, frame), truth),
-                   "edges_off": metrics.psnr(bare.with_edge_decoding(False).decode_in_frame(without_pattern, frame), truth)}
+                   "decoded": metrics.psnr(decode_located(codec, moved_gray, reading), truth),
+                   "as_is": metrics.psnr(decode_array(bare, moved_gray), truth),
+                   "true_frame": metrics.psnr(decode_in_frame(bare, without_pattern, frame), truth),
+                   "edges_off": metrics.psnr(decode_in_frame(bare.with_edge_decoding(False), without_pattern, frame), truth)}
             if search:
                 old_moved = moved(old_gray, orientation, *cuts)
-                row["searched_without_pattern"] = metrics.psnr(bare.decode_in_frame(old_moved, bare.find_frame(old_moved).frame), truth)
+                row["searched_without_pattern"] = metrics.psnr(decode_in_frame(bare, old_moved, find_frame(bare.model, bare.judge(), old_moved).frame), truth)
             rows.append(row)
     keys = ("clean", "decoded", "as_is", "true_frame", "edges_off", "find_s") + (("searched_without_pattern",) if search else ())
     moved_rows = [r for r in rows if r["move"] != "unmoved"]
@@ -103,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     codec = Codec.load(device="cpu")
     if args.edge_decoder is not None:
-        codec = replace(codec, edge_decoder=EdgeDecoder(load_weights(args.edge_decoder).eval(), args.all_cuts))
+        codec = replace(codec, edge_decoder=EdgeDecoder(load_weights(args.edge_decoder).net, args.all_cuts))
     report = {}
     for folder in args.sets:
         report[folder.name] = result = measure(codec, folder, args.every, args.search)

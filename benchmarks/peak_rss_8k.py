@@ -27,7 +27,8 @@ TARGET_BYTES = 1.5e9
 
 WORKER = """
 import sys
-from invgray_cli.codec.codec import Codec, decode_file, encode_file
+from invgray_cli.codec.nets import Codec
+from invgray_cli.codec.files import decode_file, encode_file
 step, source, dest, weights, tile = sys.argv[1:6]
 codec = Codec.load(weights=weights, device="cpu", tile=None if tile == "auto" else int(tile))
 if step == "encode":
@@ -59,10 +60,11 @@ def weights_for_run(folder: Path, random: bool) -> tuple[Path, str]:
     import torch
 
     from invgray_cli.models.net import InvertibleGray, NetConfig
+    from invgray_cli.models.weights import save_weights
 
     torch.manual_seed(0)
     path = folder / "random.safetensors"
-    registry.save_weights(InvertibleGray(NetConfig()), path, name="random.default")
+    save_weights(InvertibleGray(NetConfig()), path, name="random.default")
     return path, "random.default"
 
 
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         photo, gray, colour = folder / f"photo.{args.input_format}", folder / "photo.gray.png", folder / "photo.color.png"
         synthetic_large_photo(width, height, photo)
         weights, model = weights_for_run(folder, args.random)
-        baseline = run_measured([sys.executable, "-c", "import torch, invgray_cli.codec.codec"])
+        baseline = run_measured([sys.executable, "-c", "import torch, invgray_cli.codec.files"])
         encode = run_measured(step_command(args.via, "encode", photo, gray, weights, args.tile))
         decode = run_measured(step_command(args.via, "decode", gray, colour, weights, args.tile))
         files = {p.name: p.stat().st_size for p in (photo, gray, colour)}

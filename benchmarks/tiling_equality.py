@@ -26,10 +26,12 @@ from PIL import Image
 
 from invgray_cli import __version__
 from invgray_cli.bench import synthetic_photo
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.io.images import write_gray_png
 from invgray_cli.models.net import InvertibleGray, NetConfig
 from invgray_cli.models.zoo import ModelInfo, default_model_name
+from invgray_cli.codec.encode import encode_array, encode_float
+from invgray_cli.codec.decode import decode_array
 
 SIZES = "1x1,17x31,1000x3,1537x1025"  # height x width
 TILES = "64,128,256,512,1024"
@@ -62,16 +64,16 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
 def measure(codec: Codec, height: int, width: int, tiles: list[int]) -> list[dict]:
     rgb = synthetic_photo((width, height), seed=height * 7919 + width)
     whole = codec.with_tile(None)
-    float_whole = whole.encode_float(rgb)
-    png_whole = png_pixels(whole.encode_array(rgb), codec)
-    colour_whole = whole.decode_array(png_whole)
+    float_whole = encode_float(whole, rgb)
+    png_whole = png_pixels(encode_array(whole, rgb), codec)
+    colour_whole = decode_array(whole, png_whole)
     rows = []
     for tile in tiles:
         tiled = codec.with_tile(tile)
         started = time.perf_counter()
-        float_tiled = tiled.encode_float(rgb)
-        png_tiled = png_pixels(tiled.encode_array(rgb), codec)
-        colour_tiled = tiled.decode_array(png_whole)
+        float_tiled = encode_float(tiled, rgb)
+        png_tiled = png_pixels(encode_array(tiled, rgb), codec)
+        colour_tiled = decode_array(tiled, png_whole)
         rows.append({
             "size": f"{height}x{width}",
             "tile": tile,

@@ -21,7 +21,7 @@ class EncodeBatch:
     """The Ray Data callable: one codec per actor, one batch of file paths per call."""
 
     def __init__(self, output_dir: str, model: str | None, weights: str | None, device: str, force: bool) -> None:
-        from invgray_cli.codec.codec import Codec
+        from invgray_cli.codec.nets import Codec
 
         self.output_dir = Path(output_dir)
         self.force = force
@@ -29,7 +29,7 @@ class EncodeBatch:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from invgray_cli.io.paths import GRAY_SUFFIX, default_output_name
-        from invgray_cli.codec.codec import encode_file
+        from invgray_cli.codec.files import encode_file
         from invgray_cli.errors import InvgrayError
 
         outputs, statuses = [], []

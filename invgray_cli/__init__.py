@@ -13,9 +13,9 @@ __all__ = ["__version__", "encode", "decode", "load_model", "InvgrayError"]
 
 def __getattr__(name: str) -> Any:
     if name in ("encode", "decode", "load_model"):
-        from invgray_cli.codec import codec
+        from invgray_cli import api
 
-        return getattr(codec, name)
+        return getattr(api, name)
     if name == "InvgrayError":
         from invgray_cli.errors import InvgrayError
 

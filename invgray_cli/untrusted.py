@@ -59,14 +59,28 @@ def parse_json(text: str | bytes, what: str, max_bytes: int = MAX_JSON_BYTES, ma
         raise InvgrayError(f"{what} is not valid JSON ({str(exc).splitlines()[0]})") from None
 
 
+# characters that reorder the text around them on screen (bidirectional overrides and isolates)
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def printable(text: object) -> str:
-    """``str(text)`` with control characters (C0, DEL, C1, and line/paragraph separators) written
-    as escapes (``\\x1b``, ``\\n``), so text from a file shows as itself on one line."""
+    """``str(text)`` with control characters (C0, DEL, C1, line/paragraph separators and the
+    bidirectional controls) written as escapes (``\\x1b``, ``\\n``, ``\\u202e``), so text from a file
+    shows as itself on one line."""
     out = []
     for char in str(text):
         code = ord(char)
-        if code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029":
+        if code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029" or char in BIDI_CONTROLS:
             out.append(char.encode("unicode_escape").decode("ascii"))
         else:
             out.append(char)
     return "".join(out)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value read from a file's JSON as a message quotes it: as JSON (so ``true`` and ``"3"`` show
+    what they are), cut to ``limit`` characters; ``missing`` for an absent field (None)."""
+    if value is None:
+        return "missing"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -59,3 +59,63 @@ def open_png(data: bytes | Path) -> Image.Image:
 
 
 TINY_NAME = "tiny.test"  # the name the conftest fixtures register the tiny model under
+
+
+def codec_entry(path: Path, name: str = TINY_NAME, **facts: object):
+    """A zoo entry for the codec weights file at ``path``, as the file is named (``facts``: other
+    fields, e.g. ``gray_floor``)."""
+    from dataclasses import replace
+
+    from invgray_cli.models.zoo import make_entry
+
+    return replace(make_entry(path, name, "tiny random test model", "MIT"), file=path.name, **facts)
+
+
+def ship_only(monkeypatch, folder: Path | None, *entries) -> None:
+    """Make ``entries`` the whole zoo (its first codec model the default; none: nothing ships, not
+    even a colouriser) and ``folder``, where their files are, the weights folder."""
+    from invgray_cli.models import zoo
+
+    if folder is not None:
+        monkeypatch.setenv(zoo.WEIGHTS_DIR_ENV, str(folder))
+    monkeypatch.setattr(zoo, "ZOO", list(entries))
+
+
+def ship_companion(monkeypatch, path: Path, role, serves: str = TINY_NAME, **facts: object) -> None:
+    """Add the file at ``path`` (in the weights folder) to the zoo as the ``role`` (a zoo.Role) of the
+    codec model called ``serves``."""
+    from invgray_cli.models import zoo
+    from invgray_cli.models.weights import load_weights
+
+    loaded = load_weights(path, role.kind)
+    entry = zoo.WeightsEntry(name=f"{role.key}.test", role=role, file=path.name, sha256=loaded.sha256,
+                             config=loaded.net.config.to_dict(), card="", description="tiny test companion",
+                             licence="MIT", serves=serves, **facts)
+    monkeypatch.setattr(zoo, "ZOO", [*zoo.ZOO, entry])
+
+
+def restore_array(codec, gray, has_chunk: bool = False, fallback: bool = True, search_frame: bool = False):
+    """The decode decision on a bare uint8 gray, as read from a file with (``has_chunk``) or
+    without the codec's chunk."""
+    from invgray_cli.codec.decode import DecodeOptions, restore
+    from invgray_cli.io.images import GrayImage
+
+    from invgray_cli.io.chunk import make_chunk
+
+    text = make_chunk(codec.info.name, codec.info.sha256 or "0" * 16) if has_chunk else {}
+    return restore(codec, GrayImage(gray, None, text), DecodeOptions(fallback, search_frame))
+
+
+def decode_batch(codec, grays):
+    """Bare uint8 grays decoded together (same-size ones in one batch), as arrays."""
+    from invgray_cli.codec.decode import decode_grays
+    from invgray_cli.io.images import GrayImage
+
+    return [restored.rgb for restored in decode_grays(codec, [GrayImage(gray, None) for gray in grays])]
+
+
+def encode_batch(codec, photos):
+    """uint8 photos encoded together, their grays as arrays."""
+    from invgray_cli.codec.encode import encode_photos
+
+    return [encoded.gray for encoded in encode_photos(codec, photos)]

@@ -3,10 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import TINY_NAME
+from cli_helpers import TINY_NAME, codec_entry, ship_only
 from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.models import zoo as registry
-from invgray_cli.models.zoo import WeightsEntry, save_weights
+from invgray_cli.models.weights import save_weights
 
 torch.set_num_threads(1)
 
@@ -32,10 +31,18 @@ def weights(tmp_path: Path, tiny_model) -> Path:
 
 @pytest.fixture
 def registered(weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The tiny model as the one shipped (default) model, so no --weights is needed."""
-    model = registry.load_weights(weights)
-    entry = WeightsEntry(TINY_NAME, weights.name, registry.file_sha256(weights), model.config.to_dict(),
-                         model.divisibility, model.receptive_field, "tiny random test model", "MIT")
-    monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(weights.parent))
-    monkeypatch.setattr(registry, "REGISTRY", [entry])
+    """The tiny model as the only shipped file (the default model, no companions, no colouriser), so
+    no --weights is needed."""
+    ship_only(monkeypatch, weights.parent, codec_entry(weights))
     return weights
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``thorough`` run only when -m names them (``pytest -m thorough``), so the
+    default run stays short; each has a fast twin that runs by default."""
+    if "thorough" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="thorough (minutes): run with -m thorough")
+    for item in items:
+        if item.get_closest_marker("thorough") is not None:
+            item.add_marker(skip)

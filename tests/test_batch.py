@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from invgray_cli.io import paths as batch
-from invgray_cli.io.paths import FileResult, InputItem
+from invgray_cli.io.paths import FileRecord, InputItem
 from invgray_cli.errors import InvgrayError
 
 
@@ -138,9 +138,9 @@ def test_find_collision(tmp_path: Path) -> None:
 
 
 def test_summary_and_exit_code() -> None:
-    ok = FileResult("a.jpg", "a.gray.png", "ok", bytes=10, width=2, height=3, seconds=0.1, model="m")
-    skipped = FileResult("b.jpg", "b.gray.png", "skipped")
-    failed = FileResult("c.jpg", None, "failed", error="broken")
+    ok = FileRecord("a.jpg", "a.gray.png", "ok", bytes=10, width=2, height=3, seconds=0.1, model="m")
+    skipped = FileRecord("b.jpg", "b.gray.png", "skipped")
+    failed = FileRecord("c.jpg", None, "failed", error="broken")
     doc = batch.summary([ok, skipped, failed])
     assert doc["counts"] == {"ok": 1, "skipped": 1, "failed": 1}
     assert doc["ok"] is False and doc["files"][0]["model"] == "m"
@@ -153,20 +153,20 @@ def test_plan_jobs_decides_every_file_up_front(tmp_path: Path) -> None:
     touch(tmp_path / "in" / "a.jpg")
     touch(tmp_path / "in" / "sub" / "b.jpg")
     touch(tmp_path / "out" / "a.gray.png")  # exists already
-    jobs, notes, many = batch.plan_jobs([str(tmp_path / "in"), str(tmp_path / "gone.jpg")], str(tmp_path / "out"),
-                                        batch.GRAY_SUFFIX)
-    assert many and notes == []
+    jobs, many = batch.plan_jobs([str(tmp_path / "in"), str(tmp_path / "gone.jpg")], str(tmp_path / "out"),
+                                 batch.GRAY_SUFFIX)
+    assert many and not any(j.skip for j in jobs)
     assert [j.error is None for j in jobs] == [False, True, False]
     assert "--force" in jobs[0].error and "no such file" in jobs[2].error
     assert jobs[1].output == tmp_path / "out" / "sub" / "b.gray.png" and (tmp_path / "out" / "sub").is_dir()
-    jobs, _, _ = batch.plan_jobs([str(tmp_path / "in")], str(tmp_path / "out"), batch.GRAY_SUFFIX, skip_existing=True)
-    assert [j.skip for j in jobs] == [True, False]
+    jobs, _ = batch.plan_jobs([str(tmp_path / "in")], str(tmp_path / "out"), batch.GRAY_SUFFIX, skip_existing=True)
+    assert [(j.skip, j.note) for j in jobs] == [(True, batch.OUTPUT_EXISTS), (False, None)]
 
 
 def test_plan_jobs_refuses_two_inputs_with_one_output(tmp_path: Path) -> None:
     touch(tmp_path / "x" / "a.jpg")
     touch(tmp_path / "y" / "a.png")
-    jobs, _, _ = batch.plan_jobs([str(tmp_path / "x"), str(tmp_path / "y")], str(tmp_path / "out"), batch.GRAY_SUFFIX)
+    jobs, _ = batch.plan_jobs([str(tmp_path / "x"), str(tmp_path / "y")], str(tmp_path / "out"), batch.GRAY_SUFFIX)
     assert jobs[0].error is None and "also the output of" in jobs[1].error
 
 
@@ -196,3 +196,44 @@ def test_refused_files_are_noted(tree: Path) -> None:
     exp = batch.expand_inputs([str(tree), str(tree / "a.jpg")], refuse=lambda p: "colour" if p.suffix == ".jpg" else None)
     assert [i.rel.as_posix() for i in exp.items] == ["b.PNG", "sub/a.gray.png", "sub/c.webp", "sub/deeper/d.tif", "a.jpg"]
     assert any("a.jpg: colour" in n for n in exp.notes)
+
+
+def test_files_passed_over_in_a_folder_are_skipped_jobs(tree: Path) -> None:
+    jobs, many = batch.plan_jobs([str(tree)], None, batch.GRAY_SUFFIX, refuse=lambda p: "refused" if p.suffix == ".webp" else None)
+    done = [j.item.rel.as_posix() for j in jobs if not j.skip]
+    skipped = [(j.item.rel.as_posix(), j.note) for j in jobs if j.skip]
+    assert many and done == ["a.jpg", "b.PNG", "sub/deeper/d.tif"]
+    assert skipped == [("notes.txt", "not an image file name"),
+                       ("sub/a.gray.png", "an invgray output (.gray.png), a gray that `invgray decode` restores"),
+                       ("sub/c.webp", "refused")]
+    assert all(j.output is None and j.error is None and j.item.discovered for j in jobs if j.skip)
+
+
+def test_nothing_to_do_says_what_was_skipped_and_why(tmp_path: Path) -> None:
+    for name in ("a.gray.png", "b.gray.png", "c.gray.png", "d.gray.png", "notes.txt"):
+        touch(tmp_path / "grays" / name)
+    with pytest.raises(InvgrayError) as error:
+        batch.plan_jobs([str(tmp_path / "grays")], None, batch.GRAY_SUFFIX)
+    assert str(error.value) == (f"no images found in {tmp_path / 'grays'}: skipped 5 files: an invgray output (.gray.png), "
+                                "a gray that `invgray decode` restores — a.gray.png, b.gray.png, c.gray.png and 1 more; "
+                                "not an image file name — notes.txt")
+
+
+def test_a_named_file_refused_is_that_jobs_error(tmp_path: Path) -> None:
+    touch(tmp_path / "a.jpg")
+    touch(tmp_path / "x.gray.png")
+    jobs, many = batch.plan_jobs([str(tmp_path / "a.jpg"), str(tmp_path / "x.gray.png")], str(tmp_path / "out"),
+                                 batch.GRAY_SUFFIX, refuse_named=lambda p: "a gray" if "gray" in p.name else None)
+    assert [j.error for j in jobs] == [None, f"{tmp_path / 'x.gray.png'}: a gray"]
+    assert not (tmp_path / "out" / "x.gray.png").exists() and many
+
+
+@pytest.mark.parametrize("skips, line", [
+    ([("r", "a")], "skipped 1 file: r — a"),
+    ([("r", "a"), ("s", "b"), ("r", "c")], "skipped 3 files: r — a, c; s — b"),
+    ([("r", n) for n in "abcde"], "skipped 5 files: r — a, b, c and 2 more"),
+])
+def test_skips_are_summed_up_in_one_line(skips: list[tuple[str, str]], line: str) -> None:
+    assert batch.summarise_skips(skips) == line
+    left_out = "and 2 more" in line
+    assert batch.summarise_skips(skips, listed_in="--json") == line + ("; --json lists them all" if left_out else "")

@@ -8,7 +8,7 @@ from invgray_cli.bench import measure, parse_sizes, runs
 from invgray_cli.models import paper
 from invgray_cli.cli.app import cli
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models.zoo import save_weights
+from invgray_cli.models.weights import save_weights
 
 FAST = ["bench", "--sizes", "32", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
 
@@ -62,11 +62,13 @@ def test_bench_json_with_weights(tmp_path, tiny_model):
 
 
 def test_bench_random_with_paper_rebuild_and_table3():
-    result = CliRunner().invoke(cli, [*FAST[:2], "32,256x8", *FAST[3:], "--random", "--paper", "--json"])
+    result = CliRunner().invoke(cli, [*FAST[:2], "32,256x8", *FAST[3:], "--random", "--paper", "--json"],
+                                env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["model"]["name"] == "random-init"
-    assert report["speed_target"] == {"ratio": 8.0, "size": [1024, 1024]}
+    assert report["speed_target"] == {"ratio": 20.0, "size": [1024, 1024]}  # README's bar
+    assert "speed-up >= 20x" in " ".join(result.stderr.split()) and "…" not in result.stderr
     first, second = report["results"]
     _timing_ok(first["paper_rebuild"]["encode"])
     assert first["speedup"]["encode"] == pytest.approx(
@@ -119,8 +121,7 @@ def test_cuda_without_gpu():
 def test_bench_batch_reports_megapixels_per_second(tmp_path, tiny_model):
     weights = tmp_path / "tiny.safetensors"
     save_weights(tiny_model, weights, name="tiny.test")
-    # a wide console: on a narrow one, slow (long) timings squeeze the MP/s column's header
-    result = CliRunner().invoke(cli, [*FAST, "--weights", str(weights), "--batch", "3", "--json"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(cli, [*FAST, "--weights", str(weights), "--batch", "3", "--json"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     (row,) = report["results"]
@@ -130,3 +131,53 @@ def test_bench_batch_reports_megapixels_per_second(tmp_path, tiny_model):
         assert row[op]["megapixels_per_s"] == pytest.approx(3 * 32 * 32 / 1e6 / row[op]["median_s"])
     assert "3 images per call" in result.stderr and "MP/s" in result.stderr
     assert CliRunner().invoke(cli, [*FAST, "--random", "--batch", "0"]).exit_code == 2
+
+
+def _report(batch: int = 1, paper: bool = True) -> dict:
+    """A bench report with the longest cells a run gives: two devices, 1024² beside the paper, an 8K size."""
+    def timing(median: float, low: float, peak: float | None = 5555.4, growth: float = 2900.2) -> dict:
+        return {"median_s": median, "min_s": low, "peak_mib": peak, "growth_mib": growth,
+                "megapixels_per_s": 123.45}
+
+    rows = []
+    for device in ("cpu", "cuda:0"):
+        for size, seconds in (((1024, 1024), 0.5123), ((7680, 4320), 19.08)):
+            row = {"device": device, "width": size[0], "height": size[1], "tile": 1024, "batch": batch,
+                   "encode": timing(seconds, seconds * 0.9), "decode": timing(0.9999, 0.9876, peak=None),
+                   "paper_table3": runs._paper_table3("cpu", size)}
+            if paper:
+                row["paper_rebuild"] = {"encode": timing(12.12, 11.0), "decode": timing(123.45, 120.0)}
+                row["speedup"] = {"encode": 23.66, "decode": 135.2}
+            rows.append(row)
+    devices = {"cpu": {"name": "AMD EPYC 9654 96-Core Processor", "tile": 1024, "dtype": "float32"},
+               "cuda:0": {"name": "NVIDIA H200", "tile": 2048, "dtype": "float16"}}
+    return {"model": {"name": "igray_s4w96.invisible_v2"}, "threads": 16, "repeats": 5, "batch": batch,
+            "devices": devices, "results": rows}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("batch,paper", [(1, True), (1, False), (4, True)])
+def test_bench_tables_show_every_cell_whole(width, batch, paper):
+    from rich.console import Console
+
+    from invgray_cli.bench.table import render_table
+
+    console = Console(width=width, record=True, force_terminal=False)
+    console.print(render_table(_report(batch, paper)))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width and "…" not in text, text
+    rows = [line.split() for line in text.splitlines()]
+    assert ["1024x1024", "encode", "512.3", "(461.1)", "ms", "5555", "(+2900)"] == rows_starting(rows, "1024x1024")[0][:7]
+    assert ["decode", "999.9", "(987.6)", "ms", "–"] == rows_starting(rows, "decode")[0][:5]
+    assert ["7680x4320", "encode", "19.08", "(17.17)", "s"] == rows_starting(rows, "7680x4320")[0][:5]
+    assert sum("invgray bench on" in line for line in text.splitlines()) == 2  # one table per device
+    assert ("NVIDIA H200" in text) and ("float16" in text)
+    flat = " ".join(text.split())
+    if paper:
+        assert rows_starting(rows, "1024x1024")[0][-3:] == ["12.12", "s", "23.7x"]
+        assert f"speed-up >= {runs.SPEED_TARGET:g}x" in flat
+    assert ("15.117 s" in flat) == (batch == 1) and ("123.5" in flat) == (batch > 1)  # paper T3, or MP/s
+
+
+def rows_starting(rows: list[list[str]], first: str) -> list[list[str]]:
+    return [row for row in rows if row and row[0] == first]

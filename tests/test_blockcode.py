@@ -9,14 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_helpers import run, run_json
+from cli_helpers import run, run_json, ship_companion
 from invgray_cli import metrics
 from invgray_cli.codec import block_code as blockcode
 from invgray_cli.codec.block_code import (CODE_FOUND, MACROBLOCK, BlockCodeReading, bits_chroma, chroma_bits, coarse_chroma,
                                    colour_from_block_code, embed_block_code, fill_failed, macroblock_chroma,
                                    read_block_code)
 from invgray_cli.io.images import jpeg_round_trip, loses_fine_code, read_gray
-from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig, load_jpeg_decoder, save_jpeg_decoder
+from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig
+from invgray_cli.models.kinds import JPEG_DECODER_NET
+from invgray_cli.models.weights import file_sha256, load_weights, save_weights
+from invgray_cli.codec.decode import decode_array
+from cli_helpers import restore_array
 
 
 def smooth_photo(height: int = 96, width: int = 112, seed: int = 0) -> np.ndarray:
@@ -159,8 +163,8 @@ def test_jpeg_decoder_any_size_and_file_round_trip(tmp_path):
     luma, chroma = torch.rand(1, 1, 70, 90), torch.rand(1, 2, 70, 90) - 0.5
     with torch.inference_mode():  # tiles with their margin give the whole image's result
         assert torch.allclose(decoder.restore(luma, chroma, tile=32), decoder.restore(luma, chroma, tile=None), atol=1e-5)
-    save_jpeg_decoder(decoder, tmp_path / "d.safetensors", "ab" * 32)
-    loaded = load_jpeg_decoder(tmp_path / "d.safetensors")
+    save_weights(decoder, tmp_path / "d.safetensors", model_sha256="ab" * 32)
+    loaded = load_weights(tmp_path / "d.safetensors", JPEG_DECODER_NET).net
     assert np.array_equal(colour_from_block_code(gray, read_block_code(gray), loaded), restored)
 
 
@@ -190,7 +194,7 @@ def test_train_jpeg_decoder_runs_validates_and_exports(registered, tmp_path):
                  "--export", tmp_path / "j.safetensors")
     assert result.exit_code == 0, result.output
     assert "psnr_jpeg90>75" in result.output and (tmp_path / "j.safetensors").is_file()
-    assert load_jpeg_decoder(tmp_path / "j.safetensors").config.width == 4
+    assert load_weights(tmp_path / "j.safetensors", JPEG_DECODER_NET).net.config.width == 4
     bad = run("train-jpeg-decoder", folder, "--out", tmp_path / "k.ckpt", "--crop", 40, "--steps", 1, "--device", "cpu")
     assert bad.exit_code != 0 and "multiple of 16" in bad.output
 
@@ -201,12 +205,12 @@ def test_train_jpeg_decoder_starts_from_given_weights(registered, tmp_path):
     Image.fromarray(smooth_photo(48, 64)).save(folder / "0.png")
     torch.manual_seed(5)
     start = JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=2))
-    save_jpeg_decoder(start, tmp_path / "start.safetensors", "ab" * 32)
+    save_weights(start, tmp_path / "start.safetensors", model_sha256="ab" * 32)
     common = ("--batch", 1, "--crop", 32, "--width", 4, "--device", "cpu", "--steps", 1)
     result = run("train-jpeg-decoder", folder, "--out", tmp_path / "j.ckpt", *common, "--lr", 0.0,
                  "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "j.safetensors")
     assert result.exit_code == 0, result.output
-    ended = load_jpeg_decoder(tmp_path / "j.safetensors").state_dict()  # no learning rate: the start unchanged
+    ended = load_weights(tmp_path / "j.safetensors", JPEG_DECODER_NET).net.state_dict()  # no learning rate: the start unchanged
     assert all(torch.equal(ended[k], v) for k, v in start.state_dict().items())
     wider = run("train-jpeg-decoder", folder, "--out", tmp_path / "k.ckpt", *common[:4], "--width", 8, *common[6:],
                 "--init-from", tmp_path / "start.safetensors")
@@ -215,7 +219,7 @@ def test_train_jpeg_decoder_starts_from_given_weights(registered, tmp_path):
     fine = run("train-jpeg-decoder", folder, "--val", folder, "--out", tmp_path / "f.ckpt", *common, "--lr", 0.0,
                "--fine-planes", "--init-from", tmp_path / "start.safetensors", "--export", tmp_path / "f.safetensors")
     assert fine.exit_code == 0 and "psnr_jpeg90>75" in fine.output, fine.output
-    grown = load_jpeg_decoder(tmp_path / "f.safetensors").eval()
+    grown = load_weights(tmp_path / "f.safetensors", JPEG_DECODER_NET).net
     luma, chroma, codec_rgb = torch.rand(1, 1, 32, 32), torch.rand(1, 2, 32, 32) - 0.5, torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
         assert grown.needs_fine and torch.allclose(grown(luma, chroma, codec_rgb), start.eval()(luma, chroma), atol=1e-6)
@@ -229,8 +233,9 @@ def _photo_file(path: Path, seed: int = 0) -> Path:
 def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
     source = _photo_file(tmp_path / "p.png")
     assert run("encode", source, "-o", tmp_path / "g.jpg").exit_code == 0
-    result, facts = run_json("info", tmp_path / "g.jpg")
-    assert facts["block_code"]["found"] and facts["block_code"]["confidence"] >= 0.95
+    result, report = run_json("info", tmp_path / "g.jpg")
+    facts = report["results"][0]
+    assert facts["block_code"]["found"] and facts["block_code"]["confidence"] >= 0.95 and facts["decode_path"] == "block_code"
     assert run("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png").exit_code == 0
     rgb = np.asarray(Image.open(source).convert("RGB"))
     gray = np.asarray(Image.open(tmp_path / "g.jpg"))
@@ -245,26 +250,25 @@ def test_a_jpeg_gray_restores_from_its_block_code(registered, tmp_path):
 
 
 def test_a_shipped_jpeg_decoder_with_fine_planes_is_given_the_codec_decode(registered, tmp_path, monkeypatch):
-    from invgray_cli.codec.codec import Codec
-    from invgray_cli.models import zoo as registry
-    from invgray_cli.models.zoo import CompanionEntry, file_sha256
+    from invgray_cli.codec.nets import Codec
+    from invgray_cli.models import zoo
 
     torch.manual_seed(2)
     decoder_file = registered.parent / "jpeg-fine.safetensors"
-    sha = save_jpeg_decoder(JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=1, fine_planes=True)),
-                            decoder_file, file_sha256(registered))
-    monkeypatch.setattr(registry, "JPEG_DECODERS", [CompanionEntry(file_sha256(registered), decoder_file.name, sha)])
-    registry.shipped_jpeg_decoder.cache_clear()
+    save_weights(JpegDecoder(JpegDecoderConfig(width=4, levels=2, bottom_blocks=1, fine_planes=True)), decoder_file,
+                 model_sha256=file_sha256(registered))
+    ship_companion(monkeypatch, decoder_file, zoo.JPEG_DECODER)
+    zoo.shipped_jpeg_decoder.cache_clear()
     try:
         source = _photo_file(tmp_path / "p.png")
         assert run("encode", source, "-o", tmp_path / "g.jpg").exit_code == 0
         assert run("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png").exit_code == 0
         gray = np.asarray(Image.open(tmp_path / "g.jpg"))
-        decoder = load_jpeg_decoder(decoder_file)
-        expected = colour_from_block_code(gray, read_block_code(gray), decoder, Codec.load(device="cpu").decode_array(gray))
+        decoder = load_weights(decoder_file, JPEG_DECODER_NET).net
+        expected = colour_from_block_code(gray, read_block_code(gray), decoder, decode_array(Codec.load(device="cpu"), gray))
         assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png").convert("RGB")), expected)
     finally:
-        registry.shipped_jpeg_decoder.cache_clear()
+        zoo.shipped_jpeg_decoder.cache_clear()
 
 
 def test_a_jpeg_gray_of_quality_98_or_more_decodes_by_its_fine_code(registered, tmp_path):
@@ -303,15 +307,17 @@ def test_png_grays_carry_the_code_only_when_asked(registered, tmp_path):
     source = _photo_file(tmp_path / "p.png")
     run("encode", source, "-o", tmp_path / "plain.png")
     run("encode", source, "-o", tmp_path / "safe.png", "--jpeg-safe")
-    assert not run_json("info", tmp_path / "plain.png")[1]["block_code"]["found"]
-    assert run_json("info", tmp_path / "safe.png")[1]["block_code"]["found"]
+    assert not run_json("info", tmp_path / "plain.png")[1]["results"][0]["block_code"]["found"]
+    assert run_json("info", tmp_path / "safe.png")[1]["results"][0]["block_code"]["found"]
     # a lossless coded gray still decodes by its fine code: the block code is not used
-    from invgray_cli.codec.codec import Codec, restore
+    from invgray_cli.codec.nets import Codec
+    from invgray_cli.codec.decode import fine_decode
 
     codec = Codec.load(device="cpu")
     gray = np.asarray(Image.open(tmp_path / "safe.png"))
     assert read_block_code(gray).found
-    assert np.array_equal(restore(gray, codec, False).rgb, codec.decode_array(gray))
+    restored = restore_array(codec, gray)  # no chunk, no detector for this model: its fine code is decoded
+    assert restored.path in ("sync_pattern", "as_it_comes") and np.array_equal(restored.rgb, fine_decode(codec, gray))
 
 
 def test_eval_measures_jpeg_saves_of_jpeg_safe_grays(registered, tmp_path):

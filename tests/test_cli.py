@@ -19,9 +19,8 @@ from cli_helpers import (
     run,
     run_json,
 )
-from invgray_cli.cli import app as cli_module
-from invgray_cli.cli import runner
-from invgray_cli.codec.codec import Codec
+from invgray_cli.cli import app as cli_module, runner
+from invgray_cli.codec.nets import Codec
 from invgray_cli.io.chunk import CHUNK_KEY
 
 
@@ -75,9 +74,12 @@ def test_batch_folder_mirrors_tree_and_skips_non_images(tmp_path: Path, weights:
     assert result.exit_code == 0, result.stderr
     assert files_in(tmp_path / "grays") == {"a.gray.png", "sub/b.gray.png", "sub/deeper/c.gray.png"}
     assert "notes.txt" in result.stderr and "skipped" in result.stderr
-    assert doc["results"]["counts"] == {"ok": 3, "skipped": 0, "failed": 0} and doc["results"]["ok"] is True
-    assert {f["status"] for f in doc["results"]["files"]} == {"ok"}
-    assert all(f["model"] == TINY_NAME and f["bytes"] > 0 and f["seconds"] >= 0 for f in doc["results"]["files"])
+    assert doc["results"]["counts"] == {"ok": 3, "skipped": 1, "failed": 0} and doc["results"]["ok"] is True
+    (passed_over,) = [f for f in doc["results"]["files"] if f["status"] != "ok"]
+    assert passed_over == {**passed_over, "input": str(src / "notes.txt"), "output": None, "status": "skipped",
+                           "note": "not an image file name"}
+    assert all(f["model"] == TINY_NAME and f["bytes"] > 0 and f["seconds"] >= 0
+               for f in doc["results"]["files"] if f["status"] == "ok")
 
     result = run("decode", tmp_path / "grays", "-o", tmp_path / "colours", "--weights", weights)
     assert result.exit_code == 0, result.stderr
@@ -98,7 +100,8 @@ def test_batch_beside_inputs_force_and_skip_existing(tmp_path: Path, weights: Pa
     assert (tmp_path / "in" / "a.gray.png").stat().st_mtime_ns == stamp
 
     result, doc = run_json("encode", tmp_path / "in", "--skip-existing", "--weights", weights)
-    assert result.exit_code == 0 and doc["results"]["counts"] == {"ok": 0, "skipped": 2, "failed": 0}
+    assert result.exit_code == 0 and doc["results"]["counts"] == {"ok": 0, "skipped": 4, "failed": 0}
+    assert sorted(f["note"] for f in doc["results"]["files"]).count("its output exists") == 2  # and the 2 grays
 
     result, doc = run_json("encode", tmp_path / "in", "--force", "--weights", weights)
     assert result.exit_code == 0 and doc["results"]["counts"]["ok"] == 2
@@ -256,9 +259,10 @@ def test_quiet_prints_nothing_but_errors(tmp_path: Path, weights: Path) -> None:
     (["encode", "a.jpg", "b.jpg", "-o", "-"], "single input"),
     (["encode", "a.jpg", "-o", "-", "--json"], "--json"),
     (["encode", "-", "a.jpg"], "only input"),
-    (["encode", "a.jpg", "-o", "g.tiff"], "other formats destroy the hidden colour"),
+    (["encode", "a.jpg", "-o", "g.bmp"], "invgray writes a gray as .png, .tif or .webp"),
     (["decode", "a.jpg", "-o", "c.xyz"], "cannot tell the image format"),
-    (["encode", "a.jpg", "--model", "x.y", "--weights", "w.safetensors"], "give one"),
+    (["encode", "a.jpg", "--model", "invisible_v2", "--weights", "w.safetensors"], "give one"),
+    (["encode", "a.jpg", "--model", "invisble_v2"], "did you mean 'invisible_v2'?"),
     (["encode", "a.jpg", "--tile", "-3"], "--tile"),
     (["encode", "a.jpg", "--device", "gpu0"], "not a device"),
     (["encode", "a.jpg", "b.jpg", "-o", "file.txt"], "must be a folder"),
@@ -278,13 +282,17 @@ def test_info(tmp_path: Path, weights: Path) -> None:
     run("encode", tmp_path / "a.jpg", "--weights", weights)
     result = run("info", tmp_path / "a.gray.png")
     assert result.exit_code == 0 and TINY_NAME in result.stdout and "30x20" in result.stdout
-    result, doc = run_json("info", tmp_path / "a.gray.png")
+    result, report = run_json("info", tmp_path / "a.gray.png")
+    doc = report["results"][0]
     sha = doc["invgray"]["sha256"]
     assert doc["width"] == 30 and doc["height"] == 20 and doc["mode"] == "L"
     assert doc["invgray"]["model"] == TINY_NAME and doc["invgray"]["format"] == 3 and len(sha) >= 8
     assert doc["invgray"]["version"]
-    result, doc = run_json("info", tmp_path / "a.jpg")
-    assert result.exit_code == 0 and doc["invgray"] is None
+    assert doc["decode_path"] == "refuse" and "does not ship" in doc["decode_rule"]  # as decode without --weights
+    result, report = run_json("info", tmp_path / "a.jpg", tmp_path / "a.gray.png")  # several files, one record each
+    assert result.exit_code == 0 and [r["input"] for r in report["results"]] == [str(tmp_path / "a.jpg"),
+                                                                                  str(tmp_path / "a.gray.png")]
+    assert report["results"][0]["invgray"] is None and report["name"] == "invgray-info"
     assert "no invgray chunk" in run("info", tmp_path / "a.jpg").stdout
     result = run("info", "-", stdin=(tmp_path / "a.gray.png").read_bytes())
     assert result.exit_code == 0 and TINY_NAME in result.stdout
@@ -292,15 +300,17 @@ def test_info(tmp_path: Path, weights: Path) -> None:
 
 def test_models_empty_and_registered(monkeypatch: pytest.MonkeyPatch, registered: Path) -> None:
     result, doc = run_json("models")
-    assert result.exit_code == 0 and doc["models"][0]["name"] == TINY_NAME and doc["models"][0]["default"] is True
+    first = doc["results"]["entries"][0]
+    assert result.exit_code == 0 and first["name"] == TINY_NAME and first["default"] is True
+    assert first["role"] == "codec" and first["bytes"] == registered.stat().st_size
     table = run("models").stdout
-    assert TINY_NAME in table and doc["models"][0]["sha256"][:12] in table
-    from invgray_cli.models import zoo as registry
+    assert TINY_NAME in table and first["sha256"][:12] in table
+    from invgray_cli.models import zoo
 
-    monkeypatch.setattr(registry, "REGISTRY", [])
+    monkeypatch.setattr(zoo, "ZOO", [])
     result = run("models")
     assert result.exit_code == 0 and "no shipped weights" in result.stdout
-    assert run_json("models")[1]["models"] == []
+    assert run_json("models")[1]["results"]["entries"] == []
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], []])
@@ -334,10 +344,10 @@ def test_unexpected_error_is_one_line_unless_debug(tmp_path: Path, weights: Path
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     photo(tmp_path / "a.jpg")
 
-    def broken(self, rgb, on_tile=None):
+    def broken(self, *args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Codec, "encode_held", broken)
+    monkeypatch.setattr(Codec, "run_encoder", broken)
     result = run("encode", tmp_path / "a.jpg", "--weights", weights)
     assert_one_line_error(result, 1, "RuntimeError: boom", "--debug")
     result = run("--debug", "encode", tmp_path / "a.jpg", "--weights", weights)
@@ -352,12 +362,13 @@ def test_encode_then_decode_the_same_folder(tmp_path: Path, weights: Path) -> No
     assert run("encode", tmp_path / "in", "--weights", weights).exit_code == 0
     result, doc = run_json("decode", tmp_path / "in", "--weights", weights)
     assert result.exit_code == 0, result.stderr
-    assert doc["results"]["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
-    assert result.stderr.count("a colour image, not an invgray gray") == 2
+    assert doc["results"]["counts"] == {"ok": 2, "skipped": 2, "failed": 0}  # the photos, named in one note
+    assert result.stderr.count("a colour image, not an invgray gray") == 1
+    assert sorted(Path(f["input"]).name for f in doc["results"]["files"] if f["status"] == "skipped") == ["a.jpg", "b.png"]
     assert files_in(tmp_path / "in") == {"a.jpg", "a.gray.png", "a.color.png",
                                          "sub/b.png", "sub/b.gray.png", "sub/b.color.png"}
     result, doc = run_json("encode", tmp_path / "in", "--skip-existing", "--weights", weights)
-    assert result.exit_code == 0 and [f["input"] for f in doc["results"]["files"]] == [
+    assert result.exit_code == 0 and [f["input"] for f in doc["results"]["files"] if f["note"] == "its output exists"] == [
         str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "sub" / "b.png")]
     assert "an invgray output" in result.stderr
 

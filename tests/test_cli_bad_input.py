@@ -12,6 +12,7 @@ from PIL import Image
 
 from cli_helpers import (
     assert_one_line_error,
+    ship_only,
     files_in,
     open_png,
     photo,
@@ -179,9 +180,7 @@ def test_unreadable_weights_file(tmp_path: Path, weights: Path) -> None:
 
 
 def test_no_shipped_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from invgray_cli.models import zoo as registry
-
-    monkeypatch.setattr(registry, "REGISTRY", [])
+    ship_only(monkeypatch, None)
     photo(tmp_path / "a.jpg")
     assert_one_line_error(run("encode", tmp_path / "a.jpg"), 1, "no shipped weights", "--weights")
     assert files_in(tmp_path) == {"a.jpg"}

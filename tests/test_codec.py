@@ -10,14 +10,22 @@ import torch
 from PIL import Image
 
 import invgray_cli
-from invgray_cli.codec import codec as codec_module
+from invgray_cli import api as api_module
+from invgray_cli.codec import nets as nets_module
 from invgray_cli.codec.sync_pattern import add_sync_pattern
-from invgray_cli.codec.codec import Codec, ModelSpec, choose_model, codec_for_gray, decode, decode_file, encode, encode_file, load_model
+from invgray_cli.codec.nets import Codec
+from invgray_cli.codec.model_choice import ModelSpec, choose_model, codec_for_gray
+from invgray_cli.api import decode, encode, load_model
+from invgray_cli.codec.files import decode_file, encode_file
 from invgray_cli.io.chunk import FORMAT_VERSION, make_chunk, parse_chunk
 from invgray_cli.devices import dtype_for, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models import zoo as registry
-from invgray_cli.models.zoo import ModelInfo, WeightsEntry, save_weights
+from invgray_cli.models.weights import save_weights
+from invgray_cli.models.zoo import ModelInfo
+from invgray_cli.codec.encode import encode_array, encode_float
+from invgray_cli.codec.decode import decode_array
+from cli_helpers import codec_entry, decode_batch, encode_batch, ship_only
+from invgray_cli.codec.encode import encode_photos
 
 
 @pytest.fixture
@@ -37,15 +45,13 @@ def tiny_codec(tiny_weights) -> Codec:
 def shipped_tiny(tiny_weights, monkeypatch):
     """Register the tiny weights as the only (default) shipped model."""
     path, sha = tiny_weights
-    entry = WeightsEntry("igray.tiny", path.name, sha, {}, 2, 10, "test", "MIT")
-    monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(path.parent))
-    monkeypatch.setattr(registry, "REGISTRY", [entry])
+    ship_only(monkeypatch, path.parent, codec_entry(path, "igray.tiny"))
     return path, sha
 
 
 @pytest.fixture
 def no_shipped(monkeypatch):
-    monkeypatch.setattr(registry, "REGISTRY", [])
+    ship_only(monkeypatch, None)
 
 
 def _rgb(height=23, width=37, seed=0):
@@ -128,35 +134,35 @@ def test_codec_without_any_weights(no_shipped):
 @pytest.mark.parametrize("shape", [(1, 1), (17, 31), (1000, 3), (1, 500), (45, 46)])
 def test_encode_decode_shapes_and_tiling(tiny_codec, shape):
     rgb = _rgb(*shape, seed=sum(shape))
-    gray = tiny_codec.encode_array(rgb)
+    gray = encode_array(tiny_codec, rgb)
     assert gray.shape == shape and gray.dtype == np.uint8
     whole = tiny_codec.with_tile(None)
-    assert np.abs(tiny_codec.encode_float(rgb) - whole.encode_float(rgb)).max() <= 1e-4
-    assert (gray == whole.encode_array(rgb)).mean() >= 0.9999
-    colour = tiny_codec.decode_array(gray)
+    assert np.abs(encode_float(tiny_codec, rgb) - encode_float(whole, rgb)).max() <= 1e-4
+    assert (gray == encode_array(whole, rgb)).mean() >= 0.9999
+    colour = decode_array(tiny_codec, gray)
     assert colour.shape == (*shape, 3) and colour.dtype == np.uint8 and colour.flags.c_contiguous
-    assert (colour == whole.decode_array(gray)).mean() >= 0.9999
+    assert (colour == decode_array(whole, gray)).mean() >= 0.9999
 
 
 def test_encode_float_quantises_to_encode_array(tiny_codec):
     rgb = _rgb()
-    values = tiny_codec.encode_float(rgb)
+    values = encode_float(tiny_codec, rgb)
     assert values.dtype == np.float32 and 0.0 <= values.min() and values.max() <= 1.0
     quantised = np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
-    assert np.array_equal(quantised, tiny_codec.with_sync_pattern(False).encode_array(rgb))
-    assert np.array_equal(add_sync_pattern(quantised), tiny_codec.encode_array(rgb))  # the stored gray: the sync pattern on top
+    assert np.array_equal(quantised, encode_array(tiny_codec.with_sync_pattern(False), rgb))
+    assert np.array_equal(add_sync_pattern(quantised), encode_array(tiny_codec, rgb))  # the stored gray: the sync pattern on top
 
 
 def test_progress_callback(tiny_codec):
     calls = []
-    tiny_codec.encode_array(_rgb(40, 20), on_tile=lambda done, total: calls.append((done, total)))
+    encode_array(tiny_codec, _rgb(40, 20), on_tile=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
 
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8)])
 def test_encode_array_rejects_wrong_arrays(tiny_codec, bad):
     with pytest.raises(ValueError, match="uint8 HxWx3"):
-        tiny_codec.encode_array(bad)
+        encode_array(tiny_codec, bad)
 
 
 # ---- choosing a model for a gray ----------------------------------------------------------------
@@ -212,7 +218,7 @@ def test_file_round_trip_with_alpha(tmp_path, tiny_codec, shipped_tiny):
     colour = Image.open(tmp_path / "out.png")
     assert colour.mode == "RGBA" and colour.size == (37, 23)
     assert np.array_equal(np.asarray(colour)[:, :, 3], rgba[:, :, 3])
-    assert np.array_equal(np.asarray(colour)[:, :, :3], tiny_codec.decode_array(np.asarray(gray)[:, :, 0]))
+    assert np.array_equal(np.asarray(colour)[:, :, :3], decode_array(tiny_codec, np.asarray(gray)[:, :, 0]))
     assert _files(tmp_path) == {"in.png", "in.gray.png", "out.png", "weights"}
 
 
@@ -270,7 +276,7 @@ def test_api_same_type_out(tiny_codec, tmp_path):
     gray_alpha = encode(rgba, tiny_codec)
     assert gray_alpha.shape == (23, 37, 2) and (gray_alpha[:, :, 1] == 9).all()
     assert decode(gray_alpha, tiny_codec).shape == (23, 37, 4)
-    assert np.array_equal(decode(gray, tiny_codec), tiny_codec.decode_array(gray))
+    assert np.array_equal(decode(gray, tiny_codec), decode_array(tiny_codec, gray))
 
     pil_gray = encode(Image.fromarray(rgba, "RGBA"), tiny_codec)
     assert isinstance(pil_gray, Image.Image) and pil_gray.mode == "LA" and "invgray" in pil_gray.info
@@ -301,7 +307,7 @@ def test_api_loads_by_itself(shipped_tiny):
 def test_api_rejects_other_types(tiny_codec):
     with pytest.raises(TypeError, match="PIL image, a numpy array or bytes"):
         encode("photo.jpg", tiny_codec)
-    assert codec_module.decode is decode
+    assert api_module.decode is decode
 
 
 def test_api_applies_exif_orientation_to_pil_images(tiny_codec, tmp_path):
@@ -315,15 +321,15 @@ def test_out_of_memory_becomes_a_one_line_error(tiny_codec, monkeypatch):
     def exhausted(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99 GB")
 
-    monkeypatch.setattr(codec_module, "run_tiled", exhausted)
+    monkeypatch.setattr(nets_module, "run_tiled", exhausted)
     with pytest.raises(InvgrayError, match="out of memory on cpu"):
-        tiny_codec.encode_array(_rgb())
+        encode_array(tiny_codec, _rgb())
 
 
 def test_precision_is_chosen_per_device(weights):
     import torch
 
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.devices import compute_dtype
     from invgray_cli.errors import InvgrayError
 
@@ -349,38 +355,38 @@ def test_precision_option_errors_are_usage_errors(weights, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fp16_on_cuda_stays_close_to_fp32(weights):
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     fp32 = Codec.load(weights=weights, device="cuda", precision="fp32")
     fp16 = Codec.load(weights=weights, device="cuda", precision="fp16")
-    gray32, gray16 = fp32.encode_array(rgb).astype(int), fp16.encode_array(rgb).astype(int)
+    gray32, gray16 = encode_array(fp32, rgb).astype(int), encode_array(fp16, rgb).astype(int)
     assert np.abs(gray32 - gray16).max() <= 2
-    colour32, colour16 = fp32.decode_array(fp32.encode_array(rgb)), fp16.decode_array(fp32.encode_array(rgb))
+    colour32, colour16 = decode_array(fp32, encode_array(fp32, rgb)), decode_array(fp16, encode_array(fp32, rgb))
     assert np.abs(colour32.astype(int) - colour16.astype(int)).mean() < 1.0
 
 
 def test_batches_equal_one_image_at_a_time(weights):
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
     codec = Codec.load(weights=weights, device="cpu", tile=32)
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((40, 52, 3), (33, 20, 3), (40, 52, 3))]
-    grays = codec.encode_batch(photos)
+    grays = encode_batch(codec, photos)
     assert [g.shape for g in grays] == [(40, 52), (33, 20), (40, 52)]
     for photo, gray in zip(photos, grays):
-        difference = np.abs(gray.astype(int) - codec.encode_array(photo).astype(int))
+        difference = np.abs(gray.astype(int) - encode_array(codec, photo).astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 0.001
-    for gray, colour in zip(grays, codec.decode_batch(grays)):  # a batch's kernels may round differently
-        difference = np.abs(colour.astype(int) - codec.decode_array(gray).astype(int))
+    for gray, colour in zip(grays, decode_batch(codec, grays)):  # a batch's kernels may round differently
+        difference = np.abs(colour.astype(int) - decode_array(codec, gray).astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 0.001
     held = codec.with_gray_floor(0.999)  # the gray guard acts per image in a batch too
-    assert any(held.encode_held(p)[1] < 1.0 for p in photos)
-    for photo, gray in zip(photos, held.encode_batch(photos)):
-        assert np.abs(gray.astype(int) - held.encode_array(photo).astype(int)).max() <= 1
+    assert any(encoded.strength < 1.0 for encoded in encode_photos(held, photos))
+    for photo, gray in zip(photos, encode_batch(held, photos)):
+        assert np.abs(gray.astype(int) - encode_array(held, photo).astype(int)).max() <= 1
     with pytest.raises(ValueError, match="uint8"):
-        codec.encode_batch([photos[0], photos[0].astype(np.float32)])
+        encode_batch(codec, [photos[0], photos[0].astype(np.float32)])
 
 
 def test_the_package_exports_its_error():

@@ -21,8 +21,10 @@ from invgray_cli.colorize.session import (
 )
 from invgray_cli.errors import InvgrayError
 from invgray_cli.metrics import luma_bt601
-from invgray_cli.models.colorizer import (Colorizer, ColorizerConfig, bilateral_spread, chroma_to_rgb, guide, load_colorizer,
-                                          rgb_to_chroma, save_colorizer, spread_hints)
+from invgray_cli.models.colorizer import (Colorizer, ColorizerConfig, bilateral_spread, chroma_to_rgb, guide, rgb_to_chroma,
+                                          spread_hints)
+from invgray_cli.models.kinds import COLORIZER_NET
+from invgray_cli.models.weights import load_weights, save_weights
 
 TINY = ColorizerConfig(width=4, levels=2, bottom_blocks=1)
 
@@ -35,7 +37,7 @@ def colorizer_weights(tmp_path: Path) -> Path:
         model.head.bias.copy_(torch.tensor([0.2, -0.15]))  # a clearly coloured output
     path = tmp_path / "w" / "col.safetensors"
     path.parent.mkdir()
-    save_colorizer(model, path, name="tiny.colorizer")
+    save_weights(model, path, name="tiny.colorizer")
     return path
 
 
@@ -58,8 +60,8 @@ def test_hints_file(tmp_path):
     path = tmp_path / "h.json"
     path.write_text(json.dumps([{"x": 1, "y": 2, "color": "#102030"}]))
     assert read_hints_file(path) == [Hint(1, 2, (16, 32, 48))]
-    for content, needle in (("{", "not JSON"), ('{"x": 1}', "JSON list"), ('[{"x": 1, "y": "2", "color": "#000000"}]', "hint 0"),
-                            ('[{"x": 1, "y": 2, "color": "blue"}]', "'blue'")):
+    for content, needle in (("{", "not valid JSON"), ('{"x": 1}', "JSON list"), ('[{"x": 1, "y": "2", "color": "#000000"}]', "hint 0"),
+                            ('[{"x": 1, "y": 2, "color": "blue"}]', '"blue"')):
         path.write_text(content)
         with pytest.raises(InvgrayError, match=needle):
             read_hints_file(path)
@@ -129,16 +131,15 @@ def test_random_hints_are_the_photos_own_pixels_and_repeat():
 
 
 def test_colorizer_file_round_trip_and_checks(colorizer_weights, tmp_path):
-    model, name, digest = load_colorizer(colorizer_weights)
-    assert name == "tiny.colorizer" and model.config == TINY and len(digest) == 64
+    loaded = load_weights(colorizer_weights, COLORIZER_NET)
+    assert loaded.name == "tiny.colorizer" and loaded.net.config == TINY and len(loaded.sha256) == 64
     with pytest.raises(InvgrayError, match="sha256"):
-        load_colorizer(colorizer_weights, "0" * 64)
-    from invgray_cli.models.zoo import save_weights
+        load_weights(colorizer_weights, COLORIZER_NET, "0" * 64)
     from invgray_cli.models import InvertibleGray, NetConfig
 
     save_weights(InvertibleGray(NetConfig(scale=2, width=4, encoder_blocks=1, decoder_blocks=1)), tmp_path / "codec.safetensors")
     with pytest.raises(InvgrayError, match="not an invgray colouriser"):
-        load_colorizer(tmp_path / "codec.safetensors")
+        load_weights(tmp_path / "codec.safetensors", COLORIZER_NET)
 
 
 def test_colorize_command(colorizer_weights, tmp_path):
@@ -168,9 +169,9 @@ def test_colorize_command_errors(colorizer_weights, tmp_path):
 
 
 def test_colorize_without_a_shipped_colorizer_says_so(tmp_path, monkeypatch):
-    from invgray_cli.colorize import session as colorize
+    from invgray_cli.models import zoo
 
-    monkeypatch.setattr(colorize, "COLORIZERS", [])
+    monkeypatch.setattr(zoo, "ZOO", [entry for entry in zoo.ZOO if entry.role != zoo.COLORIZER])
     result = run("colorize", _gray_photo(tmp_path / "g.png"), "-o", tmp_path / "c.png")
     assert_one_line_error(result, 1, "--colorizer-weights")
 

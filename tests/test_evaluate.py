@@ -10,10 +10,14 @@ from PIL import Image
 
 from invgray_cli import metrics
 from invgray_cli.cli.app import cli
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.eval.evaluate import (METRIC_NAMES, PAPER_FIGURES, PATTERN_GAIN, comparison_strip, difference_map,
                                   evaluate_folder, pattern_map)
-from invgray_cli.models.zoo import ModelInfo, save_weights
+from invgray_cli.io.chunk import make_chunk
+from invgray_cli.models.weights import save_weights
+from invgray_cli.models.zoo import ModelInfo
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
 
 
 def _photo(height: int, width: int, seed: int) -> np.ndarray:
@@ -55,10 +59,10 @@ def test_eval_json_shape_and_save_dir(photos, weights, tmp_path):
     assert report["device"] == "cpu"
     assert report["paper"]["psnr"] == 36.02 and report["paper"]["gray_structure"] == 0.9799
     per_image = report["results"]["per_image"]
-    assert [Path(r["file"]).name for r in per_image] == ["a.png", "b.png"]  # sorted, recursive
+    assert [Path(r["input"]).name for r in per_image] == ["a.png", "b.png"]  # sorted, recursive
     assert (per_image[0]["width"], per_image[0]["height"]) == (30, 20)
     for record in per_image:
-        assert set(record) == {"file", "set", "width", "height", *METRIC_NAMES, "pattern_strength"}
+        assert set(record) == {"input", "set", "width", "height", *METRIC_NAMES, "pattern_strength"}
         assert record["pattern_strength"] == 1.0  # a --weights file of no shipped model: no gray floor
     mean = report["results"]["mean"]
     assert set(mean) == set(METRIC_NAMES)
@@ -77,8 +81,8 @@ def test_evaluate_folder_goes_through_the_8bit_png_path(photos, tiny_model):
     report = evaluate_folder([photos / "a.png"], codec, on_image=lambda i, n, r: seen.append((i, n)))
     assert seen == [(0, 1)]
     rgb = np.asarray(Image.open(photos / "a.png"))
-    gray = codec.encode_array(rgb)
-    restored = codec.decode_array(gray)
+    gray = encode_array(codec, rgb)
+    restored = decode_array(codec, gray)
     record = report["results"]["per_image"][0]
     assert record["psnr"] == pytest.approx(metrics.psnr(restored, rgb))
     assert record["ssim"] == pytest.approx(metrics.ssim(restored, rgb))
@@ -104,11 +108,19 @@ class _LosslessGrayCodec:
     tile: int | None = None
     precision: str = "fp32"
 
-    def encode_held(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        return rgb[:, :, 0].copy(), 1.0
+    sync_pattern: bool = False
 
-    def decode_array(self, gray: np.ndarray) -> np.ndarray:
-        return np.repeat(gray[:, :, None], 3, axis=2)
+    def run_encoder(self, photos: torch.Tensor, quantised: bool, on_tile=None) -> torch.Tensor:
+        return photos[:, :1].clone()
+
+    def run_decoder(self, grays: torch.Tensor, on_tile=None, net=None) -> list[np.ndarray]:
+        return [gray.expand(3, -1, -1).permute(1, 2, 0).numpy().copy() for gray in grays]
+
+    def chunk_text(self) -> dict[str, str]:
+        return make_chunk(self.info.name, self.info.sha256)
+
+    def code_detector(self) -> None:
+        return None
 
 
 def test_perfect_restoration_gives_null_psnr_not_infinity(tmp_path):
@@ -123,7 +135,7 @@ def test_perfect_restoration_gives_null_psnr_not_infinity(tmp_path):
 
 def test_limit_takes_the_first_images(photos, tiny_model):
     report = evaluate_folder([photos], _codec(tiny_model), limit=1)
-    assert [Path(r["file"]).name for r in report["results"]["per_image"]] == ["a.png"]
+    assert [Path(r["input"]).name for r in report["results"]["per_image"]] == ["a.png"]
 
 
 def test_difference_map_scale_and_strip_layout():
@@ -184,7 +196,7 @@ def test_unreadable_file_fails_but_the_rest_is_measured(photos, weights):
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["results"]["count"] == 2
-    assert [Path(f["file"]).name for f in report["results"]["failed"]] == ["broken.png"]
+    assert [Path(f["input"]).name for f in report["results"]["failed"]] == ["broken.png"]
     assert "broken.png" in result.stderr and "Traceback" not in result.output
 
 

@@ -9,14 +9,22 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_helpers import photo, run
+from cli_helpers import photo, run, ship_companion
 from invgray_cli.codec import frames as grid
-from invgray_cli.codec.codec import Codec, restore
+from invgray_cli.codec import decode as decode_module
+from invgray_cli.codec.nets import Codec
+from invgray_cli.codec.decode import restore
 from invgray_cli.errors import InvgrayError
 from invgray_cli.codec.frames import Frame, all_frames, find_frame, into_frame, out_of_frame
-from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig, load_frame_judge, save_frame_judge
+from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig
+from invgray_cli.models.kinds import FRAME_JUDGE_NET
+from invgray_cli.models.weights import file_sha256, load_weights, save_weights
 from invgray_cli.models import InvertibleGray, NetConfig
 from invgray_cli.train.frame_judge import transform, true_frame
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array, locate
+from invgray_cli.codec.edges import decode_in_frame
+from cli_helpers import restore_array, decode_batch
 
 MOVED_LOSS_DB = 1.0  # astronaut (512²), all 8 moves right: measured losses 0.00-0.62 dB (the cut edges)
 MOVES = [(t, cy, cx) for t in range(8) for cy in range(4) for cx in range(4)]
@@ -53,20 +61,20 @@ def _edge_codecs(tiny_model, all_cuts: bool = False) -> tuple[Codec, Codec]:
 
 
 def test_the_edge_decoder_redecodes_only_the_band_beside_a_cut_top_or_left_edge(tiny_model):
-    from invgray_cli.codec.codec import EDGE_BAND
+    from invgray_cli.codec.edges import EDGE_BAND
 
     plain, with_edge = _edge_codecs(tiny_model)
     gray = np.random.default_rng(0).integers(0, 256, (70, 90), dtype=np.uint8)
     frame = Frame(0, 1, 1)  # a crop by an odd number of lines at the top and the left (2-px grid)
-    ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
-    edge_alone = replace_net(plain, with_edge.edge_decoder.net).decode_in_frame(gray, frame)
+    ours, before = decode_in_frame(with_edge, gray, frame), decode_in_frame(plain, gray, frame)
+    edge_alone = decode_in_frame(replace_net(plain, with_edge.edge_decoder.net), gray, frame)
     band, block = EDGE_BAND, tiny_model.divisibility
     assert np.array_equal(ours[band:, band:], before[band:, band:])  # beyond the band: the model's decoder
     assert not np.array_equal(ours[:band], before[:band]) and not np.array_equal(ours[:, :band], before[:, :band])
     assert np.array_equal(ours[block:band, band:], edge_alone[block:band, band:])  # in it: the edge decoder's colour
     assert np.array_equal(ours[band:, block:band], edge_alone[band:, block:band])
-    top_only = with_edge.decode_in_frame(gray, Frame(0, 1, 0))
-    assert np.array_equal(top_only[:, :band][band:], plain.decode_in_frame(gray, Frame(0, 1, 0))[band:, :band])
+    top_only = decode_in_frame(with_edge, gray, Frame(0, 1, 0))
+    assert np.array_equal(top_only[:, :band][band:], decode_in_frame(plain, gray, Frame(0, 1, 0))[band:, :band])
 
 
 def replace_net(codec: Codec, net: InvertibleGray) -> Codec:
@@ -77,20 +85,20 @@ def replace_net(codec: Codec, net: InvertibleGray) -> Codec:
 def test_grays_that_lost_no_lines_at_the_top_or_left_never_meet_the_edge_decoder(tiny_model, frame):
     plain, with_edge = _edge_codecs(tiny_model)
     gray = np.random.default_rng(1).integers(0, 256, (40, 52), dtype=np.uint8)
-    assert np.array_equal(with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame))
+    assert np.array_equal(decode_in_frame(with_edge, gray, frame), decode_in_frame(plain, gray, frame))
     off = with_edge.with_edge_decoding(False)
-    assert np.array_equal(off.decode_in_frame(gray, Frame(0, 1, 1)), plain.decode_in_frame(gray, Frame(0, 1, 1)))
+    assert np.array_equal(decode_in_frame(off, gray, Frame(0, 1, 1)), decode_in_frame(plain, gray, Frame(0, 1, 1)))
 
 
 @pytest.mark.parametrize("frame", [Frame(0, 0, 0, (False, False, True, True)), Frame(0, 1, 1, (True, True, True, False)),
                                    Frame(3, 0, 1, (False, True, False, True)), Frame(0, 0, 0, (True, False, False, False))])
 def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_model, frame):
-    from invgray_cli.codec.codec import EDGE_BAND
+    from invgray_cli.codec.edges import EDGE_BAND
 
     plain, with_edge = _edge_codecs(tiny_model, all_cuts=True)
     gray = np.random.default_rng(2).integers(0, 256, (71, 90), dtype=np.uint8)
-    ours, before = with_edge.decode_in_frame(gray, frame), plain.decode_in_frame(gray, frame)
-    edge_alone = replace_net(plain, with_edge.edge_decoder.net).decode_in_frame(gray, frame)
+    ours, before = decode_in_frame(with_edge, gray, frame), decode_in_frame(plain, gray, frame)
+    edge_alone = decode_in_frame(replace_net(plain, with_edge.edge_decoder.net), gray, frame)
     framed_ours, framed_before, framed_edge = (into_frame(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1),
                                                           frame) for c in (ours, before, edge_alone))
     band, block = EDGE_BAND, tiny_model.divisibility
@@ -107,15 +115,15 @@ def test_an_edge_decoder_of_every_cut_redecodes_the_bands_of_the_cut_edges(tiny_
             assert torch.equal(framed_ours[side], framed_before[side])
     top_left_only = replace(with_edge, edge_decoder=replace(with_edge.edge_decoder, all_cuts=False))
     bottom = (slice(None), slice(-band, None), slice(band + block, -band))
-    framed_top_left = into_frame(torch.from_numpy(top_left_only.decode_in_frame(gray, frame)).permute(2, 0, 1), frame)
+    framed_top_left = into_frame(torch.from_numpy(decode_in_frame(top_left_only, gray, frame)).permute(2, 0, 1), frame)
     assert torch.equal(framed_top_left[bottom], framed_before[bottom])  # it serves only tops and lefts off the grid
     whole_block_top = Frame(0, 0, 0, (True, False, False, False))  # a top cut by whole blocks: on the grid
-    assert np.array_equal(top_left_only.decode_in_frame(gray, whole_block_top), plain.decode_in_frame(gray, whole_block_top))
-    assert not np.array_equal(with_edge.decode_in_frame(gray, whole_block_top), plain.decode_in_frame(gray, whole_block_top))
+    assert np.array_equal(decode_in_frame(top_left_only, gray, whole_block_top), decode_in_frame(plain, gray, whole_block_top))
+    assert not np.array_equal(decode_in_frame(with_edge, gray, whole_block_top), decode_in_frame(plain, gray, whole_block_top))
 
 
 def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatch):
-    from invgray_cli.codec import codec as codec_module
+    from invgray_cli.codec import nets as codec_module
 
     def refuse(*args):
         raise AssertionError("the edge decoder was loaded for a clean gray")
@@ -123,45 +131,43 @@ def test_a_clean_gray_does_not_load_an_edge_decoder_and_batches_agree(monkeypatc
     torch.manual_seed(0)
     quiet = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1))  # a gray near the luma
     plain, _ = _edge_codecs(quiet)
-    monkeypatch.setattr(codec_module, "_edge_decoder_on", refuse)
+    monkeypatch.setattr(codec_module, "edge_decoder_on", refuse)
     with_pattern = plain.with_sync_pattern(True)
     from test_sync_pattern import smooth_rgb
 
     rgb = smooth_rgb(120, 132)  # a gray whose pattern and edge marks are found
-    gray = with_pattern.encode_array(rgb)
-    assert with_pattern.locate(gray).found and not with_pattern.locate(gray).frame.is_cut
-    assert np.array_equal(with_pattern.decode_array(gray), plain.decode_array(plain.encode_array(rgb)))
+    gray = encode_array(with_pattern, rgb)
+    assert locate(with_pattern, gray).found and not locate(with_pattern, gray).frame.is_cut
+    assert np.array_equal(decode_array(with_pattern, gray), decode_array(plain, encode_array(plain, rgb)))
     _, all_sides = _edge_codecs(quiet, all_cuts=True)
     all_sides = replace(all_sides, sync_pattern=True)
     cut = np.ascontiguousarray(gray[:-2])
-    assert all_sides.locate(cut).frame == Frame(0, 0, 0, (False, False, True, False))
-    batch = all_sides.decode_batch([gray, cut])
-    assert np.array_equal(batch[0], with_pattern.decode_array(gray)) and np.array_equal(batch[1], all_sides.decode_array(cut))
-    assert not np.array_equal(all_sides.decode_array(cut), with_pattern.with_edge_decoding(False).decode_array(cut))
+    assert locate(all_sides, cut).frame == Frame(0, 0, 0, (False, False, True, False))
+    batch = decode_batch(all_sides, [gray, cut])
+    assert np.array_equal(batch[0], decode_array(with_pattern, gray)) and np.array_equal(batch[1], decode_array(all_sides, cut))
+    assert not np.array_equal(decode_array(all_sides, cut), decode_array(with_pattern.with_edge_decoding(False), cut))
 
 
 def test_a_shipped_edge_decoder_is_found_for_its_model(registered, monkeypatch):
-    from invgray_cli.codec import codec as codec_module
-    from invgray_cli.models import zoo as registry
-    from invgray_cli.models.zoo import EdgeDecoderEntry, file_sha256
+    from invgray_cli.codec import nets as codec_module
+    from invgray_cli.models import zoo
 
-    monkeypatch.setattr(registry, "EDGE_DECODERS", [EdgeDecoderEntry(file_sha256(registered), registered.name,
-                                                                     file_sha256(registered), all_cuts=True)])
-    registry.shipped_edge_decoder.cache_clear()
-    codec_module._edge_decoder_on.cache_clear()
+    ship_companion(monkeypatch, registered, zoo.EDGE_DECODER, all_cuts=True)
+    zoo.shipped_edge_decoder.cache_clear()
+    codec_module.edge_decoder_on.cache_clear()
     try:
         codec = Codec.load(device="cpu")
-        edge = codec._edge_decoder()
+        edge = codec.edge_decoder_for_cuts()
         assert edge is not None and edge.net is not codec.model and edge.all_cuts
-        assert codec.with_edge_decoding(False)._edge_decoder() is None
+        assert codec.with_edge_decoding(False).edge_decoder_for_cuts() is None
         (registered.parent / registered.name).rename(registered.parent / "gone.safetensors")
-        registry.shipped_edge_decoder.cache_clear()
-        codec_module._edge_decoder_on.cache_clear()
+        zoo.shipped_edge_decoder.cache_clear()
+        codec_module.edge_decoder_on.cache_clear()
         with pytest.raises(InvgrayError, match="shipped edge decoder is missing"):
-            codec._edge_decoder()
+            codec.edge_decoder_for_cuts()
     finally:
-        registry.shipped_edge_decoder.cache_clear()
-        codec_module._edge_decoder_on.cache_clear()
+        zoo.shipped_edge_decoder.cache_clear()
+        codec_module.edge_decoder_on.cache_clear()
 
 
 def test_padding_repeats_the_grid_phase():
@@ -235,11 +241,11 @@ def test_the_probe_regions_add_up(tiny_net, monkeypatch):
 def test_frame_judge_file_round_trip(tmp_path):
     torch.manual_seed(0)
     judge = FrameJudge(FrameJudgeConfig(width=4))
-    save_frame_judge(judge, tmp_path / "j.safetensors", "cd" * 32)
-    loaded, model_sha = load_frame_judge(tmp_path / "j.safetensors")
-    assert model_sha == "cd" * 32 and loaded.config == judge.config
+    save_weights(judge, tmp_path / "j.safetensors", model_sha256="cd" * 32)
+    loaded = load_weights(tmp_path / "j.safetensors", FRAME_JUDGE_NET)
+    assert loaded.metadata["model_sha256"] == "cd" * 32 and loaded.net.config == judge.config
     views, ratios = torch.rand(3, 4, 32, 32), torch.tensor([0.0, 0.1, 0.3])
-    assert torch.equal(loaded(views, ratios), judge.eval()(views, ratios))
+    assert torch.equal(loaded.net(views, ratios), judge.eval()(views, ratios))
 
 
 def test_train_frames_runs_and_exports(registered, tmp_path):
@@ -251,10 +257,8 @@ def test_train_frames_runs_and_exports(registered, tmp_path):
                  "--export", tmp_path / "f.safetensors")
     assert result.exit_code == 0, result.stderr
     assert "right_moved" in result.stderr and "right_as_encoded" in result.stderr
-    judge, model_sha = load_frame_judge(tmp_path / "f.safetensors")
-    from invgray_cli.models.zoo import file_sha256
-
-    assert model_sha == file_sha256(registered) and judge.config.width == 4
+    loaded = load_weights(tmp_path / "f.safetensors", FRAME_JUDGE_NET)
+    assert loaded.metadata["model_sha256"] == file_sha256(registered) and loaded.net.config.width == 4
     again = run("train-frames", folder, "--out", tmp_path / "g.ckpt", "--steps", "1", "--batch", "2", "--width", "4",
                 "--cache", tmp_path / "cases.npz")
     assert again.exit_code == 0 and "2 training cases from" in again.stderr  # the cache is reused
@@ -266,46 +270,90 @@ def astronaut_coded() -> tuple[np.ndarray, np.ndarray, Codec]:
 
     codec = Codec.load(device="cpu", tile=0).with_sync_pattern(False)  # the search serves grays without the sync pattern
     rgb = np.ascontiguousarray(data.astronaut())
-    return rgb, codec.encode_array(rgb), codec
+    return rgb, encode_array(codec, rgb), codec
+
+
+KINDS_OF_MOVE = [(0, 1, 0), (0, 0, 3), (0, 2, 2), (2, 0, 0), (1, 0, 0), (6, 0, 0), (3, 0, 0), (5, 1, 1)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("move", [(0, 1, 0), (0, 0, 3), (0, 2, 2), (2, 0, 0), (1, 0, 0), (6, 0, 0), (3, 0, 0), (5, 1, 1)])
+@pytest.mark.thorough  # a search of the shipped model each (~15 s): the fast twin below runs by default
+@pytest.mark.parametrize("move", KINDS_OF_MOVE)
 def test_a_moved_gray_decodes_on_its_grid(astronaut_coded, move):
     from invgray_cli import metrics
 
     rgb, gray, codec = astronaut_coded
     moved_gray = np.ascontiguousarray(transform(torch.from_numpy(gray), *move).numpy())
     truth = np.ascontiguousarray(transform(torch.from_numpy(rgb).permute(2, 0, 1), *move).permute(1, 2, 0).numpy())
-    clean = metrics.psnr(codec.decode_array(gray), rgb)
-    restored = restore(moved_gray, codec, has_chunk=False, search_frame=True)
+    clean = metrics.psnr(decode_array(codec, gray), rgb)
+    restored = restore_array(codec, moved_gray, has_chunk=False, search_frame=True)
     assert restored.coded and ("after encoding" in restored.warning) == (move != (0, 0, 0))
     assert metrics.psnr(restored.rgb, truth) > clean - MOVED_LOSS_DB
-    assert metrics.psnr(codec.decode_array(moved_gray), truth) < clean - 10  # as it comes it is lost
+    assert metrics.psnr(decode_array(codec, moved_gray), truth) < clean - 10  # as it comes it is lost
+
+
+@pytest.mark.parametrize("move", KINDS_OF_MOVE)
+def test_a_moved_gray_decodes_on_the_frame_found_as_before_the_move(monkeypatch, move):
+    """The fast twin of the test above: whatever the move, the gray decodes on the frame the search
+    gives as it did before it was moved (but beside the edges the crop cut)."""
+    from test_sync_pattern import smooth_rgb
+
+    from invgray_cli.models.zoo import ModelInfo
+
+    torch.manual_seed(0)
+    net = InvertibleGray(NetConfig(scale=4, width=8, encoder_blocks=1, decoder_blocks=1))  # the shipped 4-px grid
+    for p in net.parameters():  # tails too, so the nets see past their block
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.1)
+    info = ModelInfo("tiny4", "0" * 64, net.divisibility, net.receptive_field)
+    codec = Codec.from_model(net.eval(), info, device="cpu").with_sync_pattern(False)
+    gray = encode_array(codec, smooth_rgb(70, 86))
+    frame = true_frame(*gray.shape, *move, codec.model.divisibility)
+    searched = []
+    monkeypatch.setattr(decode_module, "find_frame",
+                        lambda model, judge, moved: searched.append(moved.shape) or grid.FrameChoice(frame, 2, 0.9))
+    moved = np.ascontiguousarray(transform(torch.from_numpy(gray), *move).numpy())
+    truth = transform(torch.from_numpy(decode_array(codec, gray)).permute(2, 0, 1), *move).permute(1, 2, 0).numpy()
+    restored = restore_array(codec, moved, has_chunk=False, search_frame=True)
+    assert searched == [moved.shape] and restored.coded
+    assert ("after encoding" in (restored.warning or "")) == (not frame.is_identity)
+    inner = codec.model.receptive_field + codec.model.divisibility  # beyond the reach of the cut top and left
+    assert np.abs(restored.rgb[inner:, inner:].astype(int) - truth[inner:, inner:]).max() <= 1
+    if not frame.is_identity:  # as it comes, off its grid, it decodes otherwise
+        assert not np.array_equal(decode_array(codec, moved)[inner:, inner:], truth[inner:, inner:])
 
 
 @pytest.mark.slow
-def test_an_unmoved_gray_is_kept_as_it_comes(astronaut_coded):
-    rgb, gray, codec = astronaut_coded
-    assert codec.find_frame(gray).frame == Frame()
-    mirrored_view = gray[:, ::-1]  # negative strides: the search and decode_in_frame copy it
-    frame = codec.find_frame(mirrored_view).frame
-    assert frame == true_frame(*gray.shape, 2, 0, 0, 4)
-    contiguous = np.ascontiguousarray(mirrored_view)
-    assert np.array_equal(codec.decode_in_frame(mirrored_view, frame), codec.decode_in_frame(contiguous, frame))
-    restored = restore(gray, codec, has_chunk=False, search_frame=True)
-    assert restored.warning is None and np.array_equal(restored.rgb, codec.decode_array(gray))
+def test_an_unmoved_gray_is_kept_as_it_comes(astronaut_coded, monkeypatch):
+    rgb, _, codec = astronaut_coded
+    gray = encode_array(codec, np.ascontiguousarray(rgb[:256, 128:384]))  # the face: one probe region, a third of the search
+    found, search = [], decode_module.find_frame
+    monkeypatch.setattr(decode_module, "find_frame", lambda *args: found.append(search(*args)) or found[-1])
+    restored = restore_array(codec, gray, has_chunk=False, search_frame=True)
+    assert [choice.frame for choice in found] == [Frame()]  # searched, and the gray kept as it is
+    assert restored.warning is None and np.array_equal(restored.rgb, decode_array(codec, gray))
+
+
+def test_a_reversed_view_is_searched_and_decoded_as_its_copy(tiny_net, weights):
+    gray = np.random.default_rng(3).integers(0, 256, (150, 164), dtype=np.uint8)
+    view = gray[:, ::-1]  # negative strides: the search and decode_in_frame copy it
+    copy = np.ascontiguousarray(view)
+    judge = FixedJudge([float(i) for i in range(grid.SHORTLIST_SIZE)])
+    assert find_frame(tiny_net, judge, view) == find_frame(tiny_net, judge, copy)
+    codec = Codec.load(weights=weights, device="cpu")
+    frame = Frame(2, 1, 0)
+    assert np.array_equal(decode_in_frame(codec, view, frame), decode_in_frame(codec, copy, frame))
 
 
 def test_decode_does_not_search_unless_asked(weights, monkeypatch):
     codec = Codec.load(weights=weights, device="cpu")
     searched = []
-    monkeypatch.setattr(Codec, "find_frame",
-                        lambda self, gray: searched.append(gray.shape) or grid.FrameChoice(Frame(1, 0, 0), 2, 0.9))
+    monkeypatch.setattr(decode_module, "find_frame",
+                        lambda model, judge, gray: searched.append(gray.shape) or grid.FrameChoice(Frame(1, 0, 0), 2, 0.9))
     gray = np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8)
-    as_is = restore(gray, codec, has_chunk=False)
-    assert not searched and as_is.warning is None and np.array_equal(as_is.rgb, codec.decode_array(gray))
-    asked = restore(gray, codec, has_chunk=False, search_frame=True)
+    as_is = restore_array(codec, gray, has_chunk=False)
+    assert not searched and as_is.warning is None and np.array_equal(as_is.rgb, decode_array(codec, gray))
+    asked = restore_array(codec, gray, has_chunk=False, search_frame=True)
     assert searched == [(200, 200)] and "mirrored after encoding" in asked.warning
 
 

@@ -8,8 +8,9 @@ import torch
 from invgray_cli import metrics
 
 from invgray_cli.codec import guard
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.models.zoo import ModelInfo
+from invgray_cli.codec.encode import encode_array
 
 
 def _scene(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -80,12 +81,12 @@ def _codec(model, floor: float | None) -> Codec:
 def test_codec_holds_its_gray_floor(tiny_model):
     rgb = np.random.default_rng(1).integers(90, 170, (48, 40, 3), dtype=np.uint8)
     luma = metrics.luma_bt601(rgb)
-    free = _codec(tiny_model, None).encode_array(rgb)
+    free = encode_array(_codec(tiny_model, None), rgb)
     assert metrics.gray_structure(free, luma) < 0.9  # the random net's pattern shows
-    held = _codec(tiny_model, 0.95).encode_array(rgb)
+    held = encode_array(_codec(tiny_model, 0.95), rgb)
     assert held.dtype == np.uint8 and held.shape == free.shape
     assert metrics.gray_structure(held, luma) >= 0.95 - 2e-3
-    lenient = _codec(tiny_model, 0.0).encode_array(rgb)  # a floor already met: the network's gray to the bit
+    lenient = encode_array(_codec(tiny_model, 0.0), rgb)  # a floor already met: the network's gray to the bit
     np.testing.assert_array_equal(lenient, free)
 
 
@@ -116,11 +117,11 @@ def test_gray_floor_option_on_encode_and_eval(tmp_path, weights):
 
 
 def test_a_shipped_file_named_by_path_keeps_its_gray_floor(weights, monkeypatch):
-    from invgray_cli.models import zoo as registry
+    from cli_helpers import codec_entry, ship_only
+    from invgray_cli.models.zoo import resolve_model
 
-    entry = registry.make_entry(weights, "tiny.floored", "test", "MIT")
-    monkeypatch.setattr(registry, "REGISTRY", [registry.WeightsEntry(**{**entry.__dict__, "gray_floor": 0.97})])
-    _, info = registry.resolve_model(weights_path=weights)
+    ship_only(monkeypatch, None, codec_entry(weights, "tiny.floored", gray_floor=0.97))
+    _, info = resolve_model(weights_path=weights)
     assert (info.name, info.gray_floor) == ("tiny.floored", 0.97)
-    monkeypatch.setattr(registry, "REGISTRY", [])
-    assert registry.resolve_model(weights_path=weights)[1].gray_floor is None  # someone else's file: no floor
+    ship_only(monkeypatch, None)
+    assert resolve_model(weights_path=weights)[1].gray_floor is None  # someone else's file: no floor

@@ -12,27 +12,10 @@ import torch
 from PIL import Image
 
 from cli_helpers import TINY_NAME, assert_one_line_error, photo, run, run_json
-from invgray_cli.codec import codec as codec_module
 from invgray_cli.io.images import jpeg_comment_text, jpeg_round_trip, read_gray, write_gray_jpeg
-from invgray_cli.models import InvertibleGray, NetConfig
-from invgray_cli.models import zoo as registry
-from invgray_cli.models.zoo import WeightsEntry, save_weights
-
-JPEG_NAME = "tiny.jpeg"
-
-
-@pytest.fixture
-def with_jpeg_model(registered: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The tiny default model plus a second tiny model registered as the one for JPEG grays."""
-    torch.manual_seed(1)
-    other = InvertibleGray(NetConfig(scale=2, width=8, encoder_blocks=1, decoder_blocks=1)).eval()
-    path = registered.parent / "tiny_jpeg.safetensors"
-    save_weights(other, path, name=JPEG_NAME)
-    entry = WeightsEntry(JPEG_NAME, path.name, registry.file_sha256(path), other.config.to_dict(), other.divisibility,
-                         other.receptive_field, "tiny JPEG test model", "MIT", jpeg_quality=80)
-    monkeypatch.setattr(registry, "REGISTRY", [*registry.REGISTRY, entry])
-    return path
-
+from invgray_cli.models import InvertibleGray, NetConfig, zoo as registry
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
 
 def _chunk_model(path: Path) -> str:
     return json.loads(read_gray(path).text["invgray"])["model"]
@@ -59,51 +42,59 @@ def test_other_tools_comments_are_not_ours(tmp_path):
         assert jpeg_comment_text(Image.open(tmp_path / "c.jpg")) == {}
 
 
-def test_encode_to_jpg_uses_the_jpeg_model_and_its_quality(with_jpeg_model, tmp_path):
-    source = photo(tmp_path / "p.png", 32, 24)
+def test_encode_to_jpg_writes_the_models_gray_at_quality_90(registered, tmp_path):
+    source = photo(tmp_path / "p.png", 80, 64)
     result = run("encode", source, "-o", tmp_path / "g.jpg")
     assert result.exit_code == 0, result.stderr
+    assert "no model trained" not in result.stderr  # a JPEG gray is the model's own, decoded through its block code
     image = Image.open(tmp_path / "g.jpg")
     assert image.format == "JPEG" and image.mode == "L"
-    assert _chunk_model(tmp_path / "g.jpg") == JPEG_NAME
-    # the model's quality 80 by default, --quality otherwise: compare with re-encodes of the same gray
+    assert _chunk_model(tmp_path / "g.jpg") == TINY_NAME
     sizes = {}
-    for quality in (80, 40):
+    for quality in (90, 40):
         run("encode", source, "-o", tmp_path / f"q{quality}.jpg", "--quality", quality)
         sizes[quality] = (tmp_path / f"q{quality}.jpg").stat().st_size
-    assert (tmp_path / "g.jpg").read_bytes() == (tmp_path / "q80.jpg").read_bytes()
-    assert sizes[40] < sizes[80]
-    # a PNG output keeps the default model
-    run("encode", source, "-o", tmp_path / "g.png")
-    assert _chunk_model(tmp_path / "g.png") == TINY_NAME
+    assert (tmp_path / "g.jpg").read_bytes() == (tmp_path / "q90.jpg").read_bytes()
+    assert sizes[40] < sizes[90]
 
 
-def test_encode_to_jpg_with_model_named_keeps_it(with_jpeg_model, tmp_path):
-    source = photo(tmp_path / "p.png", 32, 24)
-    assert run("encode", source, "-o", tmp_path / "g.jpg", "--model", TINY_NAME).exit_code == 0
-    assert _chunk_model(tmp_path / "g.jpg") == TINY_NAME
-
-
-def test_decode_of_a_jpeg_gray_picks_its_model_or_the_jpeg_model(with_jpeg_model, tmp_path):
-    source = photo(tmp_path / "p.png", 32, 24)
-    run("encode", source, "-o", tmp_path / "g.jpg", "--model", TINY_NAME)
+def test_decode_of_a_jpeg_gray_picks_its_model_and_says_the_path(registered, tmp_path):
+    source = photo(tmp_path / "p.png", 80, 64)
+    run("encode", source, "-o", tmp_path / "g.jpg")
     result, report = run_json("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png")
-    assert result.exit_code == 0 and report["results"]["files"][0]["model"] == TINY_NAME
-    # the comment stripped (re-saved by another tool): the JPEG model, with the warning
+    record = report["results"]["files"][0]
+    assert result.exit_code == 0 and record["model"] == TINY_NAME and record["decode_path"] == "block_code"
+    # the comment stripped (re-saved by another tool): the default model, with the warning
     Image.fromarray(np.asarray(Image.open(tmp_path / "g.jpg"))).save(tmp_path / "bare.jpg", quality=95)
     result, report = run_json("decode", tmp_path / "bare.jpg", "-o", tmp_path / "c2.png")
-    assert result.exit_code == 0 and report["results"]["files"][0]["model"] == JPEG_NAME
+    assert result.exit_code == 0 and report["results"]["files"][0]["model"] == TINY_NAME
     assert "no invgray chunk" in result.stderr
 
 
-def test_choose_model_for_lossy_grays_without_a_jpeg_model(registered):
-    spec, warning = codec_module.choose_model({}, jpeg=True)
-    assert spec.name == TINY_NAME and warning  # no JPEG model shipped: the default
+def test_a_jpeg_gray_without_a_readable_block_code_is_decoded_only_if_its_code_is_read(registered, tmp_path,
+                                                                                        monkeypatch):
+    """A JPEG gray too small (or too coarse) for its block code: the detector decides whether its
+    fine code survived. Read: decoded as it comes; not read: its colour is lost, said so, and it
+    is colourised (here no colouriser ships: decoded with that warning) or refused."""
+    from test_detector import FixedDetector
+
+    from invgray_cli.codec import nets
+
+    run("encode", photo(tmp_path / "p.png", 48, 40), "-o", tmp_path / "g.jpg")
+    monkeypatch.setattr(nets, "shipped_detector", lambda sha: FixedDetector(2, 0.9))
+    result, report = run_json("decode", tmp_path / "g.jpg", "-o", tmp_path / "c.png")
+    assert result.exit_code == 0 and report["results"]["files"][0]["decode_path"] in ("as_it_comes", "sync_pattern")
+    monkeypatch.setattr(nets, "shipped_detector", lambda sha: FixedDetector(2, 0.05))
+    result, report = run_json("decode", tmp_path / "g.jpg", "-o", tmp_path / "c2.png")
+    assert result.exit_code == 0 and report["results"]["files"][0]["decode_path"] == "uncoded"
+    assert "hidden colour is lost" in result.stderr and "confidence 0.05" in result.stderr
+    result = run("decode", tmp_path / "g.jpg", "-o", tmp_path / "c3.png", "--no-fallback")
+    assert_one_line_error(result, 1, "hidden colour is lost", "--no-fallback")
 
 
 def test_encode_refuses_other_lossy_gray_formats(registered, tmp_path):
     source = photo(tmp_path / "p.png")
-    assert_one_line_error(run("encode", source, "-o", tmp_path / "g.webp"), 2, ".png", ".jpg")
+    assert_one_line_error(run("encode", source, "-o", tmp_path / "g.jp2"), 2, ".png", ".jpg")  # a WebP gray is lossless
 
 
 def test_encode_to_jpg_says_the_alpha_is_dropped(registered, tmp_path):
@@ -134,42 +125,33 @@ def test_eval_reports_each_jpeg_quality(registered, tmp_path):
 
 def test_eval_jpeg_psnr_is_the_decode_of_the_resaved_gray(registered, tmp_path):
     from invgray_cli import metrics
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.eval.evaluate import evaluate_folder
 
     image = photo(tmp_path / "p.png", 24, 20)
     codec = Codec.load(device="cpu", tile=0)
     report = evaluate_folder([image], codec, jpeg_qualities=[60])
     rgb = np.asarray(Image.open(image).convert("RGB"))
-    expected = metrics.psnr(codec.decode_array(jpeg_round_trip(codec.encode_array(rgb), 60)), rgb)
+    from invgray_cli.api import decode
+
+    buffer = io.BytesIO()  # the gray re-saved by another tool, decoded as `invgray decode` does
+    Image.fromarray(encode_array(codec, rgb)).save(buffer, "JPEG", quality=60)
+    expected = metrics.psnr(np.asarray(Image.open(io.BytesIO(decode(buffer.getvalue(), codec)))), rgb)
     assert report["results"]["per_image"][0]["psnr_jpeg60"] == pytest.approx(expected)
 
 
-def test_registry_jpeg_model_name(with_jpeg_model):
-    assert registry.jpeg_model_name() == JPEG_NAME
-    assert codec_module.model_for_jpeg() == JPEG_NAME
-    info = codec_module.Codec.load(JPEG_NAME, device="cpu").info
-    assert info.jpeg_quality == 80
-
-
-def test_encode_to_jpg_warns_when_no_jpeg_model_ships(registered, tmp_path):
-    result = run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.jpg")
-    assert result.exit_code == 0 and "no model trained for JPEG grays" in result.stderr
-    assert "no model trained" not in run("encode", photo(tmp_path / "p.png"), "-o", tmp_path / "g.png").stderr
-
-
-def test_api_decode_of_a_pil_jpeg_reads_its_comment(with_jpeg_model, tmp_path):
+def test_api_decode_of_a_pil_jpeg_reads_its_comment(registered, tmp_path):
     import warnings
 
-    from invgray_cli.codec import codec as api
+    from invgray_cli import api
 
-    run("encode", photo(tmp_path / "p.png", 32, 24), "-o", tmp_path / "g.jpg", "--model", TINY_NAME)
+    run("encode", photo(tmp_path / "p.png", 80, 64), "-o", tmp_path / "g.jpg", "--model", TINY_NAME)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the comment names the model: no "no chunk" warning
         out = api.decode(Image.open(tmp_path / "g.jpg"), device="cpu")
-    assert out.size == (32, 24)
+    assert out.size == (80, 64)
     bare = Image.open(io.BytesIO(_jpeg_without_comment(tmp_path / "g.jpg")))
-    with pytest.warns(UserWarning, match=JPEG_NAME):  # no comment: the JPEG model, said so
+    with pytest.warns(UserWarning, match="no invgray chunk"):  # no comment: the default model, said so
         api.decode(bare, device="cpu")
 
 

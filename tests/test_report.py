@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from cli_helpers import TINY_NAME, photo, run
-from invgray_cli.models.zoo import file_sha256
+from invgray_cli.models.weights import file_sha256
 
 COMMON = ["name", "description", "model", "versions", "device"]
 

@@ -10,8 +10,12 @@ from PIL import Image
 
 from cli_helpers import run
 from invgray_cli.metrics import gray_structure, luma_bt601, psnr, ssim
-from invgray_cli.models import zoo as registry
+from invgray_cli.models import zoo
+from invgray_cli.models.weights import file_sha256
 from invgray_cli.train.data import defocus, scale_chroma
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
+from invgray_cli.models.detector import read_code
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +53,21 @@ def smooth_chelsea(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_both_models_ship_and_match_their_checksums() -> None:
-    entries = registry.list_models()
-    assert [e.name for e in entries] == [DEFAULT, COLOUR_FIRST]  # the first is the default
-    for entry in entries:
-        path = registry.weights_dir() / entry.file
-        assert path.is_file() and registry.file_sha256(path) == entry.sha256
-        assert entry.sha256[:8] in entry.file
-    assert entries[0].gray_floor is not None and entries[1].gray_floor is None
+def test_every_shipped_file_matches_its_checksum_and_loads_as_its_entry_says() -> None:
+    models = zoo.entries(zoo.CODEC)
+    assert [e.name for e in models] == [DEFAULT, COLOUR_FIRST]  # the first is the default
+    assert models[0].gray_floor is not None and models[1].gray_floor is None
+    for entry in zoo.entries():
+        path = zoo.weights_dir() / entry.file
+        assert path.is_file() and file_sha256(path) == entry.sha256 and entry.sha256[:8] in entry.file
+        assert (zoo.weights_dir() / entry.card).is_file() and entry.description and entry.licence
+        net = zoo.load_entry(entry).net
+        assert net.config.to_dict() == entry.config, entry.name
+        if entry.role == zoo.CODEC:
+            assert (entry.divisibility, entry.receptive_field) == (net.divisibility, net.receptive_field)
+    sha = models[0].sha256  # the default's companions, found through its entry
+    assert zoo.shipped_detector(sha) is not None and zoo.shipped_frame_judge(sha) is not None
+    assert zoo.shipped_jpeg_decoder(sha) is not None and zoo.shipped_edge_decoder(sha).all_cuts
 
 
 def _round_trip(photo: Path, tmp_path: Path, *model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,8 +86,8 @@ def _round_trip(photo: Path, tmp_path: Path, *model: str) -> tuple[np.ndarray, n
 def test_round_trip_through_the_cli_restores_the_colour(chelsea: Path, tmp_path: Path, name: str) -> None:
     args = () if name == DEFAULT else ("--model", name)
     original, gray, restored = _round_trip(chelsea, tmp_path, *args)
-    info = json.loads(run("info", tmp_path / "x.gray.png", "--json").stdout)
-    assert info["invgray"]["model"] == name
+    info = json.loads(run("info", tmp_path / "x.gray.png", "--json").stdout)["results"][0]
+    assert info["invgray"]["model"] == name and info["decode_path"] == "sync_pattern"
     min_psnr, min_ssim, min_structure = BARS[name]
     assert psnr(restored, original) >= min_psnr
     assert ssim(restored, original) >= min_ssim
@@ -104,7 +115,7 @@ CROP_BARS = {("chelsea", (3, 3, 0, 0)): (0.5, 0.6), ("chelsea", (0, 0, 2, 3)): (
 
 @pytest.mark.parametrize("photo,cut", sorted(CROP_BARS))
 def test_a_cropped_gray_decodes_near_its_clean_decode_with_the_edge_decoder(photo, cut, request, tmp_path):
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
     path = request.getfixturevalue(photo)
     original, _, restored = _round_trip(path, tmp_path)
@@ -119,14 +130,14 @@ def test_a_cropped_gray_decodes_near_its_clean_decode_with_the_edge_decoder(phot
     below, gain = CROP_BARS[(photo, cut)]
     assert cropped >= psnr(restored, original) - below
     codec = Codec.load(device="cpu").with_edge_decoding(False)
-    without = psnr(codec.decode_array(np.asarray(Image.open(tmp_path / "cut.png"))), truth)
+    without = psnr(decode_array(codec, np.asarray(Image.open(tmp_path / "cut.png"))), truth)
     assert cropped >= without + gain
 
 
 def test_shipped_colorizer_keeps_the_luma_and_follows_hints(chelsea, tmp_path):
-    from invgray_cli.colorize.session import COLORIZERS, ColorizerCodec, random_hints
+    from invgray_cli.colorize.session import ColorizerCodec, random_hints
 
-    if not COLORIZERS:
+    if zoo.default_entry(zoo.COLORIZER) is None:
         pytest.skip("no colouriser ships yet")
     rgb = np.asarray(Image.open(chelsea).convert("RGB"))
     gray = np.round(luma_bt601(rgb)).astype(np.uint8)
@@ -145,35 +156,35 @@ def test_the_shipped_detector_tells_coded_grays_from_plain_recompressed_and_resi
                                                                                          tmp_path):
     import io
 
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
     codec = Codec.load(device="cpu")
     for photo in (chelsea, smooth_chelsea):
         rgb = np.asarray(Image.open(photo).convert("RGB"))
-        gray = codec.encode_array(rgb)
+        gray = encode_array(codec, rgb)
         buffer = io.BytesIO()
         Image.fromarray(gray).save(buffer, "JPEG", quality=75)
         jpeg75 = np.asarray(Image.open(buffer))
         half = np.asarray(Image.fromarray(gray).resize((gray.shape[1] // 2, gray.shape[0] // 2), Image.BICUBIC))
         plain = np.round(luma_bt601(rgb)).astype(np.uint8)
-        assert codec.read_code(gray).confidence > 0.9
-        assert codec.read_code(np.ascontiguousarray(gray[1:, 2:])).confidence > 0.9  # a crop keeps the code
+        detector = codec.code_detector()
+        assert read_code(detector, gray).confidence > 0.9
+        assert read_code(detector, np.ascontiguousarray(gray[1:, 2:])).confidence > 0.9  # a crop keeps the code
         for uncoded in (plain, jpeg75, half):
-            assert codec.read_code(uncoded).confidence < 0.1
+            assert read_code(detector, uncoded).confidence < 0.1
     source = tmp_path / "plain.png"
     Image.fromarray(np.round(luma_bt601(np.asarray(Image.open(chelsea).convert("RGB")))).astype(np.uint8)).save(source)
     result = run("decode", source, "-o", tmp_path / "out.png", "--device", "cpu")
     assert result.exit_code == 0 and "no colour code" in result.stderr
-    from invgray_cli.colorize.session import COLORIZERS
-
-    if COLORIZERS:  # decode fell back to the colouriser: colour whose luma is the gray's
-        assert f"colourised by '{COLORIZERS[0].name}'" in result.stderr
+    colorizer = zoo.default_entry(zoo.COLORIZER)
+    if colorizer is not None:  # decode fell back to the colouriser: colour whose luma is the gray's
+        assert f"colourised by '{colorizer.name}'" in result.stderr
         restored = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
         assert np.abs(luma_bt601(restored) - np.asarray(Image.open(source))).max() <= 1.0
     refused = run("decode", source, "-o", tmp_path / "refused.png", "--no-fallback", "--device", "cpu")
     assert refused.exit_code == 1 and not (tmp_path / "refused.png").exists()
-    info = json.loads(run("info", source, "--json").stdout)
-    assert info["code"]["model"] == DEFAULT and info["code"]["confidence"] < 0.1
+    info = json.loads(run("info", source, "--json").stdout)["results"][0]
+    assert info["model"] == DEFAULT and info["code"]["confidence"] < 0.1 and info["decode_path"] == "colorize"
 
 
 # Measured on chelsea and smooth_chelsea through the CLI (invgray 0.6): written as a JPEG gray,

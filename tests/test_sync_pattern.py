@@ -10,12 +10,16 @@ from PIL import Image
 
 from cli_helpers import run
 from invgray_cli.codec import sync_pattern
-from invgray_cli.codec.codec import Codec, restore
+from invgray_cli.codec.nets import Codec
+from invgray_cli.codec.decode import restore
 from invgray_cli.codec.frames import Frame, orient
 from invgray_cli.models import InvertibleGray, NetConfig
 from invgray_cli.models.zoo import ModelInfo
 from invgray_cli.codec.sync_pattern import FOUND, PATTERN, PERIOD, add_sync_pattern, find_sync_pattern, remove_sync_pattern
 from invgray_cli.train.frame_judge import transform, true_frame
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
+from cli_helpers import restore_array, decode_batch
 
 
 def smooth_rgb(height: int, width: int) -> np.ndarray:
@@ -173,22 +177,22 @@ def tiny_codec() -> Codec:
 @pytest.mark.parametrize("orientation", range(1, 8))
 def test_a_mirrored_or_turned_gray_decodes_as_the_gray_itself(tiny_codec, orientation):
     rgb = smooth_rgb(96, 131)
-    gray = tiny_codec.encode_array(rgb)
+    gray = encode_array(tiny_codec, rgb)
     moved = np.ascontiguousarray(orient(torch.from_numpy(gray), orientation).numpy())
-    expected = orient(torch.from_numpy(tiny_codec.decode_array(gray)).permute(2, 0, 1), orientation)
-    assert np.array_equal(tiny_codec.decode_array(moved), expected.permute(1, 2, 0).numpy())
-    assert np.array_equal(tiny_codec.decode_batch([moved, gray])[0], expected.permute(1, 2, 0).numpy())
-    restored = restore(moved, tiny_codec, has_chunk=True)
+    expected = orient(torch.from_numpy(decode_array(tiny_codec, gray)).permute(2, 0, 1), orientation)
+    assert np.array_equal(decode_array(tiny_codec, moved), expected.permute(1, 2, 0).numpy())
+    assert np.array_equal(decode_batch(tiny_codec, [moved, gray])[0], expected.permute(1, 2, 0).numpy())
+    restored = restore_array(tiny_codec, moved, has_chunk=True)
     assert restored.coded and "sync pattern" in restored.warning
 
 
 def test_without_the_pattern_the_codec_is_the_nets_alone(tiny_codec):
     rgb = smooth_rgb(64, 80)
     bare = tiny_codec.with_sync_pattern(False)
-    gray = bare.encode_array(rgb)
-    assert np.array_equal(tiny_codec.encode_array(rgb), add_sync_pattern(gray))
-    assert np.array_equal(tiny_codec.decode_array(tiny_codec.encode_array(rgb)), bare.decode_array(gray))
-    assert np.array_equal(tiny_codec.decode_batch([add_sync_pattern(gray)])[0], bare.decode_array(gray))
+    gray = encode_array(bare, rgb)
+    assert np.array_equal(encode_array(tiny_codec, rgb), add_sync_pattern(gray))
+    assert np.array_equal(decode_array(tiny_codec, encode_array(tiny_codec, rgb)), decode_array(bare, gray))
+    assert np.array_equal(decode_batch(tiny_codec, [add_sync_pattern(gray)])[0], decode_array(bare, gray))
 
 
 @pytest.mark.slow
@@ -207,7 +211,7 @@ def test_decode_restores_a_turned_and_cropped_png_from_the_cli(tmp_path):
     moved = run("decode", tmp_path / "moved.png", "-o", tmp_path / "moved.color.png", "--device", "cpu", "-q")
     assert moved.exit_code == 0 and "after encoding" in moved.stderr and "sync pattern" in moved.stderr
     info = run("info", tmp_path / "moved.png", "--json")
-    pattern = json.loads(info.stdout)["sync_pattern"]  # 1 and 2 lines cut off two edges of the encoded gray
+    pattern = json.loads(info.stdout)["results"][0]["sync_pattern"]  # 1 and 2 lines cut off two edges of the encoded gray
     assert pattern["found"] and sorted(v for v in pattern["lines_cut"].values() if v) == [1, 2]
     truth = np.asarray(Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_90).crop((1, 2, 256, 256)))
     clean_psnr = metrics.psnr(np.asarray(Image.open(tmp_path / "clean.png")), rgb)

@@ -19,6 +19,8 @@ from invgray_cli.metrics import gray_structure
 from invgray_cli.models.net import InvertibleGray, NetConfig, rgb_to_luma
 from invgray_cli.train import losses
 from invgray_cli.train.data import augment_colour, find_images, load_all, sample_crops
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
 from invgray_cli.train.loop import (
     StepReport,
     TrainConfig,
@@ -372,7 +374,7 @@ def test_train_runs_checkpoints_and_validates(photos, tmp_path):
 
 def test_validate_measures_what_eval_measures(tiny_model):
     """Whole photos at their own sizes through the codec path, scored as `invgray eval` scores them."""
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.eval.evaluate import png_round_trip, score_image
     from invgray_cli.models.zoo import ModelInfo
 
@@ -386,8 +388,8 @@ def test_validate_measures_what_eval_measures(tiny_model):
                              device="cpu").with_sync_pattern(False)  # validation scores the nets; the pattern goes around them
     scores = []
     for image in images:
-        gray = png_round_trip(codec.encode_array(image))
-        scores.append(score_image(image, gray, codec.decode_array(gray)))
+        gray = png_round_trip(encode_array(codec, image)).gray
+        scores.append(score_image(image, gray, decode_array(codec, gray)))
     assert measured["psnr"] == pytest.approx(np.mean([s["psnr"] for s in scores]), abs=1e-9)
     assert measured["gray_structure"] == pytest.approx(np.mean([s["gray_structure"] for s in scores]), abs=1e-9)
     assert measured["gray_structure_min"] == pytest.approx(min(s["gray_structure"] for s in scores), abs=1e-9)
@@ -447,7 +449,7 @@ def _invoke(*args: object):
 
 
 def test_train_command_exports_loadable_weights(photos, tmp_path):
-    from invgray_cli.models.zoo import load_weights
+    from invgray_cli.models.weights import load_weights
 
     out, weights = tmp_path / "cli.ckpt", tmp_path / "w.safetensors"
     common = ("train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8,
@@ -457,7 +459,7 @@ def test_train_command_exports_loadable_weights(photos, tmp_path):
     assert result.stdout == ""  # people read stderr; nothing pollutes stdout
     assert "step 2/2" in result.stderr and "val psnr" in result.stderr and f"wrote {weights}" in result.stderr
 
-    loaded = load_weights(weights)
+    loaded = load_weights(weights).net
     assert loaded.config == TINY_NET
     assert_same_weights(loaded.state_dict(), load_checkpoint(out)["model"])
     assert load_checkpoint(out)["config"]["net"] == TINY_NET.to_dict()

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from invgray_cli.cli.app import cli
 from invgray_cli.models.net import rgb_to_luma
-from invgray_cli.models.zoo import load_weights, save_weights
+from invgray_cli.models.weights import load_weights, save_weights
 from invgray_cli.train import losses
 from invgray_cli.train.cli import parse_loss_terms
 from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
+from invgray_cli.codec.encode import encode_float, encode_array
 from invgray_cli.train.loop import (
     TrainConfig,
     compute_losses,
@@ -99,7 +100,7 @@ def test_synthetic_art_is_smooth_colourful_and_seeded():
 @pytest.mark.parametrize("cut", [(0, 0), (1, 0), (0, 3), (2, 1)])
 def test_remake_border_shows_the_encoder_what_the_codec_shows_it(cut):
     """Encoding a crop whose border was re-made gives the codec's gray of the odd-sized photo."""
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.models.net import InvertibleGray
     from invgray_cli.models.zoo import ModelInfo
 
@@ -110,7 +111,7 @@ def test_remake_border_shows_the_encoder_what_the_codec_shows_it(cut):
     photo = photo_array(16, 20, seed=3)
     h, w = 16 - cut[0], 20 - cut[1]
     codec = Codec.from_model(model, ModelInfo("tiny", "0" * 64, 4, model.receptive_field), device="cpu", tile=0)
-    expected = codec.encode_float(np.ascontiguousarray(photo[:h, :w]))
+    expected = encode_float(codec, np.ascontiguousarray(photo[:h, :w]))
     with torch.no_grad():
         remade = remake_border(as_tensor(photo), cut)
         got = model.encode(remade)[0, 0, :h, :w].numpy()
@@ -201,7 +202,7 @@ def test_init_starts_from_the_given_weights(photos, tmp_path, tiny_model):  # no
     cfg = tiny_config(photos, steps=1, val=[], lr=1e-12, init=str(start), smooth_augment=1.0,
                       synthetic_fraction=0.5, border_emulation=1.0)
     trained = train(cfg, tmp_path / "ft.ckpt", log=lambda m: None)
-    for key, value in load_weights(start).state_dict().items():  # a vanishing step: still the start
+    for key, value in load_weights(start).net.state_dict().items():  # a vanishing step: still the start
         torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0)
 
 
@@ -231,7 +232,7 @@ def test_decoder_only_training_keeps_the_encoder_and_learns_from_the_stored_gray
     cfg = tiny_config(photos, steps=2, init=str(start), decoder_only=True, cut_edges=1.0, lr=1e-3)
     assert stage_weights(0, cfg)[2] == "stored" and stage_weights(1, cfg)[2] == "stored"
     trained = train(cfg, tmp_path / "dec.ckpt", log=lambda m: None).state_dict()
-    before = load_weights(start).state_dict()
+    before = load_weights(start).net.state_dict()
     encoder = [k for k in before if k.startswith("encoder")]
     decoder = [k for k in before if k.startswith("decoder")]
     assert encoder and decoder
@@ -269,7 +270,7 @@ def test_an_edge_decoder_trains_on_cut_tops_and_lefts_and_is_validated_in_its_co
     save_weights(InvertibleGray(TINY_NET), start)
     cfg = tiny_config(photos, steps=2, init=str(start), decoder_only=True, cut_edges=1.0, edge_band=6, lr=1e-3)
     trained = train(cfg, tmp_path / "edge.ckpt", log=lambda m: None).state_dict()
-    before = load_weights(start).state_dict()
+    before = load_weights(start).net.state_dict()
     assert all(torch.equal(trained[k], before[k]) for k in before if k.startswith("encoder"))
     history = load_checkpoint(tmp_path / "edge.ckpt")["history"]
     assert history and all("psnr_cut" in h for h in history)
@@ -324,12 +325,12 @@ def test_edge_band_losses_score_only_the_band(tiny_model):  # noqa: F811
 
 
 def test_the_stored_quantiser_gives_exactly_the_gray_the_codec_stores(tiny_model):  # noqa: F811
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.models.zoo import ModelInfo
 
     rgb = photo_array(32, 40, seed=5)
     info = ModelInfo("tiny", "", tiny_model.divisibility, tiny_model.receptive_field)
-    stored = Codec.from_model(tiny_model, info, device="cpu").with_sync_pattern(False).encode_array(rgb)
+    stored = encode_array(Codec.from_model(tiny_model, info, device="cpu").with_sync_pattern(False), rgb)
     with torch.no_grad():
         gray = tiny_model.encode(as_tensor(rgb))
     seen = losses.quantise(gray.requires_grad_(), "stored")

@@ -8,9 +8,10 @@ import click
 from invgray_cli.bench.measure import parse_devices, parse_sizes
 from invgray_cli.bench.runs import random_codec, run_bench
 from invgray_cli.bench.table import render_table
+from invgray_cli.cli.options import model_option
 
 if TYPE_CHECKING:
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
 DEFAULT_SIZES = "256,512,1024"
 
@@ -22,7 +23,7 @@ DEFAULT_SIZES = "256,512,1024"
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed runs before timing.")
 @click.option("--tile", type=click.IntRange(min=0), help="Tile edge in pixels, 0 = whole image (default: from the device).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="A weights file of your own.")
-@click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
+@model_option()
 @click.option("--random", "random_init", is_flag=True, help="Time the default architecture with random weights.")
 @click.option("--paper", is_flag=True, help="Also time the random-weight rebuild of the paper's network.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
@@ -55,7 +56,7 @@ def bench_command(
     console = Console(stderr=True, quiet=quiet)
 
     def load_codec(device: str) -> Codec:
-        from invgray_cli.codec.codec import Codec
+        from invgray_cli.codec.nets import Codec
 
         if random_init:
             return random_codec(device, tile)

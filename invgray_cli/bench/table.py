@@ -1,23 +1,35 @@
-"""The table ``invgray bench`` prints: one row per device and size."""
+"""The tables ``invgray bench`` prints: one per device, two rows (encode, decode) per size.
+
+Narrow on purpose: at 80 columns every cell and header shows whole (a row per operation rather
+than encode and decode side by side; the device, its tile and dtype in the title; the paper
+rebuild's median without its min, which the ``--json`` report keeps).
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from invgray_cli.bench.runs import SPEED_TARGET, TARGET_SIZE
 
+OPERATIONS = ("encode", "decode")
 
-def _seconds(entry: dict | None, key: str = "median_s") -> str:
-    if entry is None or entry.get(key) is None:
+
+def _timing(entry: dict | None, with_min: bool = True) -> str:
+    """``512.0 (147.3) ms``: the median and min of the repeats, in the median's unit."""
+    if entry is None or entry.get("median_s") is None:
         return "–"
-    value = entry[key]
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    median, low = entry["median_s"], entry.get("min_s")
+    scale, unit, digits = (1000, "ms", 1) if median < 1 else (1, "s", 2)
+    shown = f"{median * scale:.{digits}f}"
+    if with_min and low is not None:
+        shown += f" ({low * scale:.{digits}f})"
+    return f"{shown} {unit}"
 
 
 def _mib(entry: dict) -> str:
     peak, growth = entry.get("peak_mib"), entry.get("growth_mib")
     if peak is None:
         return "–"
-    return f"{peak:.0f}(+{growth:.0f})"
+    return f"{peak:.0f} (+{growth:.0f})"
 
 
 def _ratio(row: dict, op: str) -> str:
@@ -30,45 +42,55 @@ def _ratio(row: dict, op: str) -> str:
     return f"{colour}{value:.1f}x"
 
 
-def _timing(entry: dict | None) -> str:
-    return "–" if entry is None else f"{_seconds(entry)} ({_seconds(entry, 'min_s')})"
+def _last_cell(row: dict, op: str, batch: int) -> str:
+    """Throughput of a batch, else the paper's single-image Table 3 figure."""
+    if batch > 1:
+        return f"{row[op]['megapixels_per_s']:.1f}"
+    t3 = row["paper_table3"]
+    return "–" if not t3 else f"{t3[op + '_s']:.3f} s"
 
 
-def render_table(report: dict) -> Any:
-    """One row per device and size: median (min) seconds, memory, the paper's figures, speed-ups."""
+def _device_table(device: str, rows: list[dict], report: dict) -> Any:
+    from rich import box
     from rich.table import Table
 
-    has_paper = any("paper_rebuild" in row for row in report["results"])
-    model = report["model"].get("name", "?")
+    has_paper = any("paper_rebuild" in row for row in rows)
     batch = report.get("batch", 1)
+    facts = report.get("devices", {}).get(device, {})
+    tile = facts.get("tile")
+    setup = ", ".join(part for part in (facts.get("name"), f"tile {tile or 'whole'}", facts.get("dtype")) if part)
     per_call = f", {batch} images per call" if batch > 1 else ""
-    table = Table(title=f"invgray bench — {model}, {report['threads']} threads, median (min) of {report['repeats']}"
-                        f"{per_call}")
-    # a batch's throughput takes the place of the paper's single-image Table 3 (80 columns hold 7)
-    last = "MP/s enc / dec" if batch > 1 else "paper T3 enc / dec"
-    headers = ["device", "size", "tile", "encode", "decode", "peak MiB (+growth) enc / dec", last]
+    table = Table(title=f"invgray bench on {device} ({setup}) — {report['model'].get('name', '?')}, "
+                        f"{report['threads']} threads, median (min) of {report['repeats']}{per_call}",
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
+    headers = ["size", "", "median (min)", "peak MiB", "MP/s" if batch > 1 else "paper T3"]
     if has_paper:
-        headers += ["rebuild encode", "rebuild decode", "speed-up enc / dec"]
+        headers += ["rebuild", "speed-up"]
     for header in headers:
-        table.add_column(header, justify="right",
-                         no_wrap=header not in ("paper T3 enc / dec", "MP/s enc / dec", "peak MiB (+growth) enc / dec"))
-    for row in report["results"]:
-        t3 = row["paper_table3"]
-        cells = [
-            row["device"], f"{row['width']}x{row['height']}", str(row["tile"] or "whole"),
-            _timing(row["encode"]), _timing(row["decode"]),
-            f"{_mib(row['encode'])} / {_mib(row['decode'])}",
-            (f"{row['encode']['megapixels_per_s']:.1f} / {row['decode']['megapixels_per_s']:.1f}" if batch > 1
-             else f"{t3['encode_s']:.3f} / {t3['decode_s']:.3f} s" if t3 else "–"),
-        ]
-        if has_paper:
-            rebuild = row.get("paper_rebuild") or {}
-            cells += [_timing(rebuild.get("encode")), _timing(rebuild.get("decode")),
-                      f"{_ratio(row, 'encode')} / {_ratio(row, 'decode')}"]
-        table.add_row(*cells)
+        table.add_column(header, justify="right")
+    for row in rows:
+        rebuild = row.get("paper_rebuild") or {}
+        for op in OPERATIONS:
+            cells = [f"{row['width']}x{row['height']}" if op == OPERATIONS[0] else "", op, _timing(row[op]),
+                     _mib(row[op]), _last_cell(row, op, batch)]
+            if has_paper:
+                cells += [_timing(rebuild.get(op), with_min=False), _ratio(row, op)]
+            table.add_row(*cells)
+    notes = ["peak MiB (+ growth during the call)"] + ([] if batch > 1 else ["paper T3: the paper's Table 3"])
     if has_paper:
-        table.caption = (f"target: speed-up >= {SPEED_TARGET:g}x for encode and decode at "
-                         f"{TARGET_SIZE[0]}x{TARGET_SIZE[1]} (paper rebuild: whole image, random weights)")
+        notes += ["rebuild: the paper's network, random weights, whole image (median)",
+                  f"target: speed-up >= {SPEED_TARGET:g}x for encode and decode at {TARGET_SIZE[0]}x{TARGET_SIZE[1]}"]
+    table.caption = "; ".join(notes)
     return table
 
 
+def render_table(report: dict) -> Any:
+    """One table per device: per size, the median (min) seconds of encode and decode, peak memory,
+    the paper's Table 3 (or, for a batch, megapixels per second) and, with --paper, the rebuild's
+    seconds and our speed-up over it."""
+    from rich.console import Group
+
+    devices: dict[str, list[dict]] = {}
+    for row in report["results"]:
+        devices.setdefault(row["device"], []).append(row)
+    return Group(*(_device_table(device, rows, report) for device, rows in devices.items()))

@@ -7,27 +7,29 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from invgray_cli import __version__
 
 from invgray_cli.io import paths as batch
-from invgray_cli.io.paths import FileResult, InputItem, Job
+from invgray_cli.io.paths import FileRecord, InputItem, Job
 from invgray_cli.errors import InvgrayError
-from invgray_cli.cli.options import device_option, gray_floor_option, precision_option, tile_option, with_floor
+from invgray_cli.cli.options import device_option, gray_floor_option, model_option, precision_option, tile_option, with_floor
 from invgray_cli.cli.runner import (
     PROG,
     OnTile,
     RunOptions,
     debug_enabled,
+    failure_line,
     finish,
     internal_error_line,
     read_source,
@@ -36,8 +38,13 @@ from invgray_cli.cli.runner import (
     write_output,
 )
 
+if TYPE_CHECKING:  # annotations only: the commands import these when they run
+    from invgray_cli.codec.files import WrittenImage
+    from invgray_cli.io.images import ColorImage, ImageHeader
+
 # Commands owned by other modules, imported only when asked for (and listed only if present).
 LAZY_COMMANDS = {
+    "info": ("invgray_cli.cli.info", "info_command"),
     "eval": ("invgray_cli.eval.evaluate", "eval_command"),
     "bench": ("invgray_cli.bench", "bench_command"),
     "train": ("invgray_cli.train.cli", "train_command"),
@@ -47,12 +54,7 @@ LAZY_COMMANDS = {
     "train-jpeg-decoder": ("invgray_cli.train.cli", "train_jpeg_decoder_command"),
 }
 
-# measured with `invgray eval ../shared/data/val --jpeg-safe --jpeg 90` on the default model (invisible_v2)
-NO_JPEG_MODEL_WARNING = ("this invgray ships no model trained for JPEG grays end to end: a JPEG gray keeps the coarse "
-                         "colour of its block code (33.2 dB at quality 90 on our photos, against 39.8 dB from a PNG "
-                         "gray); write .png to keep it all")
-CHUNK_LABELS = {"model": "model", "sha256": "weights sha256", "format": "invgray format", "version": "written by invgray"}
-GRAY_MODES = frozenset({"L", "LA", "La", "1", "I", "I;16", "I;16B", "I;16L"})
+from invgray_cli.cli.info import GRAY_MODES  # noqa: E402  (no torch: info imports it lazily)
 
 
 # ---------------------------------------------------------------- the group
@@ -105,9 +107,10 @@ class InvgrayGroup(click.Group):
         except InvgrayError as e:
             _fail(str(e), 1)
         except Exception as e:
-            if debug_enabled(argv):
+            line = failure_line(e)
+            if debug_enabled(argv) and line == internal_error_line(e):
                 raise
-            _fail(internal_error_line(e), 1)
+            _fail(line, 1)
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -194,42 +197,82 @@ def _run_options(output: str | None, force: bool, skip_existing: bool, max_pixel
 
 
 def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: Callable[[Path], None],
-         refuse: batch.Refuse | None = None) -> list[Job]:
-    """The jobs of this run (see batch.plan_jobs); notes go to stderr, a single named output is checked."""
+         refuse: batch.Refuse | None = None, refuse_named: batch.Refuse | None = None) -> list[Job]:
+    """The jobs of this run (see batch.plan_jobs), files passed over in folders among them as
+    skipped jobs (run_jobs sums them up); a single named output is checked."""
     refusal = None
     if opts.as_json:
         refusal = "--json prints on stdout, so the image cannot go there; use -o FILE"
     elif sys.stdout.isatty():
         refusal = "refusing to write an image to the terminal; pipe it or use -o FILE"
     try:
-        jobs, notes, many = batch.plan_jobs(inputs, opts.output, suffix, force=opts.force,
-                                            skip_existing=opts.skip_existing, stdout_refusal=refusal,
-                                            refuse=refuse)
+        jobs, many = batch.plan_jobs(inputs, opts.output, suffix, force=opts.force,
+                                     skip_existing=opts.skip_existing, stdout_refusal=refusal,
+                                     refuse=refuse, refuse_named=refuse_named)
     except batch.UsageProblem as e:
         raise click.UsageError(str(e)) from None
     if not many and jobs[0].output is not None and jobs[0].item.problem is None:
         check_output(jobs[0].output)
-    if not opts.quiet:
-        for note in notes:
-            say("note", note)
     return jobs
+
+
+def _header(path: Path) -> ImageHeader | None:
+    """The image header of ``path``, None when it cannot be read (processing it will say why)."""
+    from invgray_cli.io.images import read_header
+
+    try:
+        return read_header(path)
+    except InvgrayError:
+        return None
 
 
 def _colour_in_folder(path: Path) -> str | None:
     """Decode passes over colour photos found in folders (encode's inputs beside its grays)."""
-    from invgray_cli.io.images import read_header
+    from invgray_cli.io.chunk import CHUNK_KEY
 
-    try:
-        mode = read_header(path).mode
-    except InvgrayError:
-        return None  # unreadable: decoding it will report why
-    return None if mode in GRAY_MODES else "a colour image, not an invgray gray"
+    header = _header(path)
+    if header is None or header.mode in GRAY_MODES or CHUNK_KEY in header.text:  # a WebP gray is RGB
+        return None
+    return "a colour image, not an invgray gray"
+
+
+GRAY_BY_CHUNK = "an invgray gray (it carries invgray's chunk), which `invgray decode` restores"
+GRAY_BY_NAME = "a gray named like an invgray gray, which `invgray decode` restores"
+
+
+def _invgray_gray(path: Path) -> str | None:
+    """Why encode does not take ``path``: an invgray gray, told by its chunk or by a gray's name."""
+    from invgray_cli.io.chunk import CHUNK_KEY
+
+    header = _header(path)
+    if header is None:
+        return None
+    if CHUNK_KEY in header.text:
+        return GRAY_BY_CHUNK
+    if path.name.lower().endswith(batch.GRAY_SUFFIX) and header.mode in GRAY_MODES:
+        return GRAY_BY_NAME
+    return None
+
+
+def _named_gray_refusal(path: Path) -> str | None:
+    """Encode refuses a gray the user names: encoding a gray again hides no colour, and a decoded
+    gray given to encode is almost always a slip for decode."""
+    reason = _invgray_gray(path)
+    if reason is None:
+        return None
+    rename = " (if it is a photo of yours, rename it)" if reason == GRAY_BY_NAME else ""
+    return f"is {reason}; encoding it would hide no colour, so it is not encoded{rename}"
+
+
+# -o suffixes a gray may have: lossless PNG, TIFF and WebP carry it whole, JPEG its block code
+GRAY_OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
 
 
 def _check_gray_output(path: Path) -> None:
-    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise click.BadParameter(f"{path}: a gray is written as .png (lossless) or .jpg (with the model trained "
-                                 "for JPEG); other formats destroy the hidden colour", param_hint="-o/--output")
+    if path.suffix.lower() not in GRAY_OUTPUT_SUFFIXES:
+        raise click.BadParameter(f"{path}: invgray writes a gray as .png, .tif or .webp (lossless, carrying its "
+                                 "chunk) or as .jpg (lossy: keeps the coarse block code), not as "
+                                 f"'{path.suffix or 'no extension'}'", param_hint="-o/--output")
 
 
 def _check_color_output(path: Path) -> None:
@@ -243,11 +286,10 @@ def _check_color_output(path: Path) -> None:
 
 @cli.command("encode")
 @_codec_options
-@click.option("--model", "model_name", default=None, metavar="NAME",
-              help="Shipped model to use (see `invgray models`; default: the first).")
+@model_option()
 @gray_floor_option
 @click.option("--quality", type=click.IntRange(1, 100), default=None, metavar="Q",
-              help="JPEG quality of a .jpg gray (default: the model's, 90).")
+              help="JPEG quality of a .jpg gray (default: 90).")
 @click.option("--jpeg-safe", is_flag=True,
               help="Add the block code to PNG grays too: a JPEG of the gray then keeps a coarse copy of the "
                    "colour (costs some PNG quality, see README). JPEG grays always carry it.")
@@ -256,40 +298,47 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
                    model_name: str | None, gray_floor: float | None, quality: int | None, jpeg_safe: bool) -> None:
     """Encode colour photos into gray PNGs that hide their colour.
 
-    INPUT may be files, folders (recursive), quoted globs or '-' for stdin. With -o NAME.jpg the
-    gray is a JPEG carrying the JPEG-safe block code, written by the model trained for JPEG grays
-    where one ships (unless --model/--weights say otherwise).
+    INPUT may be files, folders (recursive), quoted globs or '-' for stdin; invgray grays are not
+    encoded again (decode restores them). With -o NAME.tif or NAME.webp the gray is a lossless TIFF
+    or WebP carrying the chunk as a PNG does. With -o NAME.jpg the
+    gray is a JPEG carrying the JPEG-safe block code, written by the chosen model; decode restores
+    its colour through that model's JPEG decoder where one ships (see `invgray models`).
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     if model_name and weights:
         raise click.UsageError("--model and --weights both name the model; give one")
-    jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output)
+    jobs = plan(inputs, opts, batch.GRAY_SUFFIX, _check_gray_output, refuse=_invgray_gray,
+                refuse_named=_named_gray_refusal)
 
     from invgray_cli.io import images as imageio
-    from invgray_cli.codec.codec import DEFAULT_JPEG_QUALITY, Codec, encode_file, model_for_jpeg
-    from invgray_cli.models.zoo import jpeg_model_name
+    from invgray_cli.codec.files import DEFAULT_JPEG_QUALITY, encode_file
+    from invgray_cli.codec.nets import Codec
 
     as_jpeg = len(jobs) == 1 and jobs[0].output is not None and imageio.is_jpeg_name(jobs[0].output)
     if quality is not None and not as_jpeg:
         raise click.UsageError("--quality is for a JPEG gray: give one input and -o NAME.jpg")
-    if as_jpeg and not (model_name or weights):
-        model_name = model_for_jpeg()
-        if jpeg_model_name() is None and not quiet:
-            say("warning", NO_JPEG_MODEL_WARNING)
 
     # the one Codec of this run, loaded when the first file needs it (not at all if every file is skipped)
     codec = LoadOnce(lambda: with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile,
                                                      precision=precision), gray_floor))
 
-    def process(job: Job, on_tile: OnTile | None) -> FileResult:
+    def process(job: Job, on_tile: OnTile | None) -> FileRecord:
         t0 = time.perf_counter()
         model = codec()
-        jpeg_quality = (quality or model.info.jpeg_quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
-        done = write_output(job.output, lambda dest: encode_file(read_source(job.item), dest, model,
-                                                                 max_pixels=opts.max_pixels, on_tile=on_tile,
-                                                                 jpeg_quality=jpeg_quality,
-                                                                 block_code=jpeg_safe or None))
+        jpeg_quality = (quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
+        lossless = None if job.output is None else imageio.lossless_gray_format(job.output)
+
+        def encode_into(dest: io.BytesIO) -> WrittenImage:
+            made = io.BytesIO() if lossless else dest  # a PNG gray first, then the same gray as TIFF or WebP
+            written = encode_file(read_source(job.item), made, model, max_pixels=opts.max_pixels, on_tile=on_tile,
+                                  jpeg_quality=jpeg_quality, block_code=jpeg_safe or None)
+            if lossless:
+                gray = imageio.read_gray(made.getvalue(), max_pixels=None)
+                imageio.write_gray_lossless(gray.gray, gray.alpha, gray.text, dest, lossless)
+            return written
+
+        done = write_output(job.output, encode_into, force=opts.force)
         return _ok(job, done, t0)
 
     results = run_jobs("encode", jobs, process, opts)
@@ -301,9 +350,10 @@ def encode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 @click.option("--no-fallback", is_flag=True,
               help="Refuse a gray that carries no colour code instead of colourising it.")
 @click.option("--find-frame", is_flag=True,
-              help="Look for a crop, mirror or turn of a gray without a chunk and decode on its grid "
+              help="Only for grays made before invgray 0.2, which carry no sync pattern, and have lost "
+                   "their chunk: search for a crop, mirror or turn and decode on the grid found "
                    "(experimental and slow: right for about half of detailed photos, wrong on smooth "
-                   "or flat ones; see README).")
+                   "or flat ones; see README). Newer grays need no option: their sync pattern shows it.")
 def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, skip_existing: bool, device: str,
                    tile: int | None, precision: str, weights: Path | None, max_pixels: int | None, quiet: bool,
                    as_json: bool, no_fallback: bool, find_frame: bool) -> None:
@@ -311,21 +361,25 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
 
     The model is the one named in each gray's chunk (or --weights). A gray with no chunk and no
     code (a plain gray, or a coded one re-compressed or resized) is colourised instead, with a note.
-    --find-frame decodes a gray with no chunk that was cropped, mirrored or turned on its code's
-    grid, found in the gray. Output is PNG unless -o names another extension (e.g. -o photo.jpg).
-    Colour images met in folders are skipped.
+    A gray that was cropped, mirrored or turned is decoded on its code's grid, found by its sync
+    pattern, with no option (--find-frame is for old grays without one). Output is PNG unless -o
+    names another extension (e.g. -o photo.jpg). Colour images met in folders are skipped.
     """
     started = time.perf_counter()
     opts = _run_options(output, force, skip_existing, max_pixels, quiet, as_json)
     jobs = plan(inputs, opts, batch.COLOR_SUFFIX, _check_color_output, refuse=_colour_in_folder)
 
-    from invgray_cli.codec.codec import Codec, chunk_mismatch_warning, choose_model, decode_file
+    from invgray_cli.codec.nets import Codec
+    from invgray_cli.codec.model_choice import chunk_mismatch_warning, choose_model
+    from invgray_cli.codec.decode import DecodeOptions
+    from invgray_cli.codec.files import decode_file
 
+    options = DecodeOptions(fallback=not no_fallback, search_frame=find_frame)
     loaders: dict[Any, LoadOnce] = {}  # one Codec per model the grays' chunks ask for
 
     def codec_for(gray: Any, label: str) -> tuple[Any, str | None]:
         try:
-            spec, warning = choose_model(gray.text, weights=weights, jpeg=gray.jpeg)
+            spec, warning = choose_model(gray.text, weights=weights)
         except InvgrayError as e:  # the gray's own chunk is at fault: say which gray
             raise InvgrayError(f"{label}: {e}") from None
         if spec not in loaders:
@@ -334,11 +388,11 @@ def decode_command(inputs: tuple[str, ...], output: str | None, force: bool, ski
         model = loaders[spec]()
         return model, warning or chunk_mismatch_warning(gray.text, model.info)
 
-    def process(job: Job, on_tile: OnTile | None) -> FileResult:
+    def process(job: Job, on_tile: OnTile | None) -> FileRecord:
         t0 = time.perf_counter()
         done = write_output(job.output, lambda dest: decode_file(
             read_source(job.item), dest, max_pixels=opts.max_pixels, on_tile=on_tile,
-            choose=lambda gray: codec_for(gray, job.item.label), fallback=not no_fallback, search_frame=find_frame))
+            choose=lambda gray: codec_for(gray, job.item.label), options=options), force=opts.force)
         return _ok(job, done, t0)
 
     results = run_jobs("decode", jobs, process, opts)
@@ -388,7 +442,7 @@ def colorize_command(inputs: tuple[str, ...], output: str | None, hint_texts: tu
 
     colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=device))
 
-    def process(job: Job, on_tile: OnTile | None) -> FileResult:
+    def process(job: Job, on_tile: OnTile | None) -> FileRecord:
         t0 = time.perf_counter()
         image = imageio.read_color(read_source(job.item), max_pixels=opts.max_pixels)
         gray = np.round(luma_bt601(image.rgb)).astype(np.uint8)
@@ -396,12 +450,27 @@ def colorize_command(inputs: tuple[str, ...], output: str | None, hint_texts: tu
         model = colorizer()
         rgb = model.colorize_array(gray, hints)
         fmt = "PNG" if job.output is None else imageio.format_for_path(job.output)
-        size, _ = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt))
-        done = (size, ColourisedFile(rgb.shape[1], rgb.shape[0], model.name, imageio.alpha_loss_warning(image.alpha, fmt)))
+        size, _ = write_output(job.output, lambda dest: imageio.write_color(rgb, image.alpha, dest, format=fmt),
+                               force=opts.force)
+        warnings = (_colorize_input_warning(image), imageio.alpha_loss_warning(image.alpha, fmt))
+        done = (size, ColourisedFile(rgb.shape[1], rgb.shape[0], model.name, "; ".join(w for w in warnings if w) or None))
         return _ok(job, done, t0)
 
     results = run_jobs("colorize", jobs, process, opts)
     finish("colorize", "colourised", results, opts, started, colorizer.loaded())
+
+
+def _colorize_input_warning(image: ColorImage) -> str | None:
+    """What colorize tells the user given an image it is not for (an invgray gray, a colour photo)."""
+    from invgray_cli.io.chunk import CHUNK_KEY
+    from invgray_cli.io.images import is_effectively_gray
+
+    if CHUNK_KEY in image.text:
+        return ("an invgray gray (it carries invgray's chunk): `invgray decode` restores its hidden colour; "
+                "colorize only guesses colours")
+    if not is_effectively_gray(image.rgb):
+        return "a colour photo: colorize colourises grays, so its colours were replaced by ones guessed from its luma"
+    return None
 
 
 @dataclass(frozen=True)
@@ -435,120 +504,71 @@ class LoadOnce:
         return [value for value, error in self._memo if error is None]
 
 
-def _ok(job: Job, done: tuple[int, Any], t0: float) -> FileResult:
-    """The summary line of a written file, from ``write_output``'s (bytes, codec FileResult)."""
+def _ok(job: Job, done: tuple[int, Any], t0: float) -> FileRecord:
+    """The summary line of a written file, from ``write_output``'s (bytes, codec FileRecord)."""
     size, result = done
     output = None if job.output is None else str(job.output)
-    return FileResult(job.item.label, output, "ok", bytes=size, width=result.width, height=result.height,
-                      seconds=round(time.perf_counter() - t0, 4), model=result.model, warning=result.warning)
+    return FileRecord(job.item.label, output, "ok", bytes=size, width=result.width, height=result.height,
+                      seconds=round(time.perf_counter() - t0, 4), model=result.model, warning=result.warning,
+                      decode_path=getattr(result, "decode_path", None) and result.decode_path.value)
 
 
 # ---------------------------------------------------------------- info / models
 
 
-@cli.command("info")
-@click.argument("file", metavar="FILE")
-@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON on stdout.")
-def info_command(file: str, as_json: bool) -> None:
-    """What the invgray chunk of a gray says (model, weights, format), or that it has none, and how
-    sure the model's detector is that the gray carries its colour code."""
-    from dataclasses import asdict
+def _zoo_record(entry: Any, default: bool) -> dict[str, Any]:
+    """One zoo entry for `models --json`: its fields, its role's key, and its file's size (None: missing)."""
+    from dataclasses import fields
 
-    from invgray_cli.codec.block_code import CODE_FOUND, read_block_code
-    from invgray_cli.codec.codec import code_reading, locate_pattern
-    from invgray_cli.io.chunk import parse_chunk
-    from invgray_cli.io.images import read_gray, read_header
-    from invgray_cli.models.detector import CODE_THRESHOLD
-    from invgray_cli.codec.sync_pattern import FOUND
+    from invgray_cli.models.zoo import weights_dir
 
-    source = read_source(InputItem(None if file == batch.STDIO else Path(file), Path(file)))
-    header = read_header(source)
-    chunk = parse_chunk(header.text)
-    reading, pattern, blocks = None, None, None
-    if header.mode in GRAY_MODES:
-        try:
-            gray = read_gray(source)
-            pattern = locate_pattern(gray)
-            reading = code_reading(gray, pattern)
-            blocks = read_block_code(gray.gray)
-        except InvgrayError:  # pixels it will not read (e.g. over --max-pixels): the header facts only
-            pass
-    facts: dict[str, Any] = {"file": file, "width": header.width, "height": header.height, "mode": header.mode,
-                             "format": header.format, "invgray": None if chunk is None else asdict(chunk),
-                             "code": None if reading is None else {"model": reading[0],
-                                                                    "confidence": round(reading[1].confidence, 4)},
-                             "sync_pattern": None if pattern is None else {
-                                 "found": pattern.found, "confidence": round(pattern.confidence, 2),
-                                 "moved": pattern.found and not pattern.frame.is_identity,
-                                 "what": pattern.frame.describe() if pattern.found else None,
-                                 "lines_cut": {side: lines if read else None for side, lines, read in
-                                               zip(("top", "left", "bottom", "right"), pattern.cuts, pattern.read)}
-                                 if pattern.found else None},
-                             "block_code": None if blocks is None else {"found": blocks.found,
-                                                                        "confidence": round(blocks.confidence, 3),
-                                                                        "version": blocks.version if blocks.found else None}}
-    if as_json:
-        click.echo(json.dumps(facts, indent=2))
-        return
-    click.echo(f"{file}: {header.width}x{header.height} {header.format} {header.mode}")
-    if reading is not None:
-        model, confidence = reading[0], reading[1].confidence
-        if confidence >= CODE_THRESHOLD:
-            click.echo(f"  colour code: {model}'s (confidence {confidence:.2f})")
-        else:
-            click.echo(f"  colour code: none that {model} can read (confidence {confidence:.2f}): "
-                       "re-compressed, resized, or not made by invgray")
-    if pattern is not None:
-        where = f"{pattern.frame.describe()}" if pattern.found else "none (made before invgray 0.2, or not by invgray)"
-        click.echo(f"  sync pattern: {where} (confidence {pattern.confidence:.1f}, found at {FOUND:g})")
-    if blocks is not None:
-        where = (f"found (version {blocks.version}): a JPEG of it keeps a coarse colour" if blocks.found else
-                 "none read (not written with --jpeg-safe or as a JPEG, under 16 blocks of 16 px, or re-compressed)")
-        click.echo(f"  block code: {where} (confidence {blocks.confidence:.2f}, found at {CODE_FOUND:g})")
-    if chunk is not None:
-        for key, label in CHUNK_LABELS.items():
-            click.echo(f"  {label}: {facts['invgray'].get(key)}")
-    elif header.mode in GRAY_MODES:
-        click.echo("no invgray chunk: not written by `invgray encode`, or re-saved by another tool "
-                   "(decode decodes it if it still carries a code, else colourises it)")
-    else:
-        click.echo("no invgray chunk: a colour image, not an invgray gray (encode it to make one)")
+    path = weights_dir() / entry.file
+    record = {field.name: getattr(entry, field.name) for field in fields(entry)}
+    return {**record, "role": entry.role.key, "default": default, "bytes": path.stat().st_size if path.is_file() else None}
+
+
+def _zoo_lines(entry: Any, record: dict[str, Any], width: int) -> list[str]:
+    """One zoo entry for people: name, role and size; what it is; its file and facts."""
+    import textwrap
+
+    role = entry.role.words + (f" of {entry.serves}" if entry.serves else "  (default)" if record["default"] else "")
+    size = "file missing" if record["bytes"] is None else f"{record['bytes'] / 1e6:.2f} MB"
+    facts = [size, f"file {record['file']}", f"sha256 {record['sha256'][:12]}", f"card {record['card']}"]
+    if record["divisibility"] is not None:
+        facts += [f"divisibility {record['divisibility']}", f"receptive field {record['receptive_field']} px"]
+    indent = {"initial_indent": "  ", "subsequent_indent": "  "}
+    return ["", textwrap.fill(f"{record['name']}  {role}", width, subsequent_indent="  "),
+            textwrap.fill(record["description"], width, **indent), textwrap.fill("  ".join(facts), width, **indent)]
 
 
 @cli.command("models")
-@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the zoo as JSON on stdout.")
 def models_command(as_json: bool) -> None:
-    """List the shipped weights (the first is the default)."""
-    from dataclasses import asdict
+    """List every shipped weights file: codec models (the first is the default), the companions
+    each model's decode uses (code detector, edge decoder, JPEG decoder, frame judge) and the
+    colourisers, with their role and size."""
+    import shutil
 
-    from invgray_cli.colorize.session import COLORIZERS
-    from invgray_cli.models.zoo import list_models, weights_dir
+    from invgray_cli.models.zoo import CODEC, ROLES, default_entry, entries, weights_dir
 
-    entries = list_models()
+    defaults = {role: default_entry(role) for role in ROLES}  # a companion is no one's choice, so no default
+    records = [_zoo_record(entry, entry.serves is None and defaults[entry.role] is entry) for entry in entries()]
     if as_json:
-        rows = [{**asdict(e), "default": i == 0} for i, e in enumerate(entries)]
-        colourisers = [{**asdict(e), "default": i == 0} for i, e in enumerate(COLORIZERS)]
-        click.echo(json.dumps({"weights_dir": str(weights_dir()), "models": rows, "colorizers": colourisers}, indent=2))
+        from invgray_cli.report import envelope, model_facts
+
+        model = defaults[CODEC]
+        results = {"weights_dir": str(weights_dir()), "entries": records}
+        click.echo(json.dumps(envelope("invgray-models", "every shipped weights file: codec models, their "
+                                       "companions and colourisers", model_facts(model and model.name,
+                                       model and model.sha256), None, results), indent=2))
         return
-    if not entries:
+    if not records:
         click.echo(f"no shipped weights (looked in {weights_dir()}); pass --weights PATH to encode/decode")
         return
-    import shutil
-    import textwrap
-
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
     click.echo(f"shipped weights in {weights_dir()}:")
-    for i, e in enumerate(entries):
-        click.echo(f"\n{e.name}{'  (default)' if i == 0 else ''}")
-        click.echo(textwrap.fill(e.description, width, initial_indent="  ", subsequent_indent="  "))
-        facts = (f"file {e.file}", f"sha256 {e.sha256[:12]}", f"divisibility {e.divisibility}",
-                 f"receptive field {e.receptive_field} px")
-        click.echo(textwrap.fill("  ".join(facts), width, initial_indent="  ", subsequent_indent="  "))
-    for i, c in enumerate(COLORIZERS):  # `invgray colorize`: grays without a code
-        click.echo(f"\n{c.name}  (colouriser{', default' if i == 0 else ''})")
-        click.echo(textwrap.fill(c.description, width, initial_indent="  ", subsequent_indent="  "))
-        click.echo(f"  file {c.file}  sha256 {c.sha256[:12]}")
-
+    for entry, record in zip(entries(), records):
+        click.echo("\n".join(_zoo_lines(entry, record, width)))
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,8 @@
-"""Command-line options shared by encode, decode and eval: declared and checked in one place,
+"""Command-line options shared by the commands that run a net (encode, decode, eval, bench, train): declared and checked in one place,
 so one mistake gets one message and one exit code (2, a usage error) whichever command it is."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import click
 
@@ -20,6 +22,27 @@ def check_tile(ctx: click.Context, param: click.Parameter, value: int | None) ->
         return value
     raise click.BadParameter(f"{value} is too small: below {SMALLEST_TILE} pixels the halo around each tile dominates "
                              f"and the run gets many times slower; use 0 (whole image) or at least {SMALLEST_TILE}")
+
+
+def check_model_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The full name of the shipped codec model ``value`` names (its tag alone will do), or a usage
+    error with the closest name. Imports the zoo (and torch) only when --model is given."""
+    if value is None:
+        return None
+    from invgray_cli.errors import InvgrayError
+    from invgray_cli.models.zoo import find_entry
+
+    try:
+        return find_entry(value).name
+    except InvgrayError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def model_option(help_text: str = "Shipped model to use: its name, or its tag alone where that is unique "
+                                  "(see `invgray models`; default: the first).") -> Callable:
+    """``--model NAME``, checked against the zoo when the command line is read."""
+    return click.option("--model", "model_name", default=None, metavar="NAME", callback=check_model_name,
+                        help=help_text)
 
 
 def with_floor(codec, floor: float | None):

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,19 +20,24 @@ from typing import Any, TypeVar
 import click
 
 from invgray_cli.io import paths as batch
-from invgray_cli.io.paths import FileResult, InputItem, Job
+from invgray_cli.io.paths import FileRecord, InputItem, Job
 from invgray_cli.errors import InvgrayError
+from invgray_cli.untrusted import printable
 
 PROG = "invgray"
 DEBUG_ENV = "INVGRAY_DEBUG"
+
+OUT_OF_MEMORY = ("out of memory: the image needs more than this machine has free; try a smaller --tile "
+                 "(e.g. --tile 256), --device cpu if a GPU ran out, or a lower --max-pixels to refuse images this large")
 
 OnTile = Callable[[int, int], None]
 T = TypeVar("T")
 
 
 def message_line(kind: str, message: str) -> str:
-    """``invgray: error: ...`` on one line (newlines folded); a ``debug`` traceback stays as it is."""
-    return message.rstrip("\n") if kind == "debug" else f"{PROG}: {kind}: {' '.join(str(message).split())}"
+    """``invgray: error: ...`` on one line, control characters escaped (messages quote file names
+    and text from files); a ``debug`` traceback stays as it is."""
+    return message.rstrip("\n") if kind == "debug" else f"{PROG}: {kind}: {printable(str(message).strip())}"
 
 
 def say(kind: str, message: str) -> None:
@@ -48,6 +53,27 @@ def debug_enabled(argv: list[str] | None = None) -> bool:
     if ctx is not None:
         return bool(ctx.find_root().params.get("debug"))
     return "--debug" in (argv or [])
+
+
+def failure_line(exc: Exception, label: str | None = None) -> str:
+    """What the user is told about ``exc``: its cause where the machine or the file system is at
+    fault (prefixed with ``label``, the file), "a bug in invgray" only for the rest."""
+    if isinstance(exc, InvgrayError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
+        return f"{label}: {OUT_OF_MEMORY}" if label else OUT_OF_MEMORY
+    if isinstance(exc, OSError):  # e.g. writing to a closed pipe: the system's word for it
+        where = label or exc.filename
+        return f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
+    return internal_error_line(exc)
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    """torch's out-of-memory errors (a RuntimeError; CPU allocations say "can't allocate memory"),
+    told without importing torch."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text
+                                              or "can't allocate memory" in text)
 
 
 def internal_error_line(exc: BaseException) -> str:
@@ -80,11 +106,15 @@ def read_source(item: InputItem) -> Path | io.BytesIO:
     return stream
 
 
-def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], T]) -> tuple[int, T]:
+def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], T], *, force: bool) -> tuple[int, T]:
     """Write via ``write`` to a path (atomically, by imageio) or to stdout; returns the byte count
-    and what ``write`` returned."""
+    and what ``write`` returned. Without ``force`` the path is claimed only if no file has its name,
+    in one step, so a run racing this one for the name is never overwritten (OutputExists)."""
     if output is not None:
-        value = write(output)
+        from invgray_cli.io.images import keeping_existing_files
+
+        with nullcontext() if force else keeping_existing_files():
+            value = write(output)
         return output.stat().st_size, value
     buffer = io.BytesIO()
     value = write(buffer)
@@ -109,6 +139,13 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
         yield progress
 
 
+def bar_label(text: str) -> str:
+    """A file name as a progress bar shows it: control characters and rich markup (``[bold]``) escaped."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[], None]]:
     """(on_tile for the codec, cleanup). A tile bar appears only when an image needs several tiles."""
     if progress is None:
@@ -119,7 +156,7 @@ def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[
         if total <= 1:
             return
         if not task:
-            task.append(progress.add_task(f"  tiles of {label}", total=total))
+            task.append(progress.add_task(f"  tiles of {bar_label(label)}", total=total))
         progress.update(task[0], completed=done, total=total)
 
     def cleanup() -> None:
@@ -129,44 +166,40 @@ def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[
     return on_tile, cleanup
 
 
-Process = Callable[[Job, OnTile | None], FileResult]
+Process = Callable[[Job, OnTile | None], FileRecord]
 Emit = Callable[[str, str], None]
 
 
-def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> FileResult:
+def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> FileRecord:
     """One job's result; every exception becomes a failed record (a traceback only with --debug)."""
     output = None if job.output is None else str(job.output)
     if job.error is not None:
-        return FileResult(job.item.label, output, "failed", error=job.error)
+        return FileRecord(job.item.label, output, "failed", error=job.error)
     if job.skip:
-        return FileResult(job.item.label, output, "skipped", note=f"{output} exists")
+        return FileRecord(job.item.label, output, "skipped", note=job.note)
     try:
         return process(job, on_tile)
-    except InvgrayError as e:
-        return FileResult(job.item.label, output, "failed", error=str(e))
-    except OSError as e:  # e.g. writing to a closed pipe: the system's word for it, not "a bug in invgray"
-        return FileResult(job.item.label, output, "failed", error=f"{job.item.label}: {e.strerror or e}")
-    except MemoryError:
-        return FileResult(job.item.label, output, "failed", error=f"{job.item.label}: out of memory; try a smaller --tile")
     except Exception as e:
-        if debug_enabled():
+        error = failure_line(e, job.item.label)
+        if debug_enabled() and error == internal_error_line(e):
             emit("debug", traceback.format_exc())
-        return FileResult(job.item.label, output, "failed", error=internal_error_line(e))
+        return FileRecord(job.item.label, output, "failed", error=error)
 
 
-def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) -> list[FileResult]:
+def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) -> list[FileRecord]:
     """Process every job, reporting per file on stderr; a failure is recorded and the rest still run.
 
-    An error message is said once per run (a broken weights file fails every job alike).
+    An error message is said once per run (a broken weights file fails every job alike); skipped
+    files are summed up in one line at the end (``--json`` lists each).
     """
-    results: list[FileResult] = []
+    results: list[FileRecord] = []
     reported: set[str] = set()
     with progress_bars(not opts.quiet and sys.stderr.isatty()) as progress:
         emit = say if progress is None else _console_say(progress.console)
         files_task = progress.add_task(command, total=len(jobs)) if progress is not None else None
         for job in jobs:
             if progress is not None:
-                progress.update(files_task, description=f"{command} {job.item.rel.name}")
+                progress.update(files_task, description=f"{command} {bar_label(job.item.rel.name)}")
             on_tile, cleanup = _tile_callback(progress, job.item.rel.name)
             try:
                 result = run_one(job, process, on_tile, emit)
@@ -175,13 +208,14 @@ def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) 
             if result.status == "failed" and result.error not in reported:
                 reported.add(result.error or "")
                 emit("error", result.error or "failed")
-            elif result.status == "skipped" and not opts.quiet:
-                emit("note", f"skipped {result.input}: {result.note}")
             if result.warning:
                 emit("warning", f"{result.input}: {result.warning}")
             results.append(result)
             if progress is not None:
                 progress.advance(files_task)
+        skips = [(r.note or "skipped", Path(r.input).name) for r in results if r.status == "skipped"]
+        if skips and not opts.quiet:
+            emit("note", batch.summarise_skips(skips, listed_in="--json"))
     return results
 
 
@@ -194,7 +228,7 @@ def _console_say(console: Any) -> Emit:
     return emit
 
 
-def finish(command: str, verb: str, results: list[FileResult], opts: RunOptions, started: float,
+def finish(command: str, verb: str, results: list[FileRecord], opts: RunOptions, started: float,
            codecs: Sequence[Any] = ()) -> None:
     """Summary line on stderr, JSON on stdout (the shared report shape), and the exit code.
 

@@ -5,8 +5,8 @@ are the gray's own. The output's BT.601 luma equals the input gray up to 8-bit r
 """
 from __future__ import annotations
 
-import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +16,17 @@ import torch
 
 from invgray_cli.devices import exact_fp32, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models.zoo import ModelInfo
-from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, load_colorizer, rgb_to_chroma
+from invgray_cli.io.images import open_failure
+from invgray_cli.untrusted import parse_json, shown
+from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, rgb_to_chroma
+from invgray_cli.models.kinds import COLORIZER_NET
+from invgray_cli.models.weights import load_weights
+from invgray_cli.models.zoo import COLORIZER, ModelInfo, WeightsEntry, default_entry, find_entry, load_entry
 
 HINT_PATTERN = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*#?([0-9a-fA-F]{6})\s*$")
+COLOUR_PATTERN = re.compile(r"\s*#?([0-9a-fA-F]{6})\s*")
+MAX_HINTS = 10_000  # a person marks dozens; eval's random hints are hundreds
+MAX_HINTS_BYTES = 1 << 20  # room for MAX_HINTS written one object per line
 # Above this many pixels the net runs on overlapping tiles (its U-Net sees about 2 x this margin).
 WHOLE_IMAGE_PIXELS = 4096 * 4096
 TILE_MARGIN = 128  # > the U-Net's reach over its input planes: ~71 px (3 levels)
@@ -32,28 +39,6 @@ class Hint:
     rgb: tuple[int, int, int]
 
 
-@dataclass(frozen=True)
-class ColorizerEntry:
-    name: str
-    file: str
-    sha256: str
-    description: str
-    licence: str
-
-
-# Each file is made by `invgray train-colorizer` (recipe in its model card, weights/NAME.md).
-COLORIZERS: list[ColorizerEntry] = [
-    ColorizerEntry(
-        name="icolor_u24.hints_v1",
-        file="icolor_u24.hints_v1-b402fab6.safetensors",
-        sha256="b402fab6c9bcf3edb3ede7009b1c8608513a518bab82f7f5380d3bef1ee700bf",
-        description="a 24-channel U-Net over the gray, its hints and their box and bilateral-grid spreads; "
-        "trained on the 789 training photos (CPU, 8000 steps in two runs)",
-        licence="code MIT; weights trained on research-use photos, see weights/icolor_u24.hints_v1.md",
-    ),
-]
-
-
 def parse_hint(text: str) -> Hint:
     """``"X,Y,#RRGGBB"`` -> Hint, or a one-line error."""
     match = HINT_PATTERN.match(text)
@@ -64,25 +49,44 @@ def parse_hint(text: str) -> Hint:
 
 
 def read_hints_file(path: str | Path) -> list[Hint]:
-    """A JSON list of {"x": int, "y": int, "color": "#rrggbb"}, or a one-line error."""
-    try:
-        entries = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise InvgrayError(f"{path}: cannot read hints ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise InvgrayError(f"{path}: not JSON ({exc})") from None
+    """A JSON list of {"x": int, "y": int, "color": "#rrggbb"}, at most MAX_HINTS_BYTES holding at
+    most MAX_HINTS hints (the size is checked before the file is read), or a one-line error."""
+    entries = parse_json(read_bounded(Path(path), MAX_HINTS_BYTES, "hints file"), f"{path}: the hints file",
+                         max_bytes=MAX_HINTS_BYTES, max_depth=4)
     if not isinstance(entries, list):
         raise InvgrayError(f"{path}: hints must be a JSON list of {{\"x\", \"y\", \"color\"}} objects")
-    hints = []
-    for index, entry in enumerate(entries):
-        if not (isinstance(entry, dict) and isinstance(entry.get("x"), int) and isinstance(entry.get("y"), int)
-                and isinstance(entry.get("color"), str)):
-            raise InvgrayError(f"{path}: hint {index} is not {{\"x\": int, \"y\": int, \"color\": \"#rrggbb\"}}")
-        try:
-            hints.append(parse_hint(f"{entry['x']},{entry['y']},{entry['color']}"))
-        except InvgrayError:
-            raise InvgrayError(f"{path}: hint {index} has colour '{entry['color']}', not #rrggbb") from None
-    return hints
+    if len(entries) > MAX_HINTS:
+        raise InvgrayError(f"{path}: {len(entries):,} hints; at most {MAX_HINTS:,} are read")
+    return [hint_of(entry, f"{path}: hint {index}") for index, entry in enumerate(entries)]
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused with one line when it holds more than ``limit`` (judged by its
+    size before reading, and by reading at most ``limit`` + 1 bytes from a pipe or device)."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(limit + 1) if size <= limit else b""
+    except OSError as exc:
+        raise InvgrayError(f"{path}: cannot read the {what}: {open_failure(path, exc)}") from None
+    if size > limit or len(data) > limit:
+        raise InvgrayError(f"{path}: the {what} is over {limit:,} bytes, more than invgray reads")
+    return data
+
+
+def hint_of(entry: object, where: str) -> Hint:
+    """One hint of a hints file, or a one-line error naming the field at fault."""
+    if not isinstance(entry, dict):
+        raise InvgrayError(f"{where} is not {{\"x\": int, \"y\": int, \"color\": \"#rrggbb\"}}")
+    for key, what in (("x", "a pixel column"), ("y", "a pixel row")):
+        if type(entry.get(key)) is not int:  # not bool: `true` is no coordinate
+            raise InvgrayError(f"{where} has \"{key}\": {shown(entry.get(key))}, not {what} (a whole number)")
+    colour = entry.get("color")
+    match = COLOUR_PATTERN.fullmatch(colour) if isinstance(colour, str) else None
+    if match is None:
+        raise InvgrayError(f"{where} has colour {shown(colour)}, not #rrggbb")
+    red, green, blue = bytes.fromhex(match[1])
+    return Hint(entry["x"], entry["y"], (red, green, blue))
 
 
 def check_hints(hints: list[Hint], width: int, height: int, name: str) -> None:
@@ -129,18 +133,12 @@ class ColorizerCodec:
 
     @classmethod
     def load(cls, name: str | None = None, weights: str | Path | None = None, device: str = "auto") -> "ColorizerCodec":
+        """A user's ``weights`` file, else the shipped colouriser ``name``, else the default one."""
         if weights is not None:
-            model, file_name, digest = load_colorizer(weights)
-        else:
-            entry = find_colorizer(name)
-            from invgray_cli.models.zoo import weights_dir
-
-            path = weights_dir() / entry.file
-            if not path.is_file():
-                raise InvgrayError(f"shipped colouriser '{entry.name}' is missing: {path}; reinstall invgray")
-            model, _, digest = load_colorizer(path, entry.sha256)
-            file_name = entry.name
-        return cls.from_model(model, file_name, digest, device)
+            loaded = load_weights(weights, COLORIZER_NET)
+            return cls.from_model(loaded.net, loaded.name, loaded.sha256, device)
+        entry = find_colorizer(name)
+        return cls.from_model(load_entry(entry).net, entry.name, entry.sha256, device)
 
     @classmethod
     def from_model(cls, model: Colorizer, name: str, sha256: str = "", device: str = "auto") -> "ColorizerCodec":
@@ -194,15 +192,12 @@ class ColorizerCodec:
         return out
 
 
-def find_colorizer(name: str | None) -> ColorizerEntry:
-    if not COLORIZERS:
+def find_colorizer(name: str | None) -> WeightsEntry:
+    """The shipped colouriser ``name`` (its tag alone will do), else the default one."""
+    entry = default_entry(COLORIZER) if name is None else find_entry(name, COLORIZER)
+    if entry is None:
         raise InvgrayError("this invgray ships no colouriser yet; pass --colorizer-weights PATH (see `invgray train-colorizer`)")
-    if name is None:
-        return COLORIZERS[0]
-    for entry in COLORIZERS:
-        if entry.name == name:
-            return entry
-    raise InvgrayError(f"unknown colouriser '{name}' (shipped: {', '.join(e.name for e in COLORIZERS)})")
+    return entry
 
 
 def colourfulness(rgb: np.ndarray) -> float:

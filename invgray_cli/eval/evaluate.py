@@ -20,12 +20,13 @@ import click
 from invgray_cli.io.paths import EVAL_SUFFIX, OWN_OUTPUTS
 from invgray_cli.errors import InvgrayError
 from invgray_cli.report import envelope, model_facts
-from invgray_cli.cli.options import device_option, gray_floor_option, precision_option, tile_option, with_floor
+from invgray_cli.cli.options import device_option, gray_floor_option, model_option, precision_option, tile_option, with_floor
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
+    from invgray_cli.io.images import GrayImage
 
 METRIC_NAMES = ("psnr", "ssim", "mae", "gray_structure", "gray_psnr")
 # Xia et al. 2018 on VOC2012 (abstract, Sec. 7.2); the paper gives no gray PSNR.
@@ -36,13 +37,25 @@ PATTERN_GAIN = 16  # the hidden-pattern panel shows |gray - luma| x 16: 16 gray 
 ImageCallback = Callable[[int, int, dict], None]  # (index, total, per-image record)
 
 
-def png_round_trip(gray: np.ndarray) -> np.ndarray:
-    """The gray as decode sees it: written as an 8-bit PNG and read back."""
+def png_round_trip(gray: np.ndarray, text: dict[str, str] | None = None) -> GrayImage:
+    """The gray as decode reads it from a file: written as an 8-bit PNG with ``text`` and read back."""
     from invgray_cli.io.images import read_gray, write_gray_png
 
     buffer = io.BytesIO()
-    write_gray_png(gray, None, {}, buffer)
-    return read_gray(buffer.getvalue()).gray
+    write_gray_png(gray, None, text or {}, buffer)
+    return read_gray(buffer.getvalue())
+
+
+def jpeg_file_round_trip(gray: np.ndarray, saves: tuple[int, ...]) -> GrayImage:
+    """The gray as decode reads it after Pillow JPEG saves at each of ``saves`` in turn (no
+    invgray comment, as another tool writes it)."""
+    from PIL import Image
+
+    from invgray_cli.io.images import jpeg_saves, read_gray
+
+    buffer = io.BytesIO()
+    Image.fromarray(jpeg_saves(gray, saves[:-1]), "L").save(buffer, "JPEG", quality=saves[-1])
+    return read_gray(buffer.getvalue())
 
 
 def score_image(rgb: np.ndarray, gray: np.ndarray, restored: np.ndarray) -> dict[str, float]:
@@ -175,9 +188,9 @@ def evaluate_folder(
     code, as `encode --jpeg-safe` (and every JPEG gray) writes them.
     """
     from invgray_cli import metrics
-    from invgray_cli.codec.block_code import embed_block_code
-    from invgray_cli.codec.codec import restore
-    from invgray_cli.io.images import FINE_CODE_JPEG_QUALITY, jpeg_saves, read_color, write_color
+    from invgray_cli.codec.decode import restore
+    from invgray_cli.codec.encode import encode_photos
+    from invgray_cli.io.images import read_color, write_color
 
     save_dir = Path(save_dir) if save_dir is not None else None
     items, notes = _eval_items(paths, limit, exclude=save_dir)
@@ -188,23 +201,20 @@ def evaluate_folder(
     for index, (set_name, item) in enumerate(items):
         try:
             rgb = read_color(item.source).rgb
-            held, strength = codec.encode_held(rgb)
-            gray = png_round_trip(embed_block_code(held, rgb) if block_code else held)
-            restored = codec.decode_array(gray)
+            encoded = encode_photos(codec, [rgb], block_code)[0]
+            stored = png_round_trip(encoded.gray, codec.chunk_text())
+            gray, restored = stored.gray, restore(codec, stored).rgb
         except InvgrayError as exc:
-            failed.append({"file": str(item.source), "error": str(exc)})
+            failed.append({"input": str(item.source), "error": str(exc)})
             if on_image is not None:
                 on_image(index, len(items), failed[-1])
             continue
         scores = score_image(rgb, gray, restored)
         for saves in jpeg_qualities:
-            received = jpeg_saves(gray, _as_saves(saves))
-            # a Pillow save keeps no invgray comment: decoded as `decode` does a bare JPEG gray
-            lossy = _as_saves(saves)[-1] < FINE_CODE_JPEG_QUALITY
-            restored_jpeg = restore(received, codec, has_chunk=False, lossy=lossy).rgb
+            restored_jpeg = restore(codec, jpeg_file_round_trip(gray, _as_saves(saves))).rgb
             scores[jpeg_key(saves)] = metrics.psnr(restored_jpeg, rgb)
-        record = {"file": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                  **scores, "pattern_strength": strength}
+        record = {"input": str(item.source), "set": set_name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                  **scores, "pattern_strength": encoded.strength}
         per_image.append(record)
         if save_dir is not None:
             target = _strip_path(save_dir, item.rel, written)
@@ -282,10 +292,10 @@ def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_coun
         try:
             rgb = read_color(item.source).rgb
         except InvgrayError as exc:
-            failed.append({"file": str(item.source), "error": str(exc)})
+            failed.append({"input": str(item.source), "error": str(exc)})
             continue
         gray = np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
-        record: dict = {"file": str(item.source), "set": set_name, "gray_psnr": _finite(metrics.psnr(np.repeat(gray[:, :, None], 3, 2), rgb))}
+        record: dict = {"input": str(item.source), "set": set_name, "gray_psnr": _finite(metrics.psnr(np.repeat(gray[:, :, None], 3, 2), rgb))}
         original = max(colourfulness(rgb), 1e-6)
         for count in hint_counts:
             out = colorizer.colorize_array(gray, random_hints(rgb, count, np.random.default_rng(index)))
@@ -297,7 +307,7 @@ def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_coun
             on_image(index, len(items), record)
 
     def means(records: list[dict]) -> dict:
-        keys = [k for k in (records[0] if records else {}) if k not in ("file", "set")]
+        keys = [k for k in (records[0] if records else {}) if k not in ("input", "set")]
         return {"count": len(records), "mean": {k: _finite(_mean([r[k] for r in records if r[k] is not None])) for k in keys}}
 
     sets = {name: means([r for r in per_image if r["set"] == name]) for name in dict.fromkeys(s for s, _ in items)}
@@ -333,7 +343,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
     names = (*METRIC_NAMES, *jpeg_names)
     if per_image:
         for record in results["per_image"]:
-            table.add_row(Path(record["file"]).name, *(_fmt(n, record[n]) for n in names), "")
+            table.add_row(Path(record["input"]).name, *(_fmt(n, record[n]) for n in names), "")
         table.add_section()
 
     def summary_row(label: str, summary: dict, style: str = "") -> None:
@@ -353,7 +363,7 @@ def render_table(report: dict, per_image: bool = True) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option("--save-dir", type=click.Path(file_okay=False), help="Write input | gray | restored | difference per image here.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="A weights file of your own instead of a shipped model.")
-@click.option("--model", "model_name", help="Shipped model name (see `invgray models`); default: the first.")
+@model_option()
 @device_option
 @tile_option
 @precision_option
@@ -405,7 +415,7 @@ def eval_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
 
     console = Console(stderr=True, quiet=quiet)
     codec = with_floor(Codec.load(model=model_name, weights=weights, device=device, tile=tile, precision=precision),
@@ -418,7 +428,7 @@ def eval_command(
         task = progress.add_task("", total=None)
 
         def on_image(index: int, total: int, record: dict) -> None:
-            progress.update(task, completed=index + 1, total=total, description=Path(record["file"]).name)
+            progress.update(task, completed=index + 1, total=total, description=Path(record["input"]).name)
 
         report = evaluate_folder(paths, codec, save_dir=save_dir, on_image=on_image, limit=limit,
                                  jpeg_qualities=jpeg_qualities, block_code=block_code)

@@ -7,16 +7,21 @@ A PNG gray carries it as a text chunk, a JPEG gray as its comment:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from invgray_cli import __version__
 from invgray_cli.errors import InvgrayError
+from invgray_cli.untrusted import parse_json, shown
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
 EDGE_MARKED_FORMAT = 3
 CHUNK_KEY = "invgray"
 SHA_PREFIX_LENGTH = 16
+SHA_PREFIX_PATTERN = re.compile(r"[0-9a-fA-F]{1,64}")  # an empty prefix would match every weights file
+MAX_CHUNK_BYTES = 1 << 16  # ours is about 100 bytes; a --weights file's name is copied into it
+DAMAGED = "the invgray chunk of this gray is damaged"
 
 
 @dataclass(frozen=True)
@@ -34,24 +39,35 @@ def make_chunk(model: str, sha256: str) -> dict[str, str]:
 
 
 def parse_chunk(text: dict[str, str] | None) -> ChunkInfo | None:
-    """The invgray chunk in a file's text, None when there is none; refuses unknown formats."""
+    """The invgray chunk in a file's text, None when there is none; a damaged chunk (not bounded
+    JSON, a field missing or of the wrong type, an empty weights digest) or an unknown format is
+    refused with one line."""
     raw = None if text is None else text.get(CHUNK_KEY)
     if raw is None:
         return None
-    try:
-        payload = json.loads(raw)
-        fmt = payload["format"]
-    except (ValueError, TypeError, KeyError):
-        raise InvgrayError("the invgray chunk of this gray is damaged (not the JSON invgray writes)") from None
+    payload = parse_json(raw, f"{DAMAGED}: it", max_bytes=MAX_CHUNK_BYTES, max_depth=4)
+    if not isinstance(payload, dict):
+        raise InvgrayError(damaged("not the JSON object invgray writes"))
+    fmt = payload.get("format")
+    if type(fmt) is not int or fmt < 1:  # bool is an int to Python, but `true` is no format number
+        raise InvgrayError(damaged(f"its format is {shown(fmt)}, not a format number 1, 2, ..."))
     if fmt not in READABLE_FORMATS:
         raise InvgrayError(
-            f"this gray uses invgray format {fmt}, but invgray {__version__} reads formats "
+            f"this gray uses invgray format {shown(fmt)}, but invgray {__version__} reads formats "
             f"{', '.join(map(str, READABLE_FORMATS))} only; upgrade invgray to decode it"
         )
-    try:
-        return ChunkInfo(int(fmt), str(payload["model"]), str(payload["sha256"]).lower(), str(payload.get("version", "?")))
-    except (KeyError, TypeError):
-        raise InvgrayError("the invgray chunk of this gray is damaged (missing model or sha256)") from None
+    model, sha256, version = payload.get("model"), payload.get("sha256"), payload.get("version", "?")
+    if not isinstance(model, str) or not model:
+        raise InvgrayError(damaged(f"its model is {shown(model)}, not a model name"))
+    if not isinstance(sha256, str) or not SHA_PREFIX_PATTERN.fullmatch(sha256):
+        raise InvgrayError(damaged(f"its weights sha256 is {shown(sha256)}, not 1 to 64 hex digits"))
+    if not isinstance(version, str):
+        raise InvgrayError(damaged(f"its version is {shown(version)}, not an invgray version"))
+    return ChunkInfo(fmt, model, sha256.lower(), version)
+
+
+def damaged(why: str) -> str:
+    return f"{DAMAGED} ({why})"
 
 
 def has_edge_marks(chunk: ChunkInfo | None) -> bool:

@@ -10,34 +10,52 @@ Input policy (encode):
 - images over ``max_pixels`` are refused before decoding (decompression-bomb guard).
 Gray policy (decode): L/LA/1/16-bit gray are read as gray; an RGB(A) file is accepted only
 when its channels agree (a gray saved as RGB by another tool), otherwise it is a colour photo.
-Output policy: PNG for grays (8-bit L or LA + a text chunk); colour in the format of the
+Output policy: PNG for grays (8-bit L or LA + a text chunk), or lossless TIFF or WebP (the text
+in the ImageDescription tag), or JPEG (the text in its comment); colour in the format of the
 extension; formats without alpha (JPEG, BMP, ...) get the colour flattened onto white.
-Writes to a path are atomic: a temporary file in the same folder, then ``os.replace``.
+Writes to a path are atomic: a temporary file in the same folder, then ``os.replace`` (or, where
+nothing may be overwritten, a hard link that fails if the name is taken).
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import re
 import secrets
+import stat
 import struct
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks, so temporary files of killed runs stay where they are
+    fcntl = None
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from invgray_cli.errors import InvgrayError
+from invgray_cli.errors import InvgrayError, OutputExists
+from invgray_cli.io.chunk import MAX_CHUNK_BYTES
+from invgray_cli.untrusted import parse_json
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (~89.5 MP); 8K (33 MP) passes
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
 JPEG_QUALITY = 95
+# grays besides PNG and JPEG: lossless, the chunk's text in the ImageDescription tag (270)
+LOSSLESS_GRAY_FORMATS = {".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+IMAGE_DESCRIPTION = 270
+WEBP_MAX_SIDE = 16383
 FINE_CODE_JPEG_QUALITY = 98  # from here up a JPEG gray's fine code restores better than its block code (README)
 # an RGB file counts as gray when at most this share of pixels has channels further apart than the tolerance
 GRAY_CHANNEL_TOLERANCE = 8
@@ -45,6 +63,12 @@ GRAY_OUTLIER_SHARE = 0.001
 
 Source = str | Path | bytes | BinaryIO
 _PILLOW_GUARD_LOCK = threading.Lock()
+PART_SUFFIX = ".part"  # temporary files: .NAME.XXXXXXXX.part beside the output NAME
+NEW_PART_GRACE_S = 5.0  # an empty temporary file this young may be a live run's that has not locked it yet
+# whether atomic_write may replace an existing file; a context variable, so threads and tasks each
+# keep their own (see keeping_existing_files)
+_REPLACE_EXISTING: ContextVar[bool] = ContextVar("invgray_replace_existing", default=True)
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK})
 
 
 @dataclass(frozen=True)
@@ -52,6 +76,7 @@ class ColorImage:
     rgb: np.ndarray  # uint8 HxWx3
     alpha: np.ndarray | None  # uint8 HxW
     pages: int = 1  # frames of an animation (pages of a multi-page file); only the first is read
+    text: dict[str, str] = field(default_factory=dict)  # as GrayImage's: invgray's chunk if a gray was read
 
 
 @dataclass(frozen=True)
@@ -77,18 +102,51 @@ def _open_source(source: Source) -> BinaryIO:
             raise InvgrayError("<bytes>: input is empty")
         return io.BytesIO(source)
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise InvgrayError(f"{path}: no such file")
-        if path.is_dir():
-            raise InvgrayError(f"{path}: is a directory, expected an image file")
-        try:
-            if path.stat().st_size == 0:
-                raise InvgrayError(f"{path}: file is empty")
-            return open(path, "rb")
-        except PermissionError:
-            raise InvgrayError(f"{path}: permission denied") from None
+        return open_input(Path(source))
     return source
+
+
+# what a path is when it is not a regular file, as the user is told
+_NOT_A_FILE = ((stat.S_ISDIR, "is a directory, expected an image file"),
+               (stat.S_ISFIFO, "is a named pipe (FIFO), not a file; to read a stream, pipe it to stdin and give '-'"),
+               (stat.S_ISCHR, "is a character device, not an image file"),
+               (stat.S_ISBLK, "is a block device, not an image file"),
+               (stat.S_ISSOCK, "is a socket, not an image file"))
+
+
+def open_failure(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be opened, in the user's words (``exc`` is what ``open`` raised)."""
+    if exc.errno == errno.ENOENT:
+        return "no such file" + (" (a symbolic link to a missing file)" if os.path.islink(path) else "")
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link loop (the link leads back to itself); fix or remove the link"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return f"cannot open ({exc.strerror or exc})"
+
+
+def open_input(path: Path) -> BinaryIO:
+    """``path`` opened for reading, or a one-line error saying why not. Opened without blocking (a
+    FIFO with no writer would wait for ever) and judged by the open handle, so the file read is the
+    file checked."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, os.O_RDONLY | nonblocking)
+    except OSError as exc:
+        raise InvgrayError(f"{path}: {open_failure(path, exc)}") from None
+    try:
+        facts = os.fstat(fd)
+        problem = next((why for test, why in _NOT_A_FILE if test(facts.st_mode)), None)
+        if problem is None and facts.st_size == 0:
+            problem = "file is empty"
+        if problem is not None:
+            raise InvgrayError(f"{path}: {problem}")
+        if nonblocking:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _pixels(count: int) -> str:
@@ -134,7 +192,7 @@ def _load(source: Source, max_pixels: int | None) -> tuple[Image.Image, dict[str
             )
         pages = int(getattr(image, "n_frames", 1) or 1)  # while the file is open: counting may seek
         image.load()
-        text = png_text(image) or jpeg_comment_text(image)
+        text = png_text(image) or jpeg_comment_text(image) or description_text(image)
         apply_orientation(image)
     return image, text, pages
 
@@ -153,7 +211,8 @@ def read_header(source: Source) -> ImageHeader:
     but no pixel is decoded, so there is no decompression bomb to fear."""
     with _reading(source) as (_, handle):
         with Image.open(handle) as image:
-            text = {str(k): v for k, v in image.info.items() if isinstance(v, str)} | jpeg_comment_text(image)
+            text = ({str(k): v for k, v in image.info.items() if isinstance(v, str)} | jpeg_comment_text(image)
+                    | description_text(image))
             header = ImageHeader(image.width, image.height, image.mode, str(image.format), text)
             image.verify()
     return header
@@ -208,7 +267,8 @@ def normalise_color(image: Image.Image, name: str = "<image>") -> ColorImage:
     return ColorImage(np.ascontiguousarray(rgb, dtype=np.uint8), alpha)
 
 
-def _is_effectively_gray(rgb: np.ndarray) -> bool:
+def is_effectively_gray(rgb: np.ndarray) -> bool:
+    """Whether an RGB uint8 HxWx3 image is a gray (its channels agree, a few outliers aside)."""
     spread = np.max(rgb, axis=2).astype(np.int16) - np.min(rgb, axis=2)
     return np.count_nonzero(spread > GRAY_CHANNEL_TOLERANCE) <= GRAY_OUTLIER_SHARE * spread.size
 
@@ -226,7 +286,7 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
         gray = np.asarray(_convert(image, "L", name))
     else:
         rgb = np.asarray(_convert(image, "RGB", name))
-        if not _is_effectively_gray(rgb):
+        if not is_effectively_gray(rgb):
             raise InvgrayError(
                 f"{name}: is a colour image, not an invgray gray; decode expects the grayscale PNG written by `invgray encode`"
             )
@@ -235,9 +295,9 @@ def normalise_gray(image: Image.Image, text: dict[str, str] | None = None, name:
 
 
 def read_color(source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ColorImage:
-    """Read a photo for encoding: 8-bit RGB (HxWx3) and alpha (HxW) or None."""
-    image, _, pages = _load(source, max_pixels)
-    return replace(normalise_color(image, source_name(source)), pages=pages)
+    """Read a photo for encoding: 8-bit RGB (HxWx3), alpha (HxW) or None, and its text chunks."""
+    image, text, pages = _load(source, max_pixels)
+    return replace(normalise_color(image, source_name(source)), pages=pages, text=text)
 
 
 def png_text(image: Image.Image) -> dict[str, str]:
@@ -247,12 +307,30 @@ def png_text(image: Image.Image) -> dict[str, str]:
 
 
 def jpeg_comment_text(image: Image.Image) -> dict[str, str]:
-    """The text invgray wrote into a JPEG's comment segment (a JSON object of strings), else {}."""
+    """The text invgray wrote into a JPEG's comment segment (a JSON object of strings), else {}:
+    any other comment (not JSON, nested deep, too long) is another tool's, and the photo is read as usual."""
     comment = image.info.get("comment") if image.format == "JPEG" else None
+    return _text_object(comment, "the JPEG comment")
+
+
+def description_text(image: Image.Image) -> dict[str, str]:
+    """The text invgray wrote into a TIFF's or WebP's ImageDescription tag (a JSON object of
+    strings), else {}: another tool's description is not invgray's."""
+    if image.format not in LOSSLESS_GRAY_FORMATS.values():
+        return {}
     try:
-        text = json.loads(comment) if comment else None
-    except ValueError:  # UnicodeDecodeError included
-        return {}  # another tool's comment
+        description = image.getexif().get(IMAGE_DESCRIPTION)
+    except (ValueError, TypeError, KeyError, OSError, SyntaxError, struct.error):  # a damaged EXIF block
+        return {}
+    return _text_object(description, "the image description")
+
+
+def _text_object(raw: str | bytes | None, what: str) -> dict[str, str]:
+    """``raw`` parsed as the JSON object of strings invgray writes, else {}."""
+    try:
+        text = parse_json(raw, what, max_bytes=MAX_CHUNK_BYTES) if raw else None
+    except InvgrayError:
+        return {}  # another tool's text
     if not isinstance(text, dict):
         return {}
     return {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
@@ -278,38 +356,130 @@ def format_keeps_alpha(fmt: str) -> bool:
     return fmt.upper() in ALPHA_FORMATS
 
 
-def atomic_write(dest: str | Path, write_fn: Callable[[BinaryIO], None]) -> None:
-    """Call ``write_fn`` on a temporary file beside ``dest``, then rename it onto ``dest``.
+@contextmanager
+def keeping_existing_files() -> Iterator[None]:
+    """Within it (in this thread or task), writes to a path never replace a file: :func:`atomic_write`
+    claims the name in one step or raises OutputExists. The CLI's promise without --force, kept
+    where the name is finally taken, whichever codec function writes the file."""
+    token = _REPLACE_EXISTING.set(False)
+    try:
+        yield
+    finally:
+        _REPLACE_EXISTING.reset(token)
 
-    An error or interrupt leaves ``dest`` untouched and no temporary file behind.
+
+def atomic_write(dest: str | Path, write_fn: Callable[[BinaryIO], None], replace: bool | None = None) -> None:
+    """Call ``write_fn`` on a temporary file beside ``dest``, then put it in place: with ``replace``
+    renamed over whatever is there; without, ``dest`` is claimed only while no file has that name, in
+    one step (OutputExists otherwise), so of two runs racing for one name exactly one writes. ``replace``
+    None: False inside :func:`keeping_existing_files`, else True.
+
+    An error or interrupt leaves ``dest`` untouched and no temporary file behind; the temporary files
+    for ``dest`` that killed runs left (SIGKILL, a power cut) are removed first.
     """
+    replace = _REPLACE_EXISTING.get() if replace is None else replace
     dest = Path(dest)
     folder = dest.parent
     if not folder.is_dir():
         raise InvgrayError(f"{dest}: output folder {folder} does not exist")
-    while True:
-        tmp = folder / f".{dest.name}.{secrets.token_hex(4)}.part"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except PermissionError:
-            raise InvgrayError(f"{dest}: cannot write into {folder} (permission denied)") from None
-        except OSError as e:  # a read-only file system, ...: the user's to fix, not a bug
-            raise InvgrayError(f"{dest}: cannot write ({e.strerror or e})") from None
+    remove_stale_parts(dest)
+    tmp, fd = _create_part(dest)
     try:
+        _lock(fd, wait=True)  # held until the file is in place: a live run's file is never stale
         with os.fdopen(fd, "wb") as handle:
             write_fn(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, dest)
+            _put_in_place(tmp, dest, replace)
     except OSError as e:  # a full disk, a vanished folder
         tmp.unlink(missing_ok=True)
         raise InvgrayError(f"{dest}: cannot write ({e.strerror or e})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_part(dest: Path) -> tuple[Path, int]:
+    """A new temporary file ``.NAME.XXXXXXXX.part`` beside ``dest``: (its path, an open descriptor)."""
+    while True:
+        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise InvgrayError(f"{dest}: cannot write into {dest.parent} (permission denied)") from None
+        except OSError as e:  # a read-only file system, ...: the user's to fix, not a bug
+            raise InvgrayError(f"{dest}: cannot write ({e.strerror or e})") from None
+
+
+def _put_in_place(tmp: Path, dest: Path, replace: bool) -> None:
+    """Rename ``tmp`` onto ``dest``; without ``replace`` only where no file has that name, in one step
+    (a hard link, or on file systems without them an O_EXCL claim of the name, then the rename)."""
+    if replace:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise OutputExists(dest) from None
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+        try:
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise OutputExists(dest) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """Whether an exclusive lock on ``fd`` is now held: False where another process holds it (when
+    not waiting) or the file system has no locks."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:  # held elsewhere, or no locks here (ENOLCK, EOPNOTSUPP)
+        return False
+    return True
+
+
+def remove_stale_parts(dest: str | Path) -> list[Path]:
+    """Remove the temporary files of ours for ``dest`` that no live run holds (their writer was
+    killed); returns them. A live run locks its file from creation until it is in place."""
+    dest = Path(dest)
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[0-9a-f]{{8}}{re.escape(PART_SUFFIX)}")
+    try:
+        with os.scandir(dest.parent) as entries:
+            candidates = [dest.parent / e.name for e in entries if pattern.fullmatch(e.name)]
+    except OSError:
+        return []
+    return [path for path in candidates if _remove_if_stale(path)]
+
+
+def _remove_if_stale(path: Path) -> bool:
+    """Unlink ``path`` when it is a regular file nobody holds locked and not one just created (its
+    writer may not have locked it yet); whether it was removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        facts = os.fstat(fd)
+        just_created = facts.st_size == 0 and time.time() - facts.st_mtime < NEW_PART_GRACE_S
+        if not stat.S_ISREG(facts.st_mode) or just_created or not _lock(fd, wait=False):
+            return False
+        if os.lstat(path).st_ino != facts.st_ino:
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _write(image: Image.Image, dest: str | Path | BinaryIO, fmt: str, **params) -> None:
@@ -338,6 +508,31 @@ def write_gray_jpeg(gray: np.ndarray, text: dict[str, str], dest: str | Path | B
     """A baseline 8-bit gray JPEG at ``quality`` carrying ``text`` as JSON in its comment segment."""
     image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L")
     _write(image, dest, "JPEG", quality=quality, comment=json.dumps(text, separators=(",", ":")).encode())
+
+
+def write_gray_lossless(gray: np.ndarray, alpha: np.ndarray | None, text: dict[str, str],
+                        dest: str | Path | BinaryIO, fmt: str) -> None:
+    """An 8-bit gray (and alpha) as a lossless TIFF (deflate) or WebP, carrying ``text`` as JSON in
+    its ImageDescription tag (a WebP's in its EXIF block). A WebP stores the gray as three equal
+    channels, which decode reads back as the same gray."""
+    image = _with_alpha(Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L"), alpha, "LA")
+    description = json.dumps(text, separators=(",", ":"))
+    if fmt == "TIFF":
+        _write(image, dest, "TIFF", compression="tiff_adobe_deflate", tiffinfo={IMAGE_DESCRIPTION: description})
+    elif fmt == "WEBP":
+        if max(gray.shape) > WEBP_MAX_SIDE:
+            raise InvgrayError(f"a WebP holds at most {WEBP_MAX_SIDE} px a side, this gray is "
+                               f"{gray.shape[1]}x{gray.shape[0]}; write .png or .tif")
+        exif = Image.Exif()
+        exif[IMAGE_DESCRIPTION] = description
+        _write(image, dest, "WEBP", lossless=True, exact=True, exif=exif.tobytes())
+    else:
+        raise ValueError(f"{fmt} is not a lossless gray format ({', '.join(sorted(set(LOSSLESS_GRAY_FORMATS.values())))})")
+
+
+def lossless_gray_format(path: str | Path) -> str | None:
+    """TIFF or WEBP when ``path`` names a gray written by :func:`write_gray_lossless`, else None."""
+    return LOSSLESS_GRAY_FORMATS.get(Path(path).suffix.lower())
 
 
 def is_jpeg_name(path: str | Path) -> bool:

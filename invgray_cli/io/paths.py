@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from invgray_cli.errors import InvgrayError
+from invgray_cli.errors import InvgrayError, OutputExists
 
 STDIO = "-"
 # Extensions Pillow reads out of the box; files met inside folders or globs with any other are skipped.
@@ -28,9 +28,11 @@ OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX, EVAL_SUFFIX)  # invg
 # decode's restorations (re-encoding one would collide with its original's gray); decode skips its own.
 FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX),
                 COLORIZED_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX)}
+OUTPUT_HINTS = {GRAY_SUFFIX: ", a gray that `invgray decode` restores"}  # said when a folder's file is skipped
 _NAME_TAGS = (".gray", ".color")  # stripped from a stem before the new suffix, so a.gray.png -> a.color.png
 
 Status = Literal["ok", "skipped", "failed"]
+OUTPUT_EXISTS = "its output exists"  # why --skip-existing skipped a file
 Refuse = Callable[[Path], "str | None"]  # why a file found in a folder is not for this command
 Action = Literal["write", "skip"]
 
@@ -50,9 +52,23 @@ class InputItem:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A file found in a folder or glob and passed over on purpose, and why."""
+
+    path: Path
+    rel: Path
+    reason: str
+
+
+@dataclass(frozen=True)
 class Expansion:
     items: list[InputItem]  # in argument order; arguments that gave nothing carry a ``problem``
-    notes: list[str]  # files passed over on purpose, one line each
+    skipped: list[Skipped]  # files passed over on purpose, in the order met
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per file passed over."""
+        return [f"skipped {s.path}: {s.reason}" for s in self.skipped]
 
     @property
     def missing(self) -> list[tuple[str, str]]:
@@ -66,16 +82,18 @@ class UsageProblem(InvgrayError):
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where it goes (None = stdout); ``skip`` and ``error`` are decided before any model loads."""
+    """One input and where it goes (None = stdout); ``skip`` (and its ``note``, why) and ``error`` are
+    decided before any model loads."""
 
     item: InputItem
     output: Path | None
     skip: bool = False
     error: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
-class FileResult:
+class FileRecord:
     """One line of the ``--json`` summary."""
 
     input: str
@@ -89,6 +107,7 @@ class FileResult:
     model: str | None = None
     warning: str | None = None  # e.g. decoded with the default model because the gray had no chunk
     note: str | None = None  # why a file was skipped
+    decode_path: str | None = None  # the path decode took (see codec/decode.py DECISIONS)
 
 
 def is_image_name(path: Path) -> bool:
@@ -119,15 +138,24 @@ def _walk_folder(folder: Path) -> list[Path]:
     return found
 
 
+def resolved(path: Path) -> Path:
+    """``path`` made absolute with its links followed, as far as they lead: a symbolic link loop
+    (an error of the input, reported when it is opened) stays as it is named."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13's word for a link loop
+        return Path(os.path.abspath(path))
+
+
 def _same_folder(a: Path, b: Path) -> bool:
-    return a.is_dir() and b.is_dir() and a.resolve() == b.resolve()
+    return a.is_dir() and b.is_dir() and resolved(a) == resolved(b)
 
 
 def _within(path: Path, folder: Path | None) -> bool:
     if folder is None:
         return False
     try:
-        path.resolve().relative_to(folder.resolve())
+        resolved(path).relative_to(resolved(folder))
     except ValueError:
         return False
     return True
@@ -144,26 +172,26 @@ def expand_inputs(args: Sequence[str], skip_suffixes: Sequence[str] = (), exclud
     Each file is listed once, in argument order.
     """
     items: list[InputItem] = []
-    notes: list[str] = []
+    skipped: list[Skipped] = []
     seen: set[Path] = set()
+
+    def passed_over(path: Path) -> str | None:
+        if not is_image_name(path):
+            return "not an image file name"
+        own = next((x for x in skip_suffixes if path.name.lower().endswith(x)), None)
+        if own:
+            return f"an invgray output ({own}){OUTPUT_HINTS.get(own, '')}"
+        if _within(path, exclude):
+            return f"inside the output folder {exclude}"
+        return refuse(path) if refuse is not None else None
 
     def add(path: Path, rel: Path, discovered: bool) -> None:
         if discovered:
-            if not is_image_name(path):
-                notes.append(f"skipped {path}: not an image file name")
-                return
-            own = next((x for x in skip_suffixes if path.name.lower().endswith(x)), None)
-            if own:
-                notes.append(f"skipped {path}: an invgray output ({own})")
-                return
-            if _within(path, exclude):
-                notes.append(f"skipped {path}: inside the output folder {exclude}")
-                return
-            reason = refuse(path) if refuse is not None else None
+            reason = passed_over(path)
             if reason:
-                notes.append(f"skipped {path}: {reason}")
+                skipped.append(Skipped(path, rel, reason))
                 return
-        key = path.resolve()
+        key = resolved(path)
         if key in seen:
             return
         seen.add(key)
@@ -194,7 +222,7 @@ def expand_inputs(args: Sequence[str], skip_suffixes: Sequence[str] = (), exclud
                     add(match, match.relative_to(base), discovered=True)
         else:
             items.append(InputItem(path, path, problem=f"{arg}: no such file or folder"))
-    return Expansion(items, notes)
+    return Expansion(items, skipped)
 
 
 def default_output_name(input_name: str, suffix: str) -> str:
@@ -229,7 +257,7 @@ def output_path_for(item: InputItem, output_arg: str | None, suffix: str, many: 
 
 def same_file(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` name one file (links and hard links included)."""
-    if a.resolve() == b.resolve():
+    if resolved(a) == resolved(b):
         return True
     try:
         return os.path.samefile(a, b)
@@ -247,7 +275,7 @@ def check_overwrite(source: Path | None, output: Path, force: bool, skip_existin
         if skip_existing:
             return "skip"
         if not force:
-            raise InvgrayError(f"{output} exists; use --force to overwrite it or --skip-existing to keep it")
+            raise OutputExists(output)
     return "write"
 
 
@@ -268,20 +296,22 @@ def check_parent(output: Path, create: bool) -> None:
 
 def find_collision(output: Path, taken: dict[Path, str]) -> str | None:
     """The input already writing to ``output`` in this run, if any (``taken``: resolved output -> input)."""
-    return taken.get(output.resolve())
+    return taken.get(resolved(output))
 
 
 def plan_jobs(inputs: Sequence[str], output_arg: str | None, suffix: str, *, force: bool = False,
               skip_existing: bool = False, stdout_refusal: str | None = None,
-              refuse: Refuse | None = None) -> tuple[list[Job], list[str], bool]:
+              refuse: Refuse | None = None, refuse_named: Refuse | None = None) -> tuple[list[Job], bool]:
     """Expand ``inputs`` and decide where each file goes and whether it may be written there.
 
-    Returns (jobs in input order, notes, many): ``many`` is true for several inputs or a folder,
-    when ``-o`` names a folder. Contradictory options raise :class:`UsageProblem`; a problem
-    with one file (exists, would replace its input, same output as another) becomes that job's
+    Returns (jobs, many): the jobs in input order, then a skipped job for each file passed over in
+    a folder (so the report names them); ``many`` is true for several inputs or a folder, when
+    ``-o`` names a folder. Contradictory options raise :class:`UsageProblem`; a problem with one
+    file (exists, would replace its input, same output as another, refused) becomes that job's
     ``error`` so the rest still run. Output folders are created here only for ``-o DIR``.
     ``stdout_refusal``, when stdout cannot take an image (--json, a terminal), is the message;
-    ``refuse`` passes over files found in folders (see :func:`expand_inputs`).
+    ``refuse`` passes over files found in folders (see :func:`expand_inputs`); ``refuse_named``
+    says why a file the user named is not for this command (e.g. encode given an invgray gray).
     """
     if force and skip_existing:
         raise UsageProblem("--force and --skip-existing contradict each other; choose one")
@@ -300,21 +330,30 @@ def plan_jobs(inputs: Sequence[str], output_arg: str | None, suffix: str, *, for
     if many and out_folder is not None and out_folder.exists() and not out_folder.is_dir():
         raise UsageProblem(f"-o {out_folder} is a file; with several inputs -o must be a folder")
     if not expansion.items:
-        raise InvgrayError(f"no images found in {' '.join(inputs)}")
+        found = f"no images found in {' '.join(inputs)}"
+        raise InvgrayError(f"{found}: {summarise_skips([(s.reason, s.rel.as_posix()) for s in expansion.skipped])}"
+                           if expansion.skipped else found)
     creates_folder = out_folder is not None and (many or str(output_arg).endswith(("/", os.sep)))
     jobs: list[Job] = []
     taken: dict[Path, str] = {}
     for item in expansion.items:
         output = None if item.problem else output_path_for(item, output_arg, suffix, many)
+        refusal = None
+        if refuse_named is not None and item.source is not None and not item.discovered and item.problem is None:
+            refusal = refuse_named(item.source)
         if item.problem:
             jobs.append(Job(item, None, error=item.problem))
+        elif refusal:
+            jobs.append(Job(item, output, error=f"{item.label}: {refusal}"))
         elif output is None:
             if stdout_refusal:
                 raise UsageProblem(stdout_refusal)
             jobs.append(Job(item, None))
         else:
             jobs.append(_plan_output(item, output, force, skip_existing, creates_folder, taken))
-    return jobs, expansion.notes, many
+    passed_over = [Job(InputItem(s.path, s.rel, discovered=True), None, skip=True, note=s.reason)
+                   for s in expansion.skipped]
+    return jobs + passed_over, many
 
 
 def _plan_output(item: InputItem, output: Path, force: bool, skip_existing: bool, creates_folder: bool,
@@ -328,16 +367,32 @@ def _plan_output(item: InputItem, output: Path, force: bool, skip_existing: bool
             check_parent(output, create=creates_folder)
     except InvgrayError as e:
         return Job(item, output, error=str(e))
-    taken[output.resolve()] = item.label
-    return Job(item, output, skip=action == "skip")
+    taken[resolved(output)] = item.label
+    return Job(item, output, skip=action == "skip", note=OUTPUT_EXISTS if action == "skip" else None)
 
 
-def summary(results: Sequence[FileResult]) -> dict:
+def summarise_skips(skips: Sequence[tuple[str, str]], shown: int = 3, listed_in: str | None = None) -> str:
+    """One line for many skipped files, from (reason, name) pairs: the count, then per reason (in
+    the order met) the first ``shown`` names and how many more; ``listed_in`` names where the
+    rest are listed, said when some are left out."""
+    names: dict[str, list[str]] = {}
+    for reason, name in skips:
+        names.setdefault(reason, []).append(name)
+    groups = []
+    for reason, group in names.items():
+        more = f" and {len(group) - shown} more" if len(group) > shown else ""
+        groups.append(f"{reason} — {', '.join(group[:shown])}{more}")
+    left_out = listed_in is not None and any(len(group) > shown for group in names.values())
+    return (f"skipped {len(skips)} file{'' if len(skips) == 1 else 's'}: {'; '.join(groups)}"
+            + (f"; {listed_in} lists them all" if left_out else ""))
+
+
+def summary(results: Sequence[FileRecord]) -> dict:
     """The ``results`` of the ``--json`` report: counts and one record per file."""
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
     return {"ok": counts["failed"] == 0, "counts": counts, "files": [asdict(r) for r in results]}
 
 
-def exit_code(results: Sequence[FileResult]) -> int:
+def exit_code(results: Sequence[FileRecord]) -> int:
     """0 when nothing failed, 1 when any file failed."""
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -11,7 +11,6 @@ corrects both. The output is chroma only: the luma stays the input gray (see
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -20,7 +19,6 @@ from torch.nn import functional as F
 from invgray_cli.models.net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS
 from invgray_cli.models.unet import UNet
 
-COLORIZER_FORMAT = "invgray-colorizer/1"
 SPREAD_SCALES = (8, 32)  # box sizes of the normalised-convolution hint maps
 # bilateral grids: (cell size in pixels, gray-level bins, passes of a [1 2 1] blur along each axis)
 BILATERAL_GRIDS = ((16, 16, 4), (32, 8, 3), (64, 8, 3))
@@ -133,19 +131,3 @@ class Colorizer(UNet):
         """``guide``'s planes -> chroma; where a hint is given, the colour is the hint's."""
         hints, mask = planes[:, HINT_PLANES].split((2, 1), dim=1)
         return torch.where(mask > 0, hints, self.run(planes))
-
-
-def save_colorizer(model: Colorizer, path: str | Path, name: str | None = None) -> str:
-    """Write ``model`` as safetensors with its config; returns the file's sha256."""
-    from invgray_cli.models.zoo import save_module
-
-    return save_module(model, path, COLORIZER_FORMAT, name=name)
-
-
-def load_colorizer(path: str | Path, expected_sha256: str | None = None) -> tuple[Colorizer, str, str]:
-    """(model, name, sha256) of a colouriser file, checked against ``expected_sha256`` (prefix)."""
-    from invgray_cli.models.zoo import load_module
-
-    model, metadata, digest = load_module(path, COLORIZER_FORMAT, lambda config: Colorizer(ColorizerConfig(**config)),
-                                          "colouriser", expected_sha256)
-    return model, metadata.get("name") or f"file:{Path(path).stem}", digest

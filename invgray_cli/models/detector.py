@@ -11,18 +11,13 @@ the sign of a chroma channel, so the shifts that matter look alike in the gray (
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from invgray_cli.models.zoo import CompanionEntry, load_module, save_module, shipped_companion
-
-DETECTOR_FORMAT = "invgray-detector/1"
 CODE_THRESHOLD = 0.5  # below this confidence, decode says the gray carries no code
 
 
@@ -97,31 +92,3 @@ def read_code(detector: CodeDetector, gray: np.ndarray) -> CodeReading | None:
     with torch.inference_mode():
         logit = torch.stack([detector.image_logit(w)[0] for w in windows]).mean()
     return CodeReading(float(torch.sigmoid(logit.float())))
-
-
-# Each file is made by `invgray train-detector` (recipe in the model card of the codec model it reads).
-DETECTORS: list[CompanionEntry] = [
-    CompanionEntry(  # igray_s4w96.invisible_v2
-        model_sha256="5ee4bae484eda4cd6ea76b76784834f4b887df73bdf98582deb5f7183bc137e1",
-        file="igray_s4w96_invisible_v2.detector-fe649633.safetensors",
-        sha256="fe6496334ab2f1b7d59e316950a8abc99da48a4e4d2bf4f5ec80a94fd14b79c3",
-    ),
-]
-
-
-@functools.lru_cache(maxsize=4)
-def shipped_detector(model_sha256: str) -> CodeDetector | None:
-    """The shipped detector for the codec model with this sha256, or None if it has none."""
-    return shipped_companion(DETECTORS, model_sha256, "code detector", lambda path, sha: load_detector(path, sha)[0])
-
-
-def save_detector(model: CodeDetector, path: str | Path, model_sha256: str, name: str | None = None) -> str:
-    """Write ``model`` as safetensors with its config and the codec model it reads; returns sha256."""
-    return save_module(model, path, DETECTOR_FORMAT, model_sha256=model_sha256, name=name)
-
-
-def load_detector(path: str | Path, expected_sha256: str | None = None) -> tuple[CodeDetector, str]:
-    """(detector, sha256 of the codec model it was trained for), checked against ``expected_sha256``."""
-    model, metadata, _ = load_module(path, DETECTOR_FORMAT, lambda config: CodeDetector(DetectorConfig(**config)),
-                                     "code detector", expected_sha256)
-    return model, metadata.get("model_sha256", "")

@@ -12,7 +12,6 @@ that model's grays (`invgray train-jpeg-decoder`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -21,8 +20,6 @@ from invgray_cli.codec.tiling import run_tiled
 from invgray_cli.models.colorizer import chroma_to_rgb, rgb_to_chroma
 from invgray_cli.models.net import rgb_to_luma
 from invgray_cli.models.unet import UNet
-
-JPEG_DECODER_FORMAT = "invgray-jpeg-decoder/1"
 
 
 @dataclass(frozen=True)
@@ -77,18 +74,3 @@ class JpegDecoder(UNet):
                          divisibility=self.divisibility,
                          halo=self.receptive_radius, tile=tile, device=next(self.parameters()).device,
                          dtype=torch.float32, out_channels=3)
-
-
-def save_jpeg_decoder(model: JpegDecoder, path: str | Path, model_sha256: str) -> str:
-    """Write ``model`` as safetensors with its config and the codec model whose grays it reads;
-    returns the file's sha256."""
-    from invgray_cli.models.zoo import save_module
-
-    return save_module(model, path, JPEG_DECODER_FORMAT, model_sha256=model_sha256)
-
-
-def load_jpeg_decoder(path: str | Path, expected_sha256: str | None = None) -> JpegDecoder:
-    from invgray_cli.models.zoo import load_module
-
-    return load_module(path, JPEG_DECODER_FORMAT, lambda config: JpegDecoder(JpegDecoderConfig(**config)),
-                       "JPEG decoder", expected_sha256)[0]

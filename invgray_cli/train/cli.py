@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from invgray_cli.cli.options import device_option
+from invgray_cli.cli.options import device_option, model_option
 
 
 def log(message: str) -> None:
@@ -137,7 +137,7 @@ def train_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple[Path, 
         if interactive:
             progress.stop()
     if export_path is not None:
-        from invgray_cli.models.zoo import save_weights
+        from invgray_cli.models.weights import save_weights
         from invgray_cli.train.loop import best_path
 
         best = best_path(out)
@@ -235,7 +235,8 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
     """Train the colouriser for grays without a hidden code (resumable from --out)."""
     import torch
 
-    from invgray_cli.models.colorizer import ColorizerConfig, save_colorizer
+    from invgray_cli.models.colorizer import ColorizerConfig
+    from invgray_cli.models.weights import save_weights
     from invgray_cli.train.colorizer import ColorizerTrainConfig, train_colorizer
 
     if threads:
@@ -253,7 +254,7 @@ def train_colorizer_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tu
             state = torch.load(best, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
             log(f"exporting the best validated weights: step {state['step']}")
-        log(f"wrote {export_path} (sha256 {save_colorizer(model, export_path)})")
+        log(f"wrote {export_path} (sha256 {save_weights(model, export_path)})")
 
 
 def companion_training_options(name: str, val_help: str, steps: int, batch: int, crop: int, width: int,
@@ -266,7 +267,7 @@ def companion_training_options(name: str, val_help: str, steps: int, batch: int,
         click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Checkpoint file of the run (with its validation history)."),
         click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path), help=val_help),
-        click.option("--model", "model_name", default=None, help="The codec model it serves (default: the default)."),
+        model_option("The codec model it serves (default: the default model)."),
         click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Or a codec weights file."),
         click.option("--steps", default=steps, type=click.IntRange(min=1), show_default=True),
@@ -301,7 +302,7 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
     """Train the detector that tells decode whether a gray carries its model's colour code."""
     import torch
 
-    from invgray_cli.models.detector import save_detector
+    from invgray_cli.models.weights import save_weights
     from invgray_cli.train.detector import DetectorTrainConfig, train_detector
 
     if threads:
@@ -313,7 +314,7 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
     out.parent.mkdir(parents=True, exist_ok=True)
     detector, codec = train_detector(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
-        log(f"wrote {export_path} (sha256 {save_detector(detector, export_path, codec.info.sha256)})")
+        log(f"wrote {export_path} (sha256 {save_weights(detector, export_path, model_sha256=codec.info.sha256)})")
 
 
 @click.command("train-frames")
@@ -322,7 +323,7 @@ def train_detector_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tup
               help="Checkpoint file of the run (with its validation history).")
 @click.option("--val", "val_dirs", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Validation photos (one turned-and-cropped and one as-encoded case each), repeatable.")
-@click.option("--model", "model_name", default=None, help="The codec model whose frames it judges (default: the default).")
+@model_option("The codec model whose frames it judges (default: the default model).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None, help="Or a codec weights file.")
 @click.option("--cases-per-photo", default=1, type=click.IntRange(min=1), show_default=True)
 @click.option("--cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -344,7 +345,7 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
     """Train the judge that picks the frame of a cropped, mirrored or turned gray."""
     import torch
 
-    from invgray_cli.models.frame_judge import save_frame_judge
+    from invgray_cli.models.weights import save_weights
     from invgray_cli.train.frame_judge import FrameTrainConfig, train_frame_judge
 
     if threads:
@@ -356,7 +357,7 @@ def train_frames_command(data_dirs: tuple[Path, ...], out: Path, val_dirs: tuple
     out.parent.mkdir(parents=True, exist_ok=True)
     judge, codec = train_frame_judge(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
-        log(f"wrote {export_path} (sha256 {save_frame_judge(judge, export_path, codec.info.sha256)})")
+        log(f"wrote {export_path} (sha256 {save_weights(judge, export_path, model_sha256=codec.info.sha256)})")
 
 
 @companion_training_options("train-jpeg-decoder", "Validation photos (JPEG 90, and that re-saved at 75), repeatable.",
@@ -375,8 +376,9 @@ def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs:
     """Train the decoder of JPEG grays: colour from the gray's luma and its block code."""
     import torch
 
-    from invgray_cli.codec.codec import Codec
-    from invgray_cli.models.jpeg_decoder import JpegDecoderConfig, save_jpeg_decoder
+    from invgray_cli.codec.nets import Codec
+    from invgray_cli.models.jpeg_decoder import JpegDecoderConfig
+    from invgray_cli.models.weights import save_weights
     from invgray_cli.train.jpeg_decoder import JpegDecoderTrainConfig, train_jpeg_decoder
 
     if threads:
@@ -389,4 +391,4 @@ def train_jpeg_decoder_command(data_dirs: tuple[Path, ...], out: Path, val_dirs:
     decoder = train_jpeg_decoder(cfg, out, log=log, log_every=log_every)
     if export_path is not None:
         model_sha256 = Codec.load(model_name, weights, device="cpu").info.sha256
-        log(f"wrote {export_path} (sha256 {save_jpeg_decoder(decoder, export_path, model_sha256)})")
+        log(f"wrote {export_path} (sha256 {save_weights(decoder, export_path, model_sha256=model_sha256)})")

@@ -25,12 +25,13 @@ from PIL import Image, ImageFilter
 from torch.nn import functional as F
 
 from invgray_cli import metrics
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
 from invgray_cli.train.data import augment_smooth, find_images, load_all, sample_crops, synthetic_art
 from invgray_cli.train.fit import CompanionTrainConfig, fit_best_validated
+from invgray_cli.codec.encode import encode_array
 
 KIND_SHARES = {"coded": 0.5, "plain": 0.15, "coded_jpeg": 0.15, "coded_resized": 0.1, "plain_jpeg": 0.05,
                "coded_blurred": 0.05}
@@ -80,7 +81,7 @@ def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.rand
             factor = 0.5
     size = math.ceil(crop / factor) + 2 * period
     rgb = _content(images, size, rng, generator)
-    gray = codec.encode_array(rgb) if kind.startswith("coded") else np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+    gray = encode_array(codec, rgb) if kind.startswith("coded") else np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
     if kind.endswith("jpeg"):
         gray = _jpeg(gray, int(rng.integers(20, 91)))
     elif kind == "coded_resized":
@@ -95,7 +96,7 @@ def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, 
     """(kind, gray, coded) for whole photos: coded, cropped by 1-3 px, plain, JPEG 75, halved."""
     examples = []
     for index, rgb in enumerate(images):
-        coded = codec.encode_array(rgb)
+        coded = encode_array(codec, rgb)
         crop = 1 + index % 3
         rng = np.random.default_rng(index)
         examples += [("coded", coded, True), ("cropped", np.ascontiguousarray(coded[crop:, crop:]), True),

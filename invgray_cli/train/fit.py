@@ -71,9 +71,9 @@ def warm_start(model: nn.Module, path: str | Path) -> None:
     their weights are copied and the new planes start at zero, so the start behaves exactly like
     the old net."""
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
+        from invgray_cli.models.weights import read_tensors
 
-        source = load_file(str(path))
+        source = read_tensors(path)
     else:
         source = torch.load(path, map_location="cpu", weights_only=False)["model"]
     with torch.no_grad():

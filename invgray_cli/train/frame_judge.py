@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from invgray_cli.codec import frames as grid
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.devices import reproducible
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig, judge_logits
 from invgray_cli.train.data import find_images, load_all
 from invgray_cli.train.fit import fit_best_validated
+from invgray_cli.codec.encode import encode_array
 
 RIGHT_MARGIN_DB = 0.5  # a candidate this close to the true frame's restores the photo as well
 CASE_CROP = 256
@@ -100,7 +101,7 @@ def make_case(codec: Codec, rgb: np.ndarray, orientation: int, cut_y: int, cut_x
     """(views, ratios, psnr, frames) of one encoded photo after ``transform``, for the shortlist, and
     the PSNR of the true frame's candidate (on the shortlist or not)."""
     model = codec.model
-    gray = transform(torch.from_numpy(codec.encode_array(rgb)), orientation, cut_y, cut_x).float()[None] / 255.0
+    gray = transform(torch.from_numpy(encode_array(codec, rgb)), orientation, cut_y, cut_x).float()[None] / 255.0
     truth = transform(torch.from_numpy(rgb).permute(2, 0, 1), orientation, cut_y, cut_x).float() / 255.0
     box = grid.probe_box(gray, grid.PROBE_REGION, model.divisibility)  # the first of the regions find_frame probes
     gray, truth = gray[(..., *box)], truth[(..., *box)]

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from invgray_cli import metrics
 from invgray_cli.codec.block_code import (MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, fine_planes,
                          read_block_code)
-from invgray_cli.codec.codec import Codec
+from invgray_cli.codec.nets import Codec
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.images import jpeg_saves
@@ -28,6 +28,8 @@ from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig
 from invgray_cli.train.data import find_images, load_all
 from invgray_cli.train.detector import _content
 from invgray_cli.train.fit import CompanionTrainConfig, fit_best_validated, warm_start
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import fine_decode
 
 WRITTEN_QUALITIES = (80, 95)  # the quality a gray is written at, drawn uniformly
 RESAVE_SHARE, LOWEST_RESAVE = 0.5, 70
@@ -55,10 +57,10 @@ def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.rand
     """(luma, coarse chroma, true RGB) of one crop, each (1,C,crop,crop); ``with_fine``: and the
     codec's decode of the received gray (1,3,crop,crop)."""
     rgb = _content(images, crop, rng, generator)
-    gray = jpeg_saves(embed_block_code(codec.encode_array(rgb), rgb), random_qualities(rng))
+    gray = jpeg_saves(embed_block_code(encode_array(codec, rgb), rgb), random_qualities(rng))
     luma, chroma = decoder_inputs(gray, read_block_code(gray))
     target = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
-    return (luma, chroma, target) + ((fine_planes(codec.decode_array(gray)),) if with_fine else ())
+    return (luma, chroma, target) + ((fine_planes(fine_decode(codec, gray)),) if with_fine else ())
 
 
 ValidationGray = tuple[str, np.ndarray, np.ndarray, np.ndarray | None]  # kind, received gray, photo, its fine decode
@@ -69,10 +71,10 @@ def validation_grays(codec: Codec, images: list[np.ndarray], with_fine: bool) ->
     VALIDATION_JPEGS."""
     examples = []
     for rgb in images:
-        coded = embed_block_code(codec.encode_array(rgb), rgb)
+        coded = embed_block_code(encode_array(codec, rgb), rgb)
         for qualities in VALIDATION_JPEGS:
             gray = jpeg_saves(coded, qualities)
-            fine = codec.decode_array(gray) if with_fine else None
+            fine = fine_decode(codec, gray) if with_fine else None
             examples.append(("jpeg" + ">".join(map(str, qualities)), gray, rgb, fine))
     return examples
 

@@ -24,6 +24,9 @@ from invgray_cli.codec.tiling import crop_padded
 from invgray_cli.train import losses
 from invgray_cli.train.jpeg import BLOCK as JPEG_BLOCK, jpeg_gray
 from invgray_cli.train.data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
+from invgray_cli.codec.encode import encode_array
+from invgray_cli.codec.decode import decode_array
+from invgray_cli.codec.edges import decode_in_frame
 
 
 # An invisible gray: on every validation set a mean gray structure (SSIM structure term vs luma)
@@ -223,7 +226,7 @@ def _validation_codec(model: InvertibleGray, edge_of: InvertibleGray | None = No
     """The codec path around the nets being trained; with ``edge_of``, ``model`` is an edge decoder
     (of every cut edge with ``all_cuts``) and the codec is ``edge_of``'s with
     it. Nets are copied (the copies go to eval mode)."""
-    from invgray_cli.codec.codec import Codec
+    from invgray_cli.codec.nets import Codec
     from invgray_cli.models.zoo import ModelInfo
 
     device = next(model.parameters()).device
@@ -247,11 +250,11 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
 
     psnrs, structures, jpeg_psnrs, cut_psnrs = [], [], [], []
     for index, image in enumerate(images):
-        gray = codec.encode_array(image)
-        psnrs.append(metrics.psnr(codec.decode_in_frame(gray, Frame()), image))  # with an edge decoder's bands
+        gray = encode_array(codec, image)
+        psnrs.append(metrics.psnr(decode_in_frame(codec, gray, Frame()), image))  # with an edge decoder's bands
         structures.append(metrics.gray_structure(gray, metrics.luma_bt601(image)))
         if jpeg_quality is not None:
-            jpeg_psnrs.append(metrics.psnr(codec.decode_array(jpeg_round_trip(gray, jpeg_quality)), image))
+            jpeg_psnrs.append(metrics.psnr(decode_array(codec, jpeg_round_trip(gray, jpeg_quality)), image))
         if cut:
             all_sides = codec.edge_decoder is not None and codec.edge_decoder.all_cuts
             cuts = VAL_CUTS_ALL_SIDES if all_sides else VAL_CUTS
@@ -259,7 +262,7 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
             kept = (slice(top, gray.shape[0] - bottom), slice(left, gray.shape[1] - right))
             d = codec.model.divisibility
             frame = Frame(0, top % d, left % d, (top > 0, left > 0, bottom > 0, right > 0))
-            cut_psnrs.append(metrics.psnr(codec.decode_in_frame(np.ascontiguousarray(gray[kept]), frame), image[kept]))
+            cut_psnrs.append(metrics.psnr(decode_in_frame(codec, np.ascontiguousarray(gray[kept]), frame), image[kept]))
     score = {"psnr": float(np.mean(psnrs)), "gray_structure": float(np.mean(structures)),
              "gray_structure_min": float(np.min(structures))}
     if jpeg_psnrs:
@@ -365,9 +368,9 @@ def train(cfg: TrainConfig, out: Path, on_report: Callable[[StepReport], None] =
 
     model = InvertibleGray(NetConfig(**cfg.net))
     if cfg.init:
-        from invgray_cli.models.zoo import load_weights
+        from invgray_cli.models.weights import load_weights
 
-        start_from = load_weights(cfg.init)
+        start_from = load_weights(cfg.init).net
         if start_from.config != model.config:
             raise InvgrayError(f"--init {cfg.init} has net {start_from.config.to_dict()}, not {cfg.net}")
         model.load_state_dict(start_from.state_dict())

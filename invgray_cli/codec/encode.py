@@ -1,0 +1,74 @@
+"""Encode: one pipeline of stages, used unchanged by the CLI, the API, batches and eval.
+
+    net -> gray guard (or plain quantisation) -> sync pattern -> block code (when asked)
+
+The net runs on a batch of same-size photos; each later stage is a function of one gray. The gray
+leaves as uint8 HxW, as it will be stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from invgray_cli.codec.block_code import embed_block_code
+from invgray_cli.codec.guard import guarded_gray
+from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_groups
+from invgray_cli.codec.sync_pattern import add_sync_pattern
+from invgray_cli.codec.tiling import ProgressFn
+
+
+@dataclass(frozen=True)
+class EncodedGray:
+    gray: np.ndarray  # uint8 HxW, as stored
+    strength: float  # what the gray floor left of the hidden pattern (1: the net's own)
+    block_code: bool  # carries the JPEG-safe block code
+
+
+def encode_photos(codec: Codec, photos: list[np.ndarray], block_code: bool = False,
+                  on_tile: ProgressFn | None = None) -> list[EncodedGray]:
+    """uint8 HxWx3 photos -> their grays; photos of one size go through the net together."""
+    for rgb in photos:
+        check_array(rgb, 3, "rgb")
+    held = codec.info.gray_floor is not None  # the guard needs the net's float gray
+    encoded: list[EncodedGray | None] = [None] * len(photos)
+    for indices in same_size_groups(photos):
+        stack = torch.stack([as_tensor(photos[i]).permute(2, 0, 1) for i in indices])
+        grays = codec.run_encoder(stack, quantised=not held, on_tile=on_tile)
+        for i, gray in zip(indices, grays[:, 0]):
+            encoded[i] = finish_gray(codec, photos[i], gray, block_code)
+    return encoded
+
+
+def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_code: bool) -> EncodedGray:
+    """The stages after the net, for one photo and its gray from the net (uint8, or float when the
+    model has a gray floor)."""
+    strength = 1.0
+    if codec.info.gray_floor is not None:
+        net_gray, strength = guarded_gray(rgb, net_gray, codec.info.gray_floor)
+    gray = net_gray.numpy()
+    if codec.sync_pattern:
+        gray = add_sync_pattern(gray)
+    if block_code:
+        gray = embed_block_code(gray, rgb)
+    return EncodedGray(gray, strength, block_code)
+
+
+def encode_array(codec: Codec, rgb: np.ndarray, block_code: bool = False, on_tile: ProgressFn | None = None) -> np.ndarray:
+    """uint8 HxWx3 colour -> uint8 HxW gray, as stored."""
+    return encode_photos(codec, [rgb], block_code, on_tile)[0].gray
+
+
+def encode_float(codec: Codec, rgb: np.ndarray, on_tile: ProgressFn | None = None) -> np.ndarray:
+    """The net stage alone: uint8 HxWx3 colour -> float32 HxW gray in [0,1], before any other stage."""
+    check_array(rgb, 3, "rgb")
+    return codec.run_encoder(as_tensor(rgb).permute(2, 0, 1)[None], quantised=False, on_tile=on_tile)[0, 0].numpy()
+
+
+def held_warning(strength: float, floor: float | None) -> str | None:
+    """What the user hears when the gray floor weakened an image's hidden colour."""
+    if strength >= 1.0:
+        return None
+    return (f"hidden colour weakened to {strength:.2f} of the model's to keep the gray plain (gray floor {floor}); "
+            "its colour comes back less saturated (--gray-floor 0 keeps it)")
