@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's invgray_cli, installed or not
 
-from invgray_cli.train.loop import GRAY_RULE  # noqa: E402
+from invgray_cli.train.config import GRAY_RULE  # noqa: E402
 from svg_figure import main, text  # noqa: E402
 
 WIDTH, HEIGHT, MARGIN = 560, 340, 56

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import invgray_cli as invgray
 from invgray_cli import metrics
+from invgray_cli.colour import luma_bt601
 
 PANEL_HEIGHT = 180  # every panel is shown at this height
 ZOOM = 4
@@ -77,7 +78,7 @@ def main() -> None:
     codec = invgray.load_model(device="cpu")  # the default model
     gray = invgray.encode(photo, codec=codec)
     restored = invgray.decode(gray, codec=codec)
-    luma = metrics.luma_bt601(photo)
+    luma = luma_bt601(photo)
     crop_at = smoothest_window(luma, CROP)
     compose(photo, gray, restored, crop_at).save(args.output, optimize=True)
     print(f"{args.output}: {args.output.stat().st_size // 1024} KB; crop at (y, x) = {crop_at}; "

@@ -27,7 +27,7 @@ from PIL import Image
 from invgray_cli import __version__
 from invgray_cli.bench import synthetic_photo
 from invgray_cli.codec.nets import Codec
-from invgray_cli.io.images import write_gray_png
+from invgray_cli.io.writing import write_gray_png
 from invgray_cli.models.net import InvertibleGray, NetConfig
 from invgray_cli.models.zoo import ModelInfo, default_model_name
 from invgray_cli.codec.encode import encode_array, encode_float

@@ -50,7 +50,7 @@ class EncodeBatch:
 
 def photo_items(input_dir: Path) -> list[dict[str, str]]:
     """Every image below ``input_dir`` as {path, rel}, by invgray's own rules (its outputs skipped)."""
-    from invgray_cli.io.paths import OWN_OUTPUTS, expand_inputs
+    from invgray_cli.io.inputs import OWN_OUTPUTS, expand_inputs
 
     expansion = expand_inputs([str(input_dir)], skip_suffixes=OWN_OUTPUTS)
     return [{"path": str(item.source), "rel": item.rel.as_posix()} for item in expansion.items]

@@ -1,4 +1,4 @@
-"""The Python API, rembg-style: ``encode``/``decode`` return the type they are given (bytes, a PIL
+"""Stage api: the Python API, rembg-style: ``encode``/``decode`` return the type they are given (bytes, a PIL
 image or a uint8 array), and ``load_model`` gives a reusable codec. Each runs the codec's one encode
 pipeline or one decode decision, as the command line does.
 """

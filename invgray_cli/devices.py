@@ -1,4 +1,4 @@
-"""Device choice and the dtype that follows it (one place, as timm's resolve_precision)."""
+"""Base: device choice and the dtype that follows it (one place, as timm's resolve_precision)."""
 from __future__ import annotations
 
 import torch

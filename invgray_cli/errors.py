@@ -1,4 +1,4 @@
-"""Errors a user can fix: the CLI prints their message on one line, never a traceback."""
+"""Base: errors a user can fix: the CLI prints their message on one line, never a traceback."""
 
 
 class InvgrayError(Exception):

@@ -1,11 +1,12 @@
-"""Image-quality measures used by evaluation and by training's validation.
+"""Base: image-quality measures used by evaluation and by training's validation.
 
 SSIM follows Wang et al. 2004 as the paper's Table 2 uses it: an 11x11 Gaussian
 window (sigma 1.5), K1 = 0.01, K2 = 0.03, population (not sample) covariances,
 computed per channel and averaged over the positions where the whole window fits
 (the same crop as ``skimage.metrics.structural_similarity``), then over channels.
 ``gray_structure`` is the SSIM *structure* term alone, s = (cov + C3) / (sd_x sd_y + C3)
-with C3 = C2 / 2, between a gray and the BT.601 luma of its colour input (paper Sec. 7.2).
+with C3 = C2 / 2, between a gray and the BT.601 luma of its colour input (paper Sec. 7.2; the
+luma itself is ``colour.luma_bt601``).
 
 The numpy functions take uint8 or float arrays shaped HxW or HxWxC on the scale given by
 ``data_range`` (255 for uint8 photos). They compute in float64 through the torch
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -148,10 +149,3 @@ def gray_psnr(gray: np.ndarray, luma: np.ndarray, data_range: float = 255.0) -> 
     """PSNR of a gray image against the luma it should resemble."""
     return psnr(gray, luma, data_range)
 
-
-def luma_bt601(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an HxWx3 image as float64 HxW, on the input's scale (0-255 for uint8)."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
-    return rgb.astype(np.float64) @ np.asarray(LUMA_WEIGHTS, dtype=np.float64)

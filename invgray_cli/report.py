@@ -1,4 +1,4 @@
-"""One JSON shape for every command that reports: ``{name, description, model, versions, device,
+"""Base: one JSON shape for every command that reports: ``{name, description, model, versions, device,
 results}`` (CompressAI's tools all print ``{name, description, results}``), so a script reads
 `invgray eval`, `invgray bench` and `encode`/`decode --json` the same way."""
 from __future__ import annotations

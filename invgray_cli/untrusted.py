@@ -1,4 +1,4 @@
-"""Text that came from a file is data: parsed with limits, escaped before it is shown.
+"""Base: text that came from a file is data: parsed with limits, escaped before it is shown.
 
 Every JSON read from a file (a gray's chunk or JPEG comment, a weights file's metadata, a hints
 file) goes through :func:`parse_json`, so a hostile file costs bounded work and gets a one-line

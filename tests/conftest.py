@@ -9,6 +9,19 @@ from invgray_cli.models.weights import save_weights
 
 torch.set_num_threads(1)
 
+DEVICES = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """"cpu", and "cuda" too where one is present: a codec or stage test taking it runs on each. On
+    CUDA, fp32 means fp32 (no TF32), as the codec sets it."""
+    if request.param == "cuda":
+        from invgray_cli.devices import exact_fp32
+
+        exact_fp32(torch.device("cuda"))
+    return request.param
+
 
 @pytest.fixture
 def tiny_model() -> InvertibleGray:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from invgray_cli.io import paths as batch
-from invgray_cli.io.paths import FileRecord, InputItem
+from invgray_cli.io import inputs, paths as batch
+from invgray_cli.io.inputs import InputItem
+from invgray_cli.io.paths import FileRecord
 from invgray_cli.errors import InvgrayError
 
 
@@ -27,7 +28,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_folder_is_recursive_sorted_and_skips_non_images(tree: Path) -> None:
-    exp = batch.expand_inputs([str(tree)], skip_suffixes=(batch.GRAY_SUFFIX,))
+    exp = inputs.expand_inputs([str(tree)], skip_suffixes=(batch.GRAY_SUFFIX,))
     assert [i.rel.as_posix() for i in exp.items] == ["a.jpg", "b.PNG", "sub/c.webp", "sub/deeper/d.tif"]
     assert all(i.discovered for i in exp.items)
     assert any("notes.txt" in n and "not an image" in n for n in exp.notes)
@@ -36,14 +37,14 @@ def test_folder_is_recursive_sorted_and_skips_non_images(tree: Path) -> None:
 
 
 def test_named_file_is_always_tried_and_listed_once(tree: Path) -> None:
-    exp = batch.expand_inputs([str(tree / "notes.txt"), str(tree / "a.jpg"), str(tree)])
+    exp = inputs.expand_inputs([str(tree / "notes.txt"), str(tree / "a.jpg"), str(tree)])
     assert [i.rel.as_posix() for i in exp.items][:2] == ["notes.txt", "a.jpg"]
     assert not exp.items[0].discovered
     assert [i.source for i in exp.items].count(tree / "a.jpg") == 1
 
 
 def test_glob_mirrors_relative_to_its_fixed_part(tree: Path) -> None:
-    exp = batch.expand_inputs([str(tree / "**" / "*.*")])
+    exp = inputs.expand_inputs([str(tree / "**" / "*.*")])
     rels = {i.rel.as_posix() for i in exp.items}
     assert {"a.jpg", "sub/c.webp", "sub/deeper/d.tif"} <= rels
     assert "notes.txt" not in rels
@@ -51,7 +52,7 @@ def test_glob_mirrors_relative_to_its_fixed_part(tree: Path) -> None:
 
 def test_missing_path_and_empty_glob_keep_their_place(tmp_path: Path) -> None:
     touch(tmp_path / "a.jpg")
-    exp = batch.expand_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "a.jpg"), str(tmp_path / "*.none")])
+    exp = inputs.expand_inputs([str(tmp_path / "nope.jpg"), str(tmp_path / "a.jpg"), str(tmp_path / "*.none")])
     problems = [i.problem for i in exp.items]
     assert problems[1] is None
     assert "no such file" in problems[0] and "no file matches" in problems[2]
@@ -60,12 +61,12 @@ def test_missing_path_and_empty_glob_keep_their_place(tmp_path: Path) -> None:
 
 def test_output_folder_is_not_an_input(tree: Path) -> None:
     touch(tree / "out" / "x.jpg")
-    exp = batch.expand_inputs([str(tree)], exclude=tree / "out")
+    exp = inputs.expand_inputs([str(tree)], exclude=tree / "out")
     assert all("out" not in i.rel.parts for i in exp.items)
 
 
 def test_stdin() -> None:
-    exp = batch.expand_inputs(["-"])
+    exp = inputs.expand_inputs(["-"])
     assert exp.items == [InputItem(None, Path("stdin"))]
     assert exp.items[0].label == "<stdin>"
 
@@ -193,7 +194,7 @@ def test_plan_jobs_with_nothing_to_do(tmp_path: Path) -> None:
 
 
 def test_refused_files_are_noted(tree: Path) -> None:
-    exp = batch.expand_inputs([str(tree), str(tree / "a.jpg")], refuse=lambda p: "colour" if p.suffix == ".jpg" else None)
+    exp = inputs.expand_inputs([str(tree), str(tree / "a.jpg")], refuse=lambda p: "colour" if p.suffix == ".jpg" else None)
     assert [i.rel.as_posix() for i in exp.items] == ["b.PNG", "sub/a.gray.png", "sub/c.webp", "sub/deeper/d.tif", "a.jpg"]
     assert any("a.jpg: colour" in n for n in exp.notes)
 

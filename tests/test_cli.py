@@ -322,7 +322,7 @@ def test_help_lists_every_command(args: list[str]) -> None:
 
 
 def test_absent_lazy_command_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli_module.LAZY_COMMANDS, "ghost", ("invgray_cli.no_such_module", "ghost_command"))
+    monkeypatch.setitem(cli_module.COMMANDS, "ghost", ("invgray_cli.no_such_module", "ghost_command"))
     assert "ghost" not in run("--help").stdout
     assert_one_line_error(run("ghost"), 2, "No such command")
 

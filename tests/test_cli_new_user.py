@@ -90,7 +90,7 @@ def test_other_gray_formats_are_refused_with_a_true_message(tmp_path: Path, weig
 
 def test_a_webp_too_large_for_the_format_is_refused(tmp_path: Path) -> None:
     from invgray_cli.errors import InvgrayError
-    from invgray_cli.io.images import write_gray_lossless
+    from invgray_cli.io.writing import write_gray_lossless
 
     with pytest.raises(InvgrayError, match="at most 16383 px a side"):
         write_gray_lossless(np.zeros((4, 16384), np.uint8), None, {}, tmp_path / "g.webp", "WEBP")

@@ -61,16 +61,16 @@ def test_smallest_cli_tile_is_the_tilers() -> None:
 def test_a_read_only_file_system_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
     import errno
 
-    from invgray_cli.io import images as imageio
+    from invgray_cli.io import filesystem
 
-    real_open = imageio.os.open
+    real_open = filesystem.os.open
 
     def read_only(path: str, flags: int, *args: object, **kwargs: object) -> int:
-        if flags & imageio.os.O_CREAT:
+        if flags & filesystem.os.O_CREAT:
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(imageio.os, "open", read_only)
+    monkeypatch.setattr(filesystem.os, "open", read_only)
     photo(tmp_path / "a.jpg")
     result = run("encode", tmp_path / "a.jpg", "-o", tmp_path / "a.png", "--weights", weights)
     line = assert_one_line_error(result, 1, "a.png", "cannot write", "Read-only file system")
@@ -80,12 +80,12 @@ def test_a_read_only_file_system_is_the_users_error_not_a_bug(tmp_path: Path, we
 def test_a_full_disk_is_the_users_error_not_a_bug(tmp_path: Path, weights: Path, monkeypatch) -> None:
     import errno
 
-    from invgray_cli.io import images as imageio
+    from invgray_cli.io import filesystem
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "fsync", full)
+    monkeypatch.setattr(filesystem.os, "fsync", full)
     photo(tmp_path / "a.jpg")
     result = run("encode", tmp_path / "a.jpg", "-o", tmp_path / "a.png", "--weights", weights)
     line = assert_one_line_error(result, 1, "a.png", "cannot write", "No space left on device")
@@ -99,7 +99,7 @@ def test_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
     script.write_text(
         "import sys, time\n"
         "from invgray_cli.cli.app import exit_on_sigterm\n"
-        "from invgray_cli.io.images import atomic_write\n"
+        "from invgray_cli.io.filesystem import atomic_write\n"
         "exit_on_sigterm()\n"
         "def write(handle):\n"
         "    handle.write(b'x')\n"

@@ -12,6 +12,7 @@ from PIL import Image
 import invgray_cli
 from invgray_cli import api as api_module
 from invgray_cli.codec import nets as nets_module
+from invgray_cli.codec.block_code import embed_block_code
 from invgray_cli.codec.sync_pattern import add_sync_pattern
 from invgray_cli.codec.nets import Codec
 from invgray_cli.codec.model_choice import ModelSpec, choose_model, codec_for_gray
@@ -39,6 +40,12 @@ def tiny_weights(tmp_path, tiny_model) -> tuple[Path, str]:
 @pytest.fixture
 def tiny_codec(tiny_weights) -> Codec:
     return Codec.load(weights=tiny_weights[0], device="cpu", tile=16)
+
+
+@pytest.fixture
+def tiny_codec_on(tiny_weights, device) -> Codec:
+    """The tiny codec on each device, in fp32 (on CUDA too, where auto would take fp16)."""
+    return Codec.load(weights=tiny_weights[0], device=device, tile=16, precision="fp32")
 
 
 @pytest.fixture
@@ -132,25 +139,29 @@ def test_codec_without_any_weights(no_shipped):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (17, 31), (1000, 3), (1, 500), (45, 46)])
-def test_encode_decode_shapes_and_tiling(tiny_codec, shape):
+def test_encode_decode_shapes_and_tiling(tiny_codec_on, shape):
+    """Tiled and whole runs on each device agree within float tolerances (1e-4 before rounding;
+    a value next to a rounding boundary may round either way)."""
     rgb = _rgb(*shape, seed=sum(shape))
-    gray = encode_array(tiny_codec, rgb)
+    gray = encode_array(tiny_codec_on, rgb)
     assert gray.shape == shape and gray.dtype == np.uint8
-    whole = tiny_codec.with_tile(None)
-    assert np.abs(encode_float(tiny_codec, rgb) - encode_float(whole, rgb)).max() <= 1e-4
+    whole = tiny_codec_on.with_tile(None)
+    assert np.abs(encode_float(tiny_codec_on, rgb) - encode_float(whole, rgb)).max() <= 1e-4
     assert (gray == encode_array(whole, rgb)).mean() >= 0.9999
-    colour = decode_array(tiny_codec, gray)
+    colour = decode_array(tiny_codec_on, gray)
     assert colour.shape == (*shape, 3) and colour.dtype == np.uint8 and colour.flags.c_contiguous
     assert (colour == decode_array(whole, gray)).mean() >= 0.9999
 
 
-def test_encode_float_quantises_to_encode_array(tiny_codec):
+def test_encode_float_quantises_to_encode_array(tiny_codec_on):
     rgb = _rgb()
-    values = encode_float(tiny_codec, rgb)
+    values = encode_float(tiny_codec_on, rgb)
     assert values.dtype == np.float32 and 0.0 <= values.min() and values.max() <= 1.0
     quantised = np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
-    assert np.array_equal(quantised, encode_array(tiny_codec.with_sync_pattern(False), rgb))
-    assert np.array_equal(add_sync_pattern(quantised), encode_array(tiny_codec, rgb))  # the stored gray: the sync pattern on top
+    assert np.array_equal(quantised, encode_array(tiny_codec_on.with_sync_pattern(False), rgb))
+    assert np.array_equal(add_sync_pattern(quantised), encode_array(tiny_codec_on, rgb))  # the stored gray: the sync pattern on top
+    assert np.array_equal(encode_photos(tiny_codec_on, [rgb], block_code=True)[0].gray,
+                          embed_block_code(add_sync_pattern(quantised), rgb))  # and the block code on that
 
 
 def test_progress_callback(tiny_codec):
@@ -257,7 +268,7 @@ def test_encode_bad_input_leaves_nothing(tmp_path, tiny_codec):
 
 
 def test_unknown_format_gray_refused(tmp_path, tiny_codec):
-    from invgray_cli.io.images import write_gray_png
+    from invgray_cli.io.writing import write_gray_png
 
     write_gray_png(np.zeros((4, 4), np.uint8), None, {"invgray": '{"format": 9, "model": "a.b", "sha256": "00"}'}, tmp_path / "g.png")
     with pytest.raises(InvgrayError, match="format 9"):
@@ -367,10 +378,10 @@ def test_fp16_on_cuda_stays_close_to_fp32(weights):
     assert np.abs(colour32.astype(int) - colour16.astype(int)).mean() < 1.0
 
 
-def test_batches_equal_one_image_at_a_time(weights):
+def test_batches_equal_one_image_at_a_time(weights, device):
     from invgray_cli.codec.nets import Codec
 
-    codec = Codec.load(weights=weights, device="cpu", tile=32)
+    codec = Codec.load(weights=weights, device=device, tile=32, precision="fp32")
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((40, 52, 3), (33, 20, 3), (40, 52, 3))]
     grays = encode_batch(codec, photos)

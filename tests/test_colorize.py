@@ -20,9 +20,8 @@ from invgray_cli.colorize.session import (
     read_hints_file,
 )
 from invgray_cli.errors import InvgrayError
-from invgray_cli.metrics import luma_bt601
-from invgray_cli.models.colorizer import (Colorizer, ColorizerConfig, bilateral_spread, chroma_to_rgb, guide, rgb_to_chroma,
-                                          spread_hints)
+from invgray_cli.colour import chroma_to_rgb, luma_bt601, rgb_to_chroma
+from invgray_cli.models.colorizer import Colorizer, ColorizerConfig, bilateral_spread, guide, spread_hints
 from invgray_cli.models.kinds import COLORIZER_NET
 from invgray_cli.models.weights import load_weights, save_weights
 

@@ -8,11 +8,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from invgray_cli import metrics
+from invgray_cli import colour, metrics
 from invgray_cli.cli.app import cli
 from invgray_cli.codec.nets import Codec
-from invgray_cli.eval.evaluate import (METRIC_NAMES, PAPER_FIGURES, PATTERN_GAIN, comparison_strip, difference_map,
-                                  evaluate_folder, pattern_map)
+from invgray_cli.eval.evaluate import evaluate_folder
+from invgray_cli.eval.figures import PATTERN_GAIN, comparison_strip, difference_map, pattern_map
+from invgray_cli.eval.scoring import METRIC_NAMES, PAPER_FIGURES
 from invgray_cli.io.chunk import make_chunk
 from invgray_cli.models.weights import save_weights
 from invgray_cli.models.zoo import ModelInfo
@@ -87,8 +88,8 @@ def test_evaluate_folder_goes_through_the_8bit_png_path(photos, tiny_model):
     assert record["psnr"] == pytest.approx(metrics.psnr(restored, rgb))
     assert record["ssim"] == pytest.approx(metrics.ssim(restored, rgb))
     assert record["mae"] == pytest.approx(metrics.mae(restored, rgb))
-    assert record["gray_structure"] == pytest.approx(metrics.gray_structure(gray, metrics.luma_bt601(rgb)))
-    assert record["gray_psnr"] == pytest.approx(metrics.gray_psnr(gray, metrics.luma_bt601(rgb)))
+    assert record["gray_structure"] == pytest.approx(metrics.gray_structure(gray, colour.luma_bt601(rgb)))
+    assert record["gray_psnr"] == pytest.approx(metrics.gray_psnr(gray, colour.luma_bt601(rgb)))
 
 
 def test_odd_tiny_and_thin_images(tmp_path, tiny_model):

@@ -253,7 +253,7 @@ def test_train_frames_runs_and_exports(registered, tmp_path):
     for seed in range(2):
         photo(folder / f"{seed}.png", 260, 256, seed=seed)
     result = run("train-frames", folder, "--val", folder, "--out", tmp_path / "f.ckpt", "--steps", "3",
-                 "--batch", "2", "--width", "4", "--val-every", "3", "--cache", tmp_path / "cases.npz",
+                 "--batch", "2", "--width", "4", "--val-every", "3", "--cache", tmp_path / "cases.npz", "--device", "cpu",
                  "--export", tmp_path / "f.safetensors")
     assert result.exit_code == 0, result.stderr
     assert "right_moved" in result.stderr and "right_as_encoded" in result.stderr

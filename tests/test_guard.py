@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from invgray_cli import metrics
+from invgray_cli import colour, metrics
 
 from invgray_cli.codec import guard
 from invgray_cli.codec.nets import Codec
@@ -21,7 +21,7 @@ def _scene(height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.
     base = 120 + 40 * np.sin(x / 17.0) * np.cos(y / 23.0)
     rgb = np.stack([base + 20, base - 10, base + 5], axis=-1) + rng.normal(0, 2.0, (height, width, 3))
     rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-    luma = metrics.luma_bt601(rgb)
+    luma = colour.luma_bt601(rgb)
     residual = 3.0 * (-1.0) ** (x + y) * (1 + 0.5 * np.sin(y / 9.0))
     gray = torch.from_numpy(((luma + residual) / 255.0).astype(np.float32))
     return torch.from_numpy(rgb), gray, luma
@@ -80,7 +80,7 @@ def _codec(model, floor: float | None) -> Codec:
 
 def test_codec_holds_its_gray_floor(tiny_model):
     rgb = np.random.default_rng(1).integers(90, 170, (48, 40, 3), dtype=np.uint8)
-    luma = metrics.luma_bt601(rgb)
+    luma = colour.luma_bt601(rgb)
     free = encode_array(_codec(tiny_model, None), rgb)
     assert metrics.gray_structure(free, luma) < 0.9  # the random net's pattern shows
     held = encode_array(_codec(tiny_model, 0.95), rgb)
@@ -100,7 +100,7 @@ def test_gray_floor_option_on_encode_and_eval(tmp_path, weights):
 
     rgb = np.random.default_rng(1).integers(90, 170, (48, 40, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
-    luma = metrics.luma_bt601(rgb)
+    luma = colour.luma_bt601(rgb)
     for floor, out in (("0", "free.png"), ("0.95", "held.png")):
         result = run("encode", tmp_path / "a.png", "-o", tmp_path / out, "--weights", weights, "--gray-floor", floor)
         assert result.exit_code == 0, result.stderr

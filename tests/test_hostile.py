@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from cli_helpers import assert_one_line_error, files_in, photo, run
 from invgray_cli.errors import InvgrayError, OutputExists
-from invgray_cli.io import images as imageio
+from invgray_cli.io import filesystem, images as imageio
 from invgray_cli.io.chunk import CHUNK_KEY, parse_chunk
 from invgray_cli.untrusted import printable
 
@@ -192,7 +192,7 @@ def test_two_concurrent_writes_without_force_exactly_one_wins(tmp_path: Path) ->
             both_written.wait(timeout=10)
 
         try:
-            imageio.atomic_write(dest, fill, replace=False)
+            filesystem.atomic_write(dest, fill, replace=False)
             outcomes[label] = "wrote"
         except OutputExists as exc:
             outcomes[label] = str(exc)
@@ -217,10 +217,10 @@ def test_without_hard_links_the_name_is_still_claimed_once(tmp_path: Path, monke
     def no_links(*args: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(imageio.os, "link", no_links)
-    imageio.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"first"), replace=False)
+    monkeypatch.setattr(filesystem.os, "link", no_links)
+    filesystem.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"first"), replace=False)
     with pytest.raises(OutputExists):
-        imageio.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"second"), replace=False)
+        filesystem.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"second"), replace=False)
     assert (tmp_path / "o.png").read_bytes() == b"first"
     assert files_in(tmp_path) == {"o.png"}
 
@@ -230,7 +230,7 @@ def test_two_processes_without_force_exactly_one_writes(tmp_path: Path) -> None:
     go = tmp_path / "go"
     script = ("import sys, time, pathlib\n"
               "from invgray_cli.errors import OutputExists\n"
-              "from invgray_cli.io.images import atomic_write\n"
+              "from invgray_cli.io.filesystem import atomic_write\n"
               "def fill(handle):\n"
               "    handle.write(sys.argv[1].encode())\n"
               f"    while not pathlib.Path({str(go)!r}).exists():\n"
@@ -288,7 +288,7 @@ def test_force_still_replaces_what_another_run_wrote(tmp_path: Path, weights: Pa
 
 def test_a_part_file_left_by_sigkill_is_removed_by_the_next_run(tmp_path: Path) -> None:
     script = ("import time\n"
-              "from invgray_cli.io.images import atomic_write\n"
+              "from invgray_cli.io.filesystem import atomic_write\n"
               "def write(handle):\n"
               "    handle.write(b'half')\n"
               "    handle.flush()\n"
@@ -299,11 +299,11 @@ def test_a_part_file_left_by_sigkill_is_removed_by_the_next_run(tmp_path: Path) 
     assert process.stdout.readline().strip() == "writing"
     live = [p.name for p in tmp_path.iterdir()]
     assert len(live) == 1 and live[0].startswith(".o.png.") and live[0].endswith(".part")
-    assert imageio.remove_stale_parts(tmp_path / "o.png") == []  # its writer is alive: left alone
+    assert filesystem.remove_stale_parts(tmp_path / "o.png") == []  # its writer is alive: left alone
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=20)
     assert [p.name for p in tmp_path.iterdir()] == live  # what SIGKILL leaves
-    imageio.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"whole"))
+    filesystem.atomic_write(tmp_path / "o.png", lambda handle: handle.write(b"whole"))
     assert files_in(tmp_path) == {"o.png"}
     assert (tmp_path / "o.png").read_bytes() == b"whole"
 
@@ -314,7 +314,7 @@ def test_stale_part_removal_spares_other_files(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / ".o.png.0badcafe.part").write_bytes(b"")  # empty and new: a live run may not have locked it yet
     (tmp_path / ".o.png.deadbeef.part").write_bytes(b"stale")
-    assert imageio.remove_stale_parts(tmp_path / "o.png") == [tmp_path / ".o.png.deadbeef.part"]
+    assert filesystem.remove_stale_parts(tmp_path / "o.png") == [tmp_path / ".o.png.deadbeef.part"]
     assert files_in(tmp_path) == set(kept) | {".o.png.0badcafe.part"}
 
 
@@ -388,3 +388,19 @@ def test_only_a_real_bug_is_called_one(tmp_path: Path, weights: Path, encode_rai
     result = run("encode", tmp_path / "a.jpg", "-o", tmp_path / "out.png", "--weights", weights)
     assert_one_line_error(result, 1, "unexpected ZeroDivisionError", "a bug in invgray")
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_weights_files_hostile_name_is_not_copied_into_the_grays_it_makes(tmp_path: Path, tiny_model) -> None:
+    from invgray_cli.models.weights import save_weights
+
+    hostile = tmp_path / "hostile.safetensors"
+    save_weights(tiny_model, hostile, name="\x1b]0;pwned\x07.x\r\ninvgray: forged")
+    source = photo(tmp_path / "p.png", 24, 20)
+    result = run("encode", source, "-o", tmp_path / "g.png", "--weights", hostile)
+    assert result.exit_code == 0, result.stderr
+    model = parse_chunk(Image.open(tmp_path / "g.png").text).model
+    assert model == "file:hostile" and "\x1b" not in result.stderr
+    plain = tmp_path / "plain.safetensors"
+    save_weights(tiny_model, plain, name="my_arch.my_tag")  # an ordinary arch.tag is kept
+    run("encode", source, "-o", tmp_path / "g2.png", "--weights", plain)
+    assert parse_chunk(Image.open(tmp_path / "g2.png").text).model == "my_arch.my_tag"

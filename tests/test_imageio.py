@@ -10,16 +10,9 @@ import pytest
 from PIL import Image
 
 from invgray_cli.errors import InvgrayError
-from invgray_cli.io.images import (
-    DEFAULT_MAX_PIXELS,
-    atomic_write,
-    flatten_on_white,
-    format_for_path,
-    read_color,
-    read_gray,
-    write_color,
-    write_gray_png,
-)
+from invgray_cli.io.filesystem import atomic_write
+from invgray_cli.io.images import DEFAULT_MAX_PIXELS, read_color, read_gray
+from invgray_cli.io.writing import flatten_on_white, format_for_path, write_color, write_gray_png
 
 
 def _rgb(height=12, width=10, seed=0):

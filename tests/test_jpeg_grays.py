@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 
 from cli_helpers import TINY_NAME, assert_one_line_error, photo, run, run_json
-from invgray_cli.io.images import jpeg_comment_text, jpeg_round_trip, read_gray, write_gray_jpeg
+from invgray_cli.io.images import jpeg_comment_text, read_gray
+from invgray_cli.io.jpeg import jpeg_round_trip
+from invgray_cli.io.writing import write_gray_jpeg
 from invgray_cli.models import InvertibleGray, NetConfig, zoo as registry
 from invgray_cli.codec.encode import encode_array
 from invgray_cli.codec.decode import decode_array

@@ -56,11 +56,6 @@ def test_mae_on_255_scale():
     assert metrics.mae(b, a) == 3.0  # no uint8 wrap-around
 
 
-def test_luma_bt601():
-    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)
-    np.testing.assert_allclose(metrics.luma_bt601(rgb), [[0.299 * 255, 0.587 * 255, 0.114 * 255, 255.0]])
-
-
 def test_gray_structure_identical_is_one_noisy_is_less():
     a, b = _pair((32, 32))
     luma = a.astype(np.float64)
@@ -79,7 +74,6 @@ def test_gray_structure_identical_is_one_noisy_is_less():
         lambda: metrics.psnr(np.zeros((4,)), np.zeros((4,))),
         lambda: metrics.mae(np.zeros((0, 3)), np.zeros((0, 3))),
         lambda: metrics.gray_structure(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))),
-        lambda: metrics.luma_bt601(np.zeros((4, 4))),
         lambda: metrics.ssim_torch(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)),
     ],
 )

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from cli_helpers import run
-from invgray_cli.metrics import gray_structure, luma_bt601, psnr, ssim
+from invgray_cli.colour import luma_bt601
+from invgray_cli.metrics import gray_structure, psnr, ssim
 from invgray_cli.models import zoo
 from invgray_cli.models.weights import file_sha256
 from invgray_cli.train.data import defocus, scale_chroma

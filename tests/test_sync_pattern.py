@@ -148,6 +148,17 @@ def test_clipped_pixels_are_kept():
     assert np.array_equal(remove_sync_pattern(marked, sync_pattern.SyncPatternReading(Frame(), (0, 0), 99.0)), gray)
 
 
+def test_the_pattern_is_added_and_taken_out_on_the_gray_device(device):
+    """A tensor stays on its device and comes out as the array would (integers: exact everywhere)."""
+    gray = smooth_gray(70, 90)
+    gray[:6], gray[-6:] = 255, 0  # clipped pixels kept
+    marked = add_sync_pattern(torch.from_numpy(gray).to(device))
+    assert marked.device.type == device and np.array_equal(marked.cpu().numpy(), add_sync_pattern(gray))
+    reading = sync_pattern.SyncPatternReading(Frame(5), (3, 7), 20.0, (2, 0, 24, 1))  # turned, mirrored, cut
+    taken = remove_sync_pattern(torch.from_numpy(gray).to(device), reading)
+    assert taken.device.type == device and np.array_equal(taken.cpu().numpy(), remove_sync_pattern(gray, reading))
+
+
 @pytest.mark.parametrize("kind", ["noise", "smooth", "flat", "checker4", "stripes16", "tiny"])
 def test_a_gray_without_the_pattern_has_none(kind):
     rng = np.random.default_rng(3)

@@ -17,16 +17,16 @@ def test_compute_padding_round_trip(height, width, div):
     assert torch.equal(F.pad(padded, unpad), x)
 
 
-def test_crop_padded_matches_whole_image_reflection():
-    x = torch.arange(6 * 7, dtype=torch.float32).view(1, 1, 6, 7)
+def test_crop_padded_matches_whole_image_reflection(device):
+    x = torch.arange(6 * 7, dtype=torch.float32, device=device).view(1, 1, 6, 7)
     padded = F.pad(x, (0, 3, 0, 4), mode="reflect")
     for y0, y1, x0, x1 in [(0, 10, 0, 10), (2, 9, 4, 10), (0, 6, 0, 7), (4, 10, 6, 8), (1, 3, 2, 5)]:
-        assert torch.equal(crop_padded(x, y0, y1, x0, x1), padded[..., y0:y1, x0:x1])
+        assert torch.equal(crop_padded(x, y0, y1, x0, x1), padded[..., y0:y1, x0:x1])  # on the image's device
 
 
-def test_crop_padded_falls_back_to_the_edge_on_tiny_images():
-    x = torch.tensor([[[[5.0]]]])
-    assert torch.equal(crop_padded(x, 0, 4, 0, 4), torch.full((1, 1, 4, 4), 5.0))
+def test_crop_padded_falls_back_to_the_edge_on_tiny_images(device):
+    x = torch.tensor([[[[5.0]]]], device=device)
+    assert torch.equal(crop_padded(x, 0, 4, 0, 4), torch.full((1, 1, 4, 4), 5.0, device=device))
 
 
 def test_tile_spans_cover_and_align():
@@ -35,8 +35,8 @@ def test_tile_spans_cover_and_align():
     assert spans[0][:2] == (0, 40) and spans[1][:2] == (24, 72) and spans[-1][:2] == (88, 100)
 
 
-def _tiled(fn, image, *, div, halo, tile, out_channels, **kw):
-    return run_tiled(fn, image, divisibility=div, halo=halo, tile=tile, device="cpu", dtype=torch.float32,
+def _tiled(fn, image, *, div, halo, tile, out_channels, device="cpu", **kw):
+    return run_tiled(fn, image, divisibility=div, halo=halo, tile=tile, device=device, dtype=torch.float32,
                      out_channels=out_channels, **kw)
 
 
@@ -55,19 +55,21 @@ def tiny_model_any_scale(request, tiny_model):
 
 @pytest.mark.parametrize("height,width", [(1, 1), (17, 31), (1000, 3), (3, 257), (153, 97)])
 @pytest.mark.parametrize("tile", [2, 16, 64])
-def test_tiled_encode_equals_untiled(tiny_model_any_scale, height, width, tile):
+def test_tiled_encode_equals_untiled(tiny_model_any_scale, height, width, tile, device):
+    """On each device, within float tolerances: tiles of other shapes may take other convolution
+    kernels (on CUDA too, fp32 without TF32)."""
     torch.manual_seed(height * 1000 + width)
     image = torch.randint(0, 256, (1, 3, height, width), dtype=torch.uint8)
-    model = tiny_model_any_scale
+    model = tiny_model_any_scale.to(device)
     fn = lambda t: model.encode(t / 255.0)  # noqa: E731
-    kw = dict(div=model.divisibility, halo=model.encoder_receptive_field, out_channels=1)
+    kw = dict(div=model.divisibility, halo=model.encoder_receptive_field, out_channels=1, device=device)
     with torch.inference_mode():
         whole = _tiled(fn, image, tile=None, **kw)
         tiled = _tiled(fn, image, tile=tile, **kw)
-        # reference: the whole image padded once, run once, cropped
+        # reference: the whole image padded once on the device, run once, cropped
         pad, unpad = compute_padding(height, width, model.divisibility)
         padded_height, padded_width = height + pad[3], width + pad[1]
-        reference = F.pad(fn(crop_padded(image.float(), 0, padded_height, 0, padded_width)), unpad)
+        reference = F.pad(fn(crop_padded(image.to(device).float(), 0, padded_height, 0, padded_width)), unpad).cpu()
     assert tiled.shape == (1, 1, height, width) and tiled.dtype == torch.float32
     assert (tiled - whole).abs().max() <= 1e-4
     assert (whole - reference).abs().max() <= 1e-5

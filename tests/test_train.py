@@ -16,22 +16,17 @@ from click.testing import CliRunner
 from PIL import Image
 
 from invgray_cli.metrics import gray_structure
-from invgray_cli.models.net import InvertibleGray, NetConfig, rgb_to_luma
+from invgray_cli.colour import rgb_to_luma
+from invgray_cli.models.net import InvertibleGray, NetConfig
 from invgray_cli.train import losses
 from invgray_cli.train.data import augment_colour, find_images, load_all, sample_crops
 from invgray_cli.codec.encode import encode_array
 from invgray_cli.codec.decode import decode_array
-from invgray_cli.train.loop import (
-    StepReport,
-    TrainConfig,
-    compute_losses,
-    learning_rate,
-    load_checkpoint,
-    parameter_groups,
-    stage_weights,
-    train,
-    validate,
-)
+from invgray_cli.train.checkpoints import load_checkpoint
+from invgray_cli.train.config import TrainConfig
+from invgray_cli.train.loop import StepReport, learning_rate, parameter_groups, stage_weights, train
+from invgray_cli.train.step import compute_losses
+from invgray_cli.train.validation import validate
 
 TINY_NET = NetConfig(width=8, encoder_blocks=1, decoder_blocks=1)
 
@@ -375,7 +370,7 @@ def test_train_runs_checkpoints_and_validates(photos, tmp_path):
 def test_validate_measures_what_eval_measures(tiny_model):
     """Whole photos at their own sizes through the codec path, scored as `invgray eval` scores them."""
     from invgray_cli.codec.nets import Codec
-    from invgray_cli.eval.evaluate import png_round_trip, score_image
+    from invgray_cli.eval.scoring import png_round_trip, score_image
     from invgray_cli.models.zoo import ModelInfo
 
     images = [photo_array(34, 45, seed=5), photo_array(24, 20, seed=6)]

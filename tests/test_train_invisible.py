@@ -10,24 +10,17 @@ import torch
 from click.testing import CliRunner
 
 from invgray_cli.cli.app import cli
-from invgray_cli.models.net import rgb_to_luma
+from invgray_cli.colour import rgb_to_luma
 from invgray_cli.models.weights import load_weights, save_weights
 from invgray_cli.train import losses
-from invgray_cli.train.cli import parse_loss_terms
+from invgray_cli.cli.train import parse_loss_terms
 from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
 from invgray_cli.codec.encode import encode_float, encode_array
-from invgray_cli.train.loop import (
-    TrainConfig,
-    compute_losses,
-    cut_after_encoding,
-    is_best,
-    load_checkpoint,
-    meets_gray_rule,
-    near_cut_edges,
-    remake_border,
-    stage_weights,
-    train,
-)
+from invgray_cli.train.checkpoints import load_checkpoint
+from invgray_cli.train.config import TrainConfig
+from invgray_cli.train.loop import stage_weights, train
+from invgray_cli.train.step import compute_losses, cut_after_encoding, near_cut_edges, remake_border
+from invgray_cli.train.validation import is_best, meets_gray_rule
 
 from test_train import TINY_NET, as_tensor, photo_array, photos, tiny_config  # noqa: F401  (fixture)
 
@@ -169,11 +162,11 @@ def test_histories_of_older_checkpoints_still_compare():
 
 
 def test_the_gray_rule_is_one_pair_of_numbers():
-    from invgray_cli.train.loop import GRAY_RULE
+    from invgray_cli.train.config import GRAY_RULE
 
     cfg = TrainConfig(data=[])
     assert (cfg.gray_mean_floor, cfg.gray_image_floor) == GRAY_RULE == (0.98, 0.95)
-    from invgray_cli.train.cli import train_command
+    from invgray_cli.cli.train import train_command
 
     defaults = {p.name: p.default for p in train_command.params}
     assert (defaults["gray_mean_floor"], defaults["gray_image_floor"]) == GRAY_RULE
@@ -281,10 +274,10 @@ def test_an_edge_decoder_trains_on_cut_tops_and_lefts_and_is_validated_in_its_co
 
 def test_an_edge_decoder_of_every_side_trains_on_cuts_of_any_side(photos, tmp_path, monkeypatch):  # noqa: F811
     from invgray_cli.models.net import InvertibleGray
-    from invgray_cli.train import loop
+    from invgray_cli.train import loop, step
 
     cuts, scored = [], []
-    real_compute, real_near = loop.compute_losses, loop.near_cut_edges
+    real_compute, real_near = loop.compute_losses, step.near_cut_edges
 
     def spy_compute(*args, **kwargs):
         cuts.append(args[7])
@@ -295,7 +288,7 @@ def test_an_edge_decoder_of_every_side_trains_on_cuts_of_any_side(photos, tmp_pa
         return real_near(size, cut, band, sides)
 
     monkeypatch.setattr(loop, "compute_losses", spy_compute)
-    monkeypatch.setattr(loop, "near_cut_edges", spy_near)
+    monkeypatch.setattr(step, "near_cut_edges", spy_near)
     torch.manual_seed(4)
     start = tmp_path / "start.safetensors"
     save_weights(InvertibleGray(TINY_NET), start)
@@ -403,14 +396,14 @@ def test_ctrl_c_inside_a_step_resumes_bit_for_bit(photos, tmp_path, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         train(cfg, out, log=lambda m: None, on_report=interrupt_after_step_3 if where == "between steps" else lambda r: None)
     monkeypatch.setattr(loop, "compute_losses", real)
-    assert loop.load_checkpoint(out)["step"] == 3
+    assert load_checkpoint(out)["step"] == 3
     resumed = train(cfg, out, log=lambda m: None).state_dict()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
 
 
 def test_ctrl_c_keeps_the_steps_already_trained(photos, tmp_path):  # noqa: F811
-    from invgray_cli.train.loop import load_checkpoint
+    from invgray_cli.train.checkpoints import load_checkpoint
 
     out = tmp_path / "run.ckpt"
     cfg = tiny_config(photos, steps=6, checkpoint_every=100, val=[])
@@ -453,7 +446,7 @@ def test_train_takes_the_codecs_device_option(photos, tmp_path):  # noqa: F811
     assert bad.exit_code == 2 and "'tpu' is not a device" in bad.stderr
     cfg = tiny_config(photos, steps=1, val=[], device="cpu")
     train(cfg, tmp_path / "cpu.ckpt", log=lambda m: None)
-    from invgray_cli.train.loop import load_checkpoint
+    from invgray_cli.train.checkpoints import load_checkpoint
 
     assert load_checkpoint(tmp_path / "cpu.ckpt")["config"]["device"] == "cpu"
 
@@ -464,7 +457,7 @@ def test_training_progress_fits_80_columns():
 
     from rich.console import Console
 
-    from invgray_cli.train.cli import brief_terms, progress_bar
+    from invgray_cli.cli.train import brief_terms, progress_bar
     from invgray_cli.train.loop import StepReport
 
     buffer = io.StringIO()

@@ -11,11 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from invgray_cli.cli.app import cli
-from invgray_cli.io.images import jpeg_round_trip
+from invgray_cli.io.jpeg import jpeg_round_trip
 from invgray_cli.models.net import InvertibleGray, NetConfig
-from invgray_cli.train.cli import parse_range
+from invgray_cli.cli.train import parse_range
 from invgray_cli.train.jpeg import dct_matrix, jpeg_gray, quality_table
-from invgray_cli.train.loop import TrainConfig, is_best, jpeg_draws, received_gray, selection_score, train
+from invgray_cli.train.config import TrainConfig
+from invgray_cli.train.loop import jpeg_draws, train
+from invgray_cli.train.step import received_gray
+from invgray_cli.train.validation import is_best, selection_score
 
 from test_train import TINY_NET, photo_array, photos, tiny_config  # noqa: F401  (fixture)
 

@@ -23,7 +23,7 @@ PAPER_TABLE3 = {
 }
 
 
-def random_codec(device: str, tile: int | None) -> Codec:
+def random_codec(device: str, tile: int | None, precision: str = "auto") -> Codec:
     """The default architecture with random weights, for timing before trained weights exist."""
     import torch
 
@@ -37,7 +37,7 @@ def random_codec(device: str, tile: int | None) -> Codec:
         if p.dim() > 1:
             torch.nn.init.normal_(p, std=0.02)
     info = ModelInfo("random-init", "0" * 64, net.divisibility, net.receptive_field)  # no file: a placeholder digest
-    return Codec.from_model(net, info, device=device, tile=tile)
+    return Codec.from_model(net, info, device=device, tile=tile, precision=precision)
 
 
 def bench_codec(codec: Codec, size: Size, warmup: int, repeats: int, batch: int = 1) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def run_bench(
         device_info[str(codec.device)] = {
             "name": device_name(codec.device),
             "tile": codec.tile,
-            "dtype": str(codec.dtype).replace("torch.", ""),
+            "precision": codec.precision,  # what the nets computed in: fp16 autocast on CUDA by default
         }
         for size in sizes:
             if on_step:

@@ -1,7 +1,7 @@
-"""The tables ``invgray bench`` prints: one per device, two rows (encode, decode) per size.
+"""Stage bench: the tables ``invgray bench`` prints: one per device, two rows (encode, decode) per size.
 
 Narrow on purpose: at 80 columns every cell and header shows whole (a row per operation rather
-than encode and decode side by side; the device, its tile and dtype in the title; the paper
+than encode and decode side by side; the device, its tile and precision in the title; the paper
 rebuild's median without its min, which the ``--json`` report keeps).
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _device_table(device: str, rows: list[dict], report: dict) -> Any:
     batch = report.get("batch", 1)
     facts = report.get("devices", {}).get(device, {})
     tile = facts.get("tile")
-    setup = ", ".join(part for part in (facts.get("name"), f"tile {tile or 'whole'}", facts.get("dtype")) if part)
+    setup = ", ".join(part for part in (facts.get("name"), f"tile {tile or 'whole'}", facts.get("precision")) if part)
     per_call = f", {batch} images per call" if batch > 1 else ""
     table = Table(title=f"invgray bench on {device} ({setup}) — {report['model'].get('name', '?')}, "
                         f"{report['threads']} threads, median (min) of {report['repeats']}{per_call}",
@@ -84,7 +84,7 @@ def _device_table(device: str, rows: list[dict], report: dict) -> Any:
     return table
 
 
-def render_table(report: dict) -> Any:
+def render_bench_tables(report: dict) -> Any:
     """One table per device: per size, the median (min) seconds of encode and decode, peak memory,
     the paper's Table 3 (or, for a batch, megapixels per second) and, with --paper, the rebuild's
     seconds and our speed-up over it."""
@@ -94,3 +94,5 @@ def render_table(report: dict) -> Any:
     for row in report["results"]:
         devices.setdefault(row["device"], []).append(row)
     return Group(*(_device_table(device, rows, report) for device, rows in devices.items()))
+
+

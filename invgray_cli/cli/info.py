@@ -1,4 +1,4 @@
-"""``invgray info``: the facts decode reads of a gray, and the path decode takes on them.
+"""Stage cli: ``invgray info``, the facts decode reads of a gray, and the path decode takes on them.
 
 It reads every fact (decode reads only those its decision needs) through the codec's own
 ``read_facts`` and ``deciding_row``, so info and decode cannot disagree.
@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from invgray_cli.cli.options import json_option
 from invgray_cli.cli.runner import read_source
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io import paths
@@ -104,7 +105,7 @@ def describe(record: dict[str, Any]) -> list[str]:
 
 @click.command("info")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON on stdout.")
+@json_option
 def info_command(files: tuple[str, ...], as_json: bool) -> None:
     """What decode sees in each gray: its chunk (model, weights, format), its sync pattern, colour
     code and block code, and the path decode takes on them."""

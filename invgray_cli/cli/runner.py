@@ -1,7 +1,8 @@
-"""Running a batch of encode/decode jobs: progress on stderr, one line per failure, the summary.
+"""Stage cli: running a batch of jobs (encode, decode, colorize): the plan of files, progress on
+stderr, one line per failure, the summary.
 
-The click commands in ``cli`` decide what to run; this module runs it the same way for both,
-so every file is attempted, failures are recorded, and the exit code says whether any failed.
+The command modules decide what to run; this module runs it the same way for each, so every file
+is attempted, failures are recorded, and the exit code says whether any failed.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +24,9 @@ from invgray_cli.io import paths as batch
 from invgray_cli.io.paths import FileRecord, InputItem, Job
 from invgray_cli.errors import InvgrayError
 from invgray_cli.untrusted import printable
+
+if TYPE_CHECKING:
+    from invgray_cli.io.images import ImageHeader
 
 PROG = "invgray"
 DEBUG_ENV = "INVGRAY_DEBUG"
@@ -84,7 +88,7 @@ def internal_error_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What encode and decode share, besides the model choice."""
+    """What encode, decode and colorize are told about their files, besides the model choice."""
 
     output: str | None
     force: bool
@@ -92,6 +96,90 @@ class RunOptions:
     max_pixels: int | None  # None = no limit
     quiet: bool
     as_json: bool
+
+
+def run_options(output: str | None, force: bool, skip_existing: bool, max_pixels: int | None, quiet: bool,
+                as_json: bool) -> RunOptions:
+    """The options as given (``--max-pixels``: None is the default limit, 0 none)."""
+    if max_pixels is None:
+        from invgray_cli.io.images import DEFAULT_MAX_PIXELS
+
+        max_pixels = DEFAULT_MAX_PIXELS
+    return RunOptions(output, force, skip_existing, max_pixels or None, quiet, as_json)
+
+
+def plan(inputs: tuple[str, ...], opts: RunOptions, suffix: str, check_output: Callable[[Path], None],
+         refuse: batch.Refuse | None = None, refuse_named: batch.Refuse | None = None) -> list[Job]:
+    """The jobs of this run (see batch.plan_jobs), files passed over in folders among them as
+    skipped jobs (run_jobs sums them up); a single named output is checked."""
+    refusal = None
+    if opts.as_json:
+        refusal = "--json prints on stdout, so the image cannot go there; use -o FILE"
+    elif sys.stdout.isatty():
+        refusal = "refusing to write an image to the terminal; pipe it or use -o FILE"
+    try:
+        jobs, many = batch.plan_jobs(inputs, opts.output, suffix, force=opts.force,
+                                     skip_existing=opts.skip_existing, stdout_refusal=refusal,
+                                     refuse=refuse, refuse_named=refuse_named)
+    except batch.UsageProblem as e:
+        raise click.UsageError(str(e)) from None
+    if not many and jobs[0].output is not None and jobs[0].item.problem is None:
+        check_output(jobs[0].output)
+    return jobs
+
+
+def header_of(path: Path) -> ImageHeader | None:
+    """The image header of ``path``, None when it cannot be read (processing it will say why)."""
+    from invgray_cli.io.images import read_header
+
+    try:
+        return read_header(path)
+    except InvgrayError:
+        return None
+
+
+def check_color_output(path: Path) -> None:
+    """A usage error unless ``path``'s extension names a colour image format invgray writes."""
+    from invgray_cli.io.writing import format_for_path
+
+    try:
+        format_for_path(path)
+    except InvgrayError as e:
+        raise click.BadParameter(str(e), param_hint="-o/--output") from None
+
+
+class LoadOnce:
+    """Call ``load`` on first use and remember its value, or its InvgrayError, for the rest of the run
+    (a run whose files are all skipped loads no model)."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self._memo: list[tuple[Any, InvgrayError | None]] = []
+
+    def __call__(self) -> Any:
+        if not self._memo:
+            try:
+                self._memo.append((self._load(), None))
+            except InvgrayError as e:
+                self._memo.append((None, e))
+        value, error = self._memo[0]
+        if error is not None:
+            raise InvgrayError(str(error))
+        return value
+
+    def loaded(self) -> list[Any]:
+        """The value when it was loaded, for the report; [] when never asked for or it failed."""
+        return [value for value, error in self._memo if error is None]
+
+
+def file_record(job: Job, done: tuple[int, Any], started: float) -> FileRecord:
+    """The record of a written file, from ``write_output``'s (bytes, what the codec says of the image)."""
+    size, result = done
+    output = None if job.output is None else str(job.output)
+    path = getattr(result, "decode_path", None)
+    return FileRecord(job.item.label, output, "ok", bytes=size, width=result.width, height=result.height,
+                      seconds=round(time.perf_counter() - started, 4), model=result.model, warning=result.warning,
+                      decode_path=path and path.value)
 
 
 def read_source(item: InputItem) -> Path | io.BytesIO:
@@ -111,7 +199,7 @@ def write_output(output: Path | None, write: Callable[[Path | io.BytesIO], T], *
     and what ``write`` returned. Without ``force`` the path is claimed only if no file has its name,
     in one step, so a run racing this one for the name is never overwritten (OutputExists)."""
     if output is not None:
-        from invgray_cli.io.images import keeping_existing_files
+        from invgray_cli.io.filesystem import keeping_existing_files
 
         with nullcontext() if force else keeping_existing_files():
             value = write(output)

@@ -11,7 +11,7 @@ most one lattice step, and a JPEG of quality 75 or better (re-saves included) mo
 half of one. The bits are XORed with a fixed pseudo-random key per macroblock and slot (``key_bits``).
 Decode reads the bits back, takes a macroblock whose parities fail from its neighbours,
 and spreads the coarse colour over the gray (with the JPEG decoder net where one ships, see
-``models/jpegdecoder.py``). A gray without the code passes both parity checks in about a quarter of
+``models/jpeg_decoder.py``). A gray without the code passes both parity checks in about a quarter of
 its macroblocks, whatever its content (the key makes a flat area or a ramp read as noise);
 ``confidence`` is the share that pass, and a gray of fewer than MIN_MACROBLOCKS
 macroblocks is never taken as coded.
@@ -19,15 +19,29 @@ macroblocks is never taken as coded.
 Versions: invgray 0.4.0 wrote version 1 (levels evenly spaced over [-0.375, 0.375], none at gray);
 later versions write version 2 (the square-law levels) with another key, so a gray's version is
 told by which key its parities pass under, and both are read.
+
+Computing it: tensor code on the gray's device, a band of macroblock rows at a time; each block's
+DCT is a matrix product along each axis, in float64, and the 12 slots of every macroblock are
+moved in one step. invgray 0.7 and before summed the DCTs in numpy's ``einsum`` order, and its
+roundings meet exact ties often (a flat, clipped or mirrored block has AC coefficients of exactly
+0, which is a tie when its bit is 1); a value within ``TIE_MARGIN`` of a tie is summed again in
+that order, so the stored gray and the bits read are 0.7's bit for bit on the CPU
+(tests/data/blockcode_reference.npz). On CUDA the macroblock colour is cuDNN's convolution, which
+may round a mean on a level's boundary the other way.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.nn import functional as F
 
+from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma
+from invgray_cli.codec.nets import as_tensor
 from invgray_cli.io.images import jpeg_table
 
 BLOCK = 8  # JPEG's DCT block
@@ -43,6 +57,8 @@ LOWEST_KEEPING_QUALITY = 40  # JPEG qualities below lose the code (measured: fou
 BAND_ROWS = 32  # macroblock rows written or read at a time
 MIN_MACROBLOCKS = 16  # fewer can pass by chance (one does in a quarter of plain grays): no code read
 BITS_PER_MACROBLOCK = 2 * CHROMA_BITS + 2
+
+
 def _dct_matrix() -> np.ndarray:
     k, n = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
     matrix = np.sqrt(2.0 / BLOCK) * np.cos(np.pi * (2 * n + 1) * k / (2 * BLOCK))
@@ -55,6 +71,11 @@ LATTICE = LATTICE_MARGIN * jpeg_table(LATTICE_QUALITY)
 # slot k of a macroblock's bits: its block (row, column) within the macroblock and its coefficient;
 # consecutive bits go to different blocks, so one block lost to clipping costs one bit per value
 SLOTS = tuple(((k % 4) // 2, k % 2, SLOT_COEFFICIENTS[k // 4]) for k in range(BITS_PER_MACROBLOCK))
+# A value this near a rounding boundary (in the units it is rounded in) is summed again in the
+# order invgray <= 0.7 summed it (numpy's einsum), so it rounds the same way: the matrix products
+# err by ~1e-12; exact ties (a coefficient that is 0 in a flat, clipped or mirrored block) are common.
+TIE_MARGIN = 1e-9
+RESUMMED_BLOCKS = 256  # blocks summed again at a time (64 x 64 products each: about 8 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -101,27 +122,153 @@ def coded_shape(height: int, width: int) -> tuple[int, int]:
     return height // MACROBLOCK, width // MACROBLOCK
 
 
-def _coefficients(pixels: np.ndarray) -> np.ndarray:
-    """(H,W) with H, W multiples of 8 -> (H/8, W/8, 8, 8) DCT coefficients of each block."""
-    rows, cols = pixels.shape[0] // BLOCK, pixels.shape[1] // BLOCK
-    blocks = pixels.reshape(rows, BLOCK, cols, BLOCK).transpose(0, 2, 1, 3)
-    return np.einsum("ij,abjk,lk->abil", DCT, blocks, DCT)
+@functools.lru_cache(maxsize=8)
+def _dct_on(device: torch.device) -> Tensor:
+    return torch.from_numpy(DCT).to(device)
 
 
-def _pixels(coefficients: np.ndarray) -> np.ndarray:
-    rows, cols = coefficients.shape[:2]
-    blocks = np.einsum("ji,abjk,kl->abil", DCT, coefficients, DCT)
-    return blocks.transpose(0, 2, 1, 3).reshape(rows * BLOCK, cols * BLOCK)
+def _blocks(image: Tensor) -> Tensor:
+    """(H,W) with H, W multiples of 8 -> its (H/8, 8, W/8, 8) view: [a, j, b, k] is entry (j, k) of block (a, b)."""
+    return image.view(image.shape[0] // BLOCK, BLOCK, image.shape[1] // BLOCK, BLOCK)
+
+
+def _coefficients(pixels: Tensor) -> Tensor:
+    """(H,W) float64 with H, W multiples of 8 -> the DCT coefficients of each 8x8 block in its place
+    (coefficient (u, v) of block (a, b) at [8a + u, 8b + v]): one matrix product along each axis."""
+    height, width = pixels.shape
+    dct = _dct_on(pixels.device)
+    along_rows = (pixels.reshape(height, width // BLOCK, BLOCK) @ dct.T).reshape(height, width)
+    return (dct @ along_rows.reshape(height // BLOCK, BLOCK, width)).reshape(height, width)
+
+
+def _pixels(coefficients: Tensor) -> Tensor:
+    """``_coefficients`` undone."""
+    height, width = coefficients.shape
+    dct = _dct_on(coefficients.device)
+    along_rows = (coefficients.reshape(height, width // BLOCK, BLOCK) @ dct).reshape(height, width)
+    return (dct.T @ along_rows.reshape(height // BLOCK, BLOCK, width)).reshape(height, width)
+
+
+def _coefficients_in_old_order(blocks: Tensor, us: Tensor, vs: Tensor) -> Tensor:
+    """(N,8,8) float64 blocks -> (N,): coefficient (us[n], vs[n]) of block n, summed as numpy's
+    ``einsum("ij,abjk,lk->abil")`` did: (D[u,j] * x[j,k]) * D[v,k], the 8 of each row j summed
+    first, then the rows, one after another."""
+    dct = _dct_on(blocks.device)
+    products = (dct[us][:, :, None] * blocks) * dct[vs][:, None, :]  # (N, j, k)
+    rows = products[..., 0]
+    for k in range(1, BLOCK):
+        rows = rows + products[..., k]
+    total = rows[..., 0]
+    for j in range(1, BLOCK):
+        total = total + rows[..., j]
+    return total
+
+
+def _pixels_in_old_order(coefficients: Tensor) -> Tensor:
+    """(N,8,8) float64 coefficients -> (N,8,8) pixels, each summed as numpy's
+    ``einsum("ji,abjk,kl->abil")`` did: (D[j,i] * c[j,k]) * D[k,l] over j, then k within it, in one run."""
+    dct = _dct_on(coefficients.device)
+    # products[n, i, l, j, k]
+    products = (dct.T[None, :, None, :, None] * coefficients[:, None, None]) * dct.T[None, None, :, None, :]
+    products = products.flatten(-2)
+    total = products[..., 0]
+    for term in range(1, BLOCK * BLOCK):
+        total = total + products[..., term]
+    return total
+
+
+def _near_half(values: Tensor) -> Tensor:
+    """Where ``values`` lie within TIE_MARGIN of a rounding boundary (an integer and a half)."""
+    return (values - torch.floor(values) - 0.5).abs_() < TIE_MARGIN
+
+
+def _macroblocks(image: Tensor) -> Tensor:
+    """(H,W) with H, W multiples of 16 -> its (H/16, 2, 8, W/16, 2, 8) view: [r, a, j, c, b, k] is
+    entry (j, k) of block (a, b) of macroblock (r, c)."""
+    height, width = image.shape
+    return image.view(height // MACROBLOCK, 2, BLOCK, width // MACROBLOCK, 2, BLOCK)
+
+
+@functools.lru_cache(maxsize=8)
+def _slots_on(device: torch.device) -> tuple[tuple, Tensor]:
+    """The index of every slot's coefficient in a ``_macroblocks`` view (giving (slot, h, w)), and
+    the slots' lattice steps (slot, 1, 1), on ``device``."""
+    def column(values: list[int]) -> Tensor:
+        return torch.tensor(values, dtype=torch.int64, device=device)
+
+    rows, cols, us, vs = (column([slot[field] if field < 2 else slot[2][field - 2] for slot in SLOTS]) for field in range(4))
+    steps = torch.tensor([LATTICE[u, v] for _, _, (u, v) in SLOTS], dtype=torch.float64, device=device)
+    return (slice(None), rows, us, slice(None), cols, vs), steps[:, None, None]
+
+
+def _slot_steps(centred: Tensor, coefficients: Tensor, ties_at: float) -> Tensor:
+    """(slot, h, w): each slot's coefficient over its lattice step in every macroblock of ``centred``
+    (pixels - 128) whose ``coefficients`` are given; those within TIE_MARGIN of ``ties_at`` plus an
+    integer (0.5 where reading rounds them, 0 where embedding does) summed again in the old order."""
+    index, steps = _slots_on(centred.device)
+    values = _macroblocks(coefficients)[index] / steps
+    ties = _near_half(values + (0.5 - ties_at))
+    if bool(ties.any()):
+        slot, row, col = torch.nonzero(ties, as_tuple=True)
+        _, rows, us, _, cols, vs = index
+        blocks = _macroblocks(centred)[row, rows[slot], :, col, cols[slot], :]
+        values[ties] = _coefficients_in_old_order(blocks, us[slot], vs[slot]) / steps[slot, 0, 0]
+    return values
+
+
+def _embed_band(pixels: Tensor, wanted: Tensor) -> Tensor:
+    """The float64 pixels (whole macroblocks, 0..255) of one band with the bits ``wanted`` (slot, h,
+    w; float64) in the parities of their slots' lattice indices. Each pass moves each slot's
+    coefficient to the nearest lattice point of the wanted parity, then rounds and clips the pixels,
+    which moves some coefficients again."""
+    index, steps = _slots_on(pixels.device)
+    for _ in range(EMBED_PASSES):
+        centred = pixels - 128.0
+        coefficients = _coefficients(centred)
+        lattice = _slot_steps(centred, coefficients, ties_at=0.0)  # (lattice - wanted) / 2 is rounded
+        _macroblocks(coefficients)[index] = (2.0 * torch.round((lattice - wanted) / 2.0) + wanted) * steps
+        back = _pixels(coefficients).add_(128.0)
+        pixels = back.round()
+        if bool(((back - pixels).abs_() > 0.5 - TIE_MARGIN).any()):
+            _resum_near_ties(back, centred, coefficients)
+            pixels = back.round()
+        pixels.clamp_(0, 255)
+    return pixels
+
+
+def _resum_near_ties(back: Tensor, centred: Tensor, coefficients: Tensor) -> None:
+    """Blocks of ``back`` (pixels + 128 before rounding) with a pixel near a rounding boundary (a
+    block of 4x4 flat quarters can make exact halves), recomputed as the old code did: its
+    coefficients of ``centred`` and its inverse transform both summed in numpy's einsum order, the
+    slots' new values (exact lattice points) taken from ``coefficients``; RESUMMED_BLOCKS at a time."""
+    near = _blocks(_near_half(back)).any(dim=3).any(dim=1)
+    all_rows, all_cols = torch.nonzero(near, as_tuple=True)
+    frequencies = torch.arange(BLOCK * BLOCK, device=back.device)
+    for start in range(0, len(all_rows), RESUMMED_BLOCKS):
+        rows, cols = all_rows[start : start + RESUMMED_BLOCKS], all_cols[start : start + RESUMMED_BLOCKS]
+        blocks = _blocks(centred)[rows, :, cols, :].repeat_interleave(BLOCK * BLOCK, dim=0)
+        us, vs = (frequencies // BLOCK).repeat(len(rows)), (frequencies % BLOCK).repeat(len(rows))
+        old = _coefficients_in_old_order(blocks, us, vs).view(-1, BLOCK, BLOCK)
+        new = _blocks(coefficients)[rows, :, cols, :]
+        for u, v in SLOT_COEFFICIENTS:
+            old[:, u, v] = new[:, u, v]
+        _blocks(back)[rows, :, cols, :] = _pixels_in_old_order(old) + 128.0
+
+
+def _macroblock_chroma(rgb: Tensor) -> Tensor:
+    """uint8 HxWx3 tensor -> (2, h, w) float32 mean BT.601 Cb, Cr of each whole macroblock, on its device."""
+    rows, cols = coded_shape(*rgb.shape[:2])
+    image = rgb[: rows * MACROBLOCK, : cols * MACROBLOCK].contiguous()
+    # colour.rgb_to_chroma's 1x1 convolution, as before 0.8: its bits depend on the algorithm torch
+    # picks (fused multiply-adds through oneDNN with several threads on a large image, plain ones
+    # otherwise), and a mean on a level's boundary can go either way
+    chroma = rgb_to_chroma(image.permute(2, 0, 1)[None].float() / 255.0)
+    return F.avg_pool2d(chroma, MACROBLOCK)[0]
 
 
 def macroblock_chroma(rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 -> (2, h, w) mean BT.601 Cb, Cr in [-0.5, 0.5] of each whole macroblock."""
-    rows, cols = coded_shape(*rgb.shape[:2])
-    from invgray_cli.models.colorizer import rgb_to_chroma
-
-    image = torch.from_numpy(np.ascontiguousarray(rgb[: rows * MACROBLOCK, : cols * MACROBLOCK]))
-    chroma = rgb_to_chroma(image.permute(2, 0, 1)[None].float() / 255.0)
-    return F.avg_pool2d(chroma, MACROBLOCK)[0].numpy()
+    return _macroblock_chroma(as_tensor(rgb)).numpy()
 
 
 def chroma_bits(chroma: np.ndarray, version: int = CODE_VERSION) -> np.ndarray:
@@ -168,52 +315,49 @@ def _bands(rows: int) -> range:
     return range(0, rows, BAND_ROWS)
 
 
-def _slot_view(coefficients: np.ndarray, slot: int) -> tuple[tuple, float]:
-    """Index of one slot's coefficient in every macroblock, and its lattice step."""
-    row, col, (u, v) = SLOTS[slot]
-    return (slice(row, None, 2), slice(col, None, 2), u, v), float(LATTICE[u, v])
+GrayT = TypeVar("GrayT", np.ndarray, Tensor)
 
 
-def embed_block_code(gray: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    """uint8 HxW gray + the uint8 HxWx3 photo it encodes -> the gray with the photo's block code."""
-    if gray.shape != rgb.shape[:2]:
-        raise ValueError(f"gray {gray.shape} and photo {rgb.shape[:2]} differ in size")
+def embed_block_code(gray: GrayT, rgb: np.ndarray | Tensor) -> GrayT:
+    """uint8 HxW gray + the uint8 HxWx3 photo it encodes -> the gray with the photo's block code:
+    a numpy array for an array, a tensor on the gray's device for a tensor (the photo is moved there)."""
+    if tuple(gray.shape) != tuple(rgb.shape[:2]):
+        raise ValueError(f"gray {tuple(gray.shape)} and photo {tuple(rgb.shape[:2])} differ in size")
     rows, cols = coded_shape(*gray.shape)
     if rows == 0 or cols == 0:
         return gray
-    bits = chroma_bits(macroblock_chroma(rgb))
+    out = as_tensor(gray).clone()
+    device = out.device
+    bits = chroma_bits(_macroblock_chroma(as_tensor(rgb).to(device)).cpu().numpy())  # (h, w, 12): small
     width = cols * MACROBLOCK
-    out = gray.copy()
     for top in _bands(rows):
         band = bits[top : top + BAND_ROWS] ^ key_bits(min(BAND_ROWS, rows - top), cols, top)
         lines = slice(top * MACROBLOCK, (top + len(band)) * MACROBLOCK)
-        pixels = out[lines, :width].astype(np.float64)
-        for _ in range(EMBED_PASSES):
-            coefficients = _coefficients(pixels - 128.0)
-            for slot in range(BITS_PER_MACROBLOCK):
-                index, step = _slot_view(coefficients, slot)
-                wanted = band[..., slot]
-                coefficients[index] = (2.0 * np.round((coefficients[index] / step - wanted) / 2.0) + wanted) * step
-            pixels = np.clip(np.round(_pixels(coefficients) + 128.0), 0, 255)
-        out[lines, :width] = pixels.astype(np.uint8)
-    return out
+        pixels = out[lines, :width].to(torch.float64)
+        wanted = torch.from_numpy(band).permute(2, 0, 1).to(device=device, dtype=torch.float64)
+        out[lines, :width] = _embed_band(pixels, wanted).to(torch.uint8)
+    return out.numpy() if isinstance(gray, np.ndarray) else out
 
 
-def read_block_code(gray: np.ndarray) -> BlockCodeReading:
-    """The block code of a uint8 HxW gray (``NOT_READ`` when it has no whole macroblock): the
-    current version's reading, or version 1's where that one is found instead; when neither is
-    found, the one more macroblocks pass."""
-    rows, cols = coded_shape(*gray.shape)
-    if rows == 0 or cols == 0:
-        return NOT_READ
-    bits = np.empty((rows, cols, BITS_PER_MACROBLOCK), np.int64)
+def _read_bits(gray: Tensor, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols, BITS_PER_MACROBLOCK) parities of a uint8 gray's slots, read on its device."""
+    bits = torch.empty((BITS_PER_MACROBLOCK, rows, cols), dtype=torch.int64, device=gray.device)
     for top in _bands(rows):
         count = min(BAND_ROWS, rows - top)
         lines = gray[top * MACROBLOCK : (top + count) * MACROBLOCK, : cols * MACROBLOCK]
-        coefficients = _coefficients(lines.astype(np.float64) - 128.0)
-        for slot in range(BITS_PER_MACROBLOCK):
-            index, step = _slot_view(coefficients, slot)
-            bits[top : top + count, :, slot] = np.round(coefficients[index] / step).astype(np.int64) % 2
+        centred = lines.to(torch.float64) - 128.0
+        bits[:, top : top + count] = torch.round(_slot_steps(centred, _coefficients(centred), ties_at=0.5)).long() % 2
+    return bits.permute(1, 2, 0).cpu().numpy()
+
+
+def read_block_code(gray: np.ndarray | Tensor) -> BlockCodeReading:
+    """The block code of a uint8 HxW gray, an array or a tensor on any device (``NOT_READ`` when it
+    has no whole macroblock): the current version's reading, or version 1's where that one is found
+    instead; when neither is found, the one more macroblocks pass."""
+    rows, cols = coded_shape(*gray.shape)
+    if rows == 0 or cols == 0:
+        return NOT_READ
+    bits = _read_bits(as_tensor(gray), rows, cols)
     readings = []
     for version in (CODE_VERSION, 1):
         keyed = bits.copy()
@@ -273,8 +417,6 @@ def colour_from_block_code(gray: np.ndarray, reading: BlockCodeReading, decoder=
     """uint8 HxW gray and its block code -> uint8 HxWx3: the coarse colour on the gray's luma, or
     what ``decoder`` (a JpegDecoder) makes of the two (and of ``fine``, the codec's uint8 HxWx3
     decode of the gray, for a decoder that ``needs_fine``)."""
-    from invgray_cli.models.colorizer import chroma_to_rgb
-
     luma, chroma = decoder_inputs(gray, reading)
     with torch.inference_mode():
         if decoder is None:

@@ -1,4 +1,4 @@
-"""Decode: one decision. A gray's facts are read once into a :class:`GrayFacts`; one table,
+"""Stage 3 (codec), decode: one decision. A gray's facts are read once into a :class:`GrayFacts`; one table,
 :data:`DECISIONS`, maps them to a :class:`DecodePath`; the result says which path ran.
 
 Every entry point (files, the API, batches, eval, ``info``, training's validation) goes through
@@ -38,7 +38,8 @@ from invgray_cli.codec.tiling import ProgressFn
 from invgray_cli.colorize.session import ColorizerCodec
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.chunk import ChunkInfo, has_edge_marks, parse_chunk
-from invgray_cli.io.images import FINE_CODE_JPEG_QUALITY, GrayImage
+from invgray_cli.io.images import GrayImage
+from invgray_cli.io.jpeg import FINE_CODE_JPEG_QUALITY
 from invgray_cli.models.detector import CODE_THRESHOLD, CodeReading, read_code
 from invgray_cli.models.zoo import COLORIZER, default_entry
 

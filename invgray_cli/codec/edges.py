@@ -1,4 +1,4 @@
-"""Decoding a gray in its frame: on the code's grid after a crop, mirror or turn, with the lines
+"""Stage 3 (codec): decoding a gray in its frame: on the code's grid after a crop, mirror or turn, with the lines
 beside a cut edge decoded again by the edge decoder (or, without one, the cut blocks mended).
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ import torch
 from invgray_cli.codec.frames import Frame, into_frame, out_of_frame
 from invgray_cli.codec.nets import Codec, as_tensor, check_array
 from invgray_cli.codec.tiling import ProgressFn
-from invgray_cli.models.net import EdgeDecoder, rgb_to_luma
+from invgray_cli.colour import rgb_to_luma
+from invgray_cli.models.net import EdgeDecoder
 
 # Lines beside a crop's cut edge that the edge decoder re-decodes: the band the shipped
 # edge decoders were trained on (`invgray train --edge-band`); beyond it the model's own decoder errs no more.

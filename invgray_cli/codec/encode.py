@@ -1,4 +1,4 @@
-"""Encode: one pipeline of stages, used unchanged by the CLI, the API, batches and eval.
+"""Stage 3 (codec), encode: one pipeline of stages, used unchanged by the CLI, the API, batches and eval.
 
     net -> gray guard (or plain quantisation) -> sync pattern -> block code (when asked)
 
@@ -43,16 +43,16 @@ def encode_photos(codec: Codec, photos: list[np.ndarray], block_code: bool = Fal
 
 def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_code: bool) -> EncodedGray:
     """The stages after the net, for one photo and its gray from the net (uint8, or float when the
-    model has a gray floor)."""
+    model has a gray floor): tensor code on the gray's device; the gray leaves it once, as uint8."""
     strength = 1.0
     if codec.info.gray_floor is not None:
         net_gray, strength = guarded_gray(rgb, net_gray, codec.info.gray_floor)
-    gray = net_gray.numpy()
+    gray = net_gray
     if codec.sync_pattern:
         gray = add_sync_pattern(gray)
     if block_code:
-        gray = embed_block_code(gray, rgb)
-    return EncodedGray(gray, strength, block_code)
+        gray = embed_block_code(gray, as_tensor(rgb))
+    return EncodedGray(gray.cpu().numpy(), strength, block_code)
 
 
 def encode_array(codec: Codec, rgb: np.ndarray, block_code: bool = False, on_tile: ProgressFn | None = None) -> np.ndarray:
@@ -71,4 +71,5 @@ def held_warning(strength: float, floor: float | None) -> str | None:
     if strength >= 1.0:
         return None
     return (f"hidden colour weakened to {strength:.2f} of the model's to keep the gray plain (gray floor {floor}); "
-            "its colour comes back less saturated (--gray-floor 0 keeps it)")
+            "the decoder was trained on the full pattern, so its colours may come back wrong, not just paler "
+            "(--gray-floor 0 keeps them)")

@@ -1,4 +1,4 @@
-"""Encode and decode files (paths, bytes or binary streams): read by the input policy, run through
+"""Stage 3 (codec): encode and decode files (paths, bytes or binary streams): read by the input policy, run through
 the one encode pipeline or the one decode decision, written atomically.
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from invgray_cli.codec.nets import Codec
 from invgray_cli.codec.tiling import ProgressFn
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.chunk import parse_chunk
-from invgray_cli.io.images import (DEFAULT_MAX_PIXELS, GrayImage, Source, alpha_loss_warning, format_for_path,
-                                   read_color, read_gray, source_name, write_color, write_gray_jpeg, write_gray_png)
+from invgray_cli.io.images import DEFAULT_MAX_PIXELS, GrayImage, Source, read_color, read_gray, source_name
+from invgray_cli.io.writing import (alpha_loss_warning, format_for_path, lossless_gray_format, write_color,
+                                    write_gray_jpeg, write_gray_lossless, write_gray_png)
 
 Destination = str | Path | BinaryIO
 DEFAULT_JPEG_QUALITY = 90
@@ -43,16 +44,21 @@ def joined(*warnings: str | None) -> str | None:
 
 def encode_file(source: Source, dest: Destination, codec: Codec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                 on_tile: ProgressFn | None = None, jpeg_quality: int | None = None,
-                block_code: bool | None = None) -> WrittenImage:
-    """Read a photo, encode it and write the gray (atomically when ``dest`` is a path): a PNG, or
-    with ``jpeg_quality`` a JPEG (no alpha) carrying the model in its comment. ``block_code`` (by
-    default: for a JPEG) adds the JPEG-safe coarse colour (block_code.py)."""
+                block_code: bool | None = None, lossless_format: str | None = None) -> WrittenImage:
+    """Read a photo, encode it and write the gray (atomically when ``dest`` is a path): a PNG; a
+    lossless TIFF or WebP (``lossless_format``, by default from a path's extension); or with
+    ``jpeg_quality`` a JPEG (no alpha). Each carries the chunk. ``block_code`` (by default: for a
+    JPEG) adds the JPEG-safe coarse colour (block_code.py)."""
+    if lossless_format is None and isinstance(dest, (str, Path)):
+        lossless_format = lossless_gray_format(dest)
     colour = read_color(source, max_pixels)
     with_code = block_code if block_code is not None else jpeg_quality is not None
     encoded = encode_photos(codec, [colour.rgb], with_code, on_tile)[0]
     gray = encoded.gray
     if jpeg_quality is not None:
         write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
+    elif lossless_format is not None:
+        write_gray_lossless(gray, colour.alpha, codec.chunk_text(), dest, lossless_format)
     else:
         write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
     animation = None if colour.pages == 1 else f"an animation of {colour.pages} frames: only the first is encoded"

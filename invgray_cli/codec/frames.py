@@ -1,4 +1,4 @@
-"""Finding the hidden code's grid in a gray that was cropped, mirrored or turned.
+"""Stage 3 (codec): finding the hidden code's grid in a gray that was cropped, mirrored or turned.
 
 The colour code sits on a grid of ``divisibility``-pixel blocks anchored at the top-left corner
 of the encoded image. A crop moves that anchor; a mirror or a 90° turn also reflects the blocks.
@@ -28,8 +28,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from invgray_cli.colour import rgb_to_luma
 from invgray_cli.models.frame_judge import FrameJudge, judge_logits
-from invgray_cli.models.net import InvertibleGray, rgb_to_luma
+from invgray_cli.models.net import InvertibleGray
 
 ORIENTATIONS = tuple(range(8))  # bit 0: rows reversed, bit 1: columns reversed, bit 2: transposed
 PROBE_SIZE = 128  # round-trip probe edge in pixels
@@ -106,12 +107,12 @@ def unorient(image: Tensor, orientation: int) -> Tensor:
     return image
 
 
-def _same_phase_before(length: int, pad: int, period: int) -> Tensor:
-    """Indices that put ``pad`` lines before the first one, each a copy of the line one ``period``
-    later on the grid: the padding then carries a code of the same phase (mirrored lines would not,
-    and would mislead the decoder for a dozen pixels in)."""
-    before = (torch.arange(pad) + period - pad).clamp_(max=max(length - 1, 0))
-    return torch.cat([before, torch.arange(length)])
+def _same_phase_before(length: int, pad: int, period: int, device: torch.device) -> Tensor:
+    """Indices on ``device`` that put ``pad`` lines before the first one, each a copy of the line one
+    ``period`` later on the grid: the padding then carries a code of the same phase (mirrored lines
+    would not, and would mislead the decoder for a dozen pixels in)."""
+    before = (torch.arange(pad, device=device) + period - pad).clamp_(max=max(length - 1, 0))
+    return torch.cat([before, torch.arange(length, device=device)])
 
 
 def into_frame(image: Tensor, frame: Frame, period: int = 4) -> Tensor:
@@ -119,11 +120,9 @@ def into_frame(image: Tensor, frame: Frame, period: int = 4) -> Tensor:
     undone, offsets padded)."""
     image = unorient(image, frame.orientation)
     if frame.offset_y:
-        rows = _same_phase_before(image.shape[-2], frame.offset_y, period)
-        image = image.index_select(-2, rows.to(image.device))
+        image = image.index_select(-2, _same_phase_before(image.shape[-2], frame.offset_y, period, image.device))
     if frame.offset_x:
-        columns = _same_phase_before(image.shape[-1], frame.offset_x, period)
-        image = image.index_select(-1, columns.to(image.device))
+        image = image.index_select(-1, _same_phase_before(image.shape[-1], frame.offset_x, period, image.device))
     return image
 
 

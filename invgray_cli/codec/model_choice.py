@@ -1,4 +1,4 @@
-"""Which model decodes a gray: the user's ``--weights``/``--model``, else the one its chunk names,
+"""Stage 3 (codec): which model decodes a gray: the user's ``--weights``/``--model``, else the one its chunk names,
 else the default model (with a warning); and a warning when the chunk names other weights.
 """
 from __future__ import annotations

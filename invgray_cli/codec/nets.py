@@ -1,4 +1,4 @@
-"""The codec's nets on a device: a loaded model, its dtype and precision, its tile size, and the
+"""Stage 3 (codec): the nets on a device: a loaded model, its dtype and precision, its tile size, and the
 companions shipped for it (code detector, frame judge, edge decoder, JPEG decoder).
 
 A :class:`Codec` holds no per-image state, so one instance serves many images and threads. It
@@ -23,6 +23,7 @@ from invgray_cli.errors import InvgrayError
 from invgray_cli.io.chunk import make_chunk
 from invgray_cli.models.detector import CodeDetector
 from invgray_cli.models.frame_judge import FrameJudge
+from invgray_cli.models.jpeg_decoder import JpegDecoder
 from invgray_cli.models.net import EdgeDecoder, InvertibleGray
 from invgray_cli.models.zoo import (ModelInfo, resolve_model, shipped_detector, shipped_edge_decoder,
                                     shipped_frame_judge, shipped_jpeg_decoder)
@@ -33,9 +34,11 @@ def quantise(values: torch.Tensor) -> torch.Tensor:
     return torch.round(values * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    """A zero-copy tensor view of a uint8 array; read-only arrays (from Pillow) are fine since
-    nothing writes to it."""
+def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A zero-copy tensor view of a uint8 array (a tensor as it is); read-only arrays (from Pillow)
+    are fine since nothing writes to it."""
+    if isinstance(array, torch.Tensor):
+        return array
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(np.ascontiguousarray(array))
@@ -163,9 +166,33 @@ class Codec:
             return replace(self.edge_decoder, net=self.edge_decoder.net.to(device=self.device, dtype=self.dtype))
         return edge_decoder_on(self.info.sha256, self.device, self.dtype)
 
-    def jpeg_decoder(self):
+    def jpeg_decoder(self) -> TiledJpegDecoder | None:
         """The JPEG decoder shipped for this model (colour from a gray's block code), or None."""
-        return shipped_jpeg_decoder(self.info.sha256)
+        net = shipped_jpeg_decoder(self.info.sha256)
+        return None if net is None else TiledJpegDecoder(net)
+
+
+@dataclass(frozen=True)
+class TiledJpegDecoder:
+    """A JPEG decoder net (models/jpeg_decoder.py) run on any size: in tiles, each with a margin of
+    the net's receptive radius, on the net's own device in float32. What ``colour_from_block_code`` takes."""
+
+    net: JpegDecoder
+
+    @property
+    def needs_fine(self) -> bool:
+        return self.net.needs_fine
+
+    def restore(self, luma: torch.Tensor, chroma: torch.Tensor, fine: torch.Tensor | None = None,
+                tile: int | None = 1024) -> torch.Tensor:
+        """The net's ``forward`` on any size, in tiles of ``tile`` pixels (None: whole); (B,3,H,W)
+        float32 on the CPU."""
+        net = self.net
+        net.check_fine(fine)
+        planes = torch.cat([luma, chroma] + ([fine] if net.needs_fine else []), dim=1)
+        return run_tiled(lambda t: net(t[:, :1], t[:, 1:3], t[:, 3:] if net.needs_fine else None), planes,
+                         divisibility=net.divisibility, halo=net.receptive_radius, tile=tile,
+                         device=next(net.parameters()).device, dtype=torch.float32, out_channels=3)
 
 
 @functools.lru_cache(maxsize=4)

@@ -28,12 +28,14 @@ as made without marks (format 2, whose chunk also says so: ``edge_marks=False``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from invgray_cli.codec.frames import Frame, orient
+from invgray_cli.codec.nets import as_tensor
 
 PERIOD = 16
 _PATTERN = (  # + is +1, - is -1 gray level
@@ -119,11 +121,20 @@ def pattern_field(height: int, width: int, phase: tuple[int, int] = (0, 0),
                   cuts: tuple[int, int, int, int] = UNMARKED) -> np.ndarray:
     """The tiled pattern over height x width, its top-left pixel at ``phase`` of the tile, with the
     edge marks of a gray that lost ``cuts`` = (top, left, bottom, right) lines after encoding."""
-    rows = (np.arange(height) + phase[0]) % PERIOD
-    columns = (np.arange(width) + phase[1]) % PERIOD
-    field = PATTERN[rows[:, None], columns[None, :]]
+    return _field_on(height, width, phase, cuts, torch.device("cpu")).numpy()
+
+
+def _field_on(height: int, width: int, phase: tuple[int, int], cuts: tuple[int, int, int, int],
+              device: torch.device) -> torch.Tensor:
+    """``pattern_field`` as an int16 tensor on ``device``: the pattern's 16 rows tiled along the
+    width with the columns' marks, then gathered down the height with the rows'."""
     top, left, bottom, right = cuts
-    return field * mark_signs(height, top, bottom)[:, None] * mark_signs(width, left, right)[None, :]
+    columns = (torch.arange(width, device=device) + phase[1]) % PERIOD
+    column_signs = torch.from_numpy(mark_signs(width, left, right)).to(device)
+    pattern_rows = torch.from_numpy(PATTERN).to(device)[:, columns] * column_signs  # (16, W)
+    rows = (torch.arange(height, device=device) + phase[0]) % PERIOD
+    row_signs = torch.from_numpy(mark_signs(height, top, bottom)).to(device)
+    return pattern_rows[rows] * row_signs[:, None]
 
 
 def fresh_cuts(height: int, width: int) -> tuple[int, int, int, int]:
@@ -133,10 +144,17 @@ def fresh_cuts(height: int, width: int) -> tuple[int, int, int, int]:
     return (rows, columns, rows, columns)
 
 
-def add_sync_pattern(gray: np.ndarray) -> np.ndarray:
-    """uint8 HxW gray -> the same with the pattern and its edge marks added (clipped to 0..255)."""
-    field = pattern_field(*gray.shape, cuts=fresh_cuts(*gray.shape))
-    return np.clip(gray.astype(np.int16) + field, 0, 255).astype(np.uint8)
+GrayT = TypeVar("GrayT", np.ndarray, torch.Tensor)
+
+
+def add_sync_pattern(gray: GrayT) -> GrayT:
+    """uint8 HxW gray -> the same with the pattern and its edge marks added (clipped to 0..255): an
+    array for an array, a tensor on the gray's device for a tensor."""
+    image = as_tensor(gray)
+    height, width = image.shape
+    field = _field_on(height, width, (0, 0), fresh_cuts(height, width), image.device)
+    out = field.add_(image).clamp_(0, 255).to(torch.uint8)
+    return out.numpy() if isinstance(gray, np.ndarray) else out
 
 
 def _detail(gray: np.ndarray) -> torch.Tensor:
@@ -247,14 +265,15 @@ def find_sync_pattern(gray: np.ndarray, divisibility: int = 4, edge_marks: bool 
     return SyncPatternReading(frame, phase, confidence, cuts, read)
 
 
-def remove_sync_pattern(gray: np.ndarray, reading: SyncPatternReading) -> np.ndarray:
+def remove_sync_pattern(gray: GrayT, reading: SyncPatternReading) -> GrayT:
     """uint8 HxW gray with the pattern ``reading`` found taken out (a pixel at 0 or 255 that the
-    pattern would push further out is taken as clipped and kept)."""
-    height, width = gray.shape
+    pattern would push further out is taken as clipped and kept): an array for an array, a tensor
+    on the gray's device for a tensor."""
+    values = as_tensor(gray).to(torch.int16)
+    height, width = values.shape
     if reading.frame.orientation & 4:
         height, width = width, height
-    field = pattern_field(height, width, reading.phase, reading.cuts)
-    field = orient(torch.from_numpy(field), reading.frame.orientation).numpy()
-    values = gray.astype(np.int16)
+    field = orient(_field_on(height, width, reading.phase, reading.cuts, values.device), reading.frame.orientation)
     clipped = ((values == 255) & (field > 0)) | ((values == 0) & (field < 0))
-    return np.where(clipped, values, values - field).clip(0, 255).astype(np.uint8)
+    out = torch.where(clipped, values, values - field).clamp_(0, 255).to(torch.uint8)
+    return out.numpy() if isinstance(gray, np.ndarray) else out

@@ -56,10 +56,10 @@ def tile_spans(length: int, tile: int, halo: int) -> list[tuple[int, int, int, i
     return spans
 
 
-def mirror_indices(start: int, stop: int, length: int) -> Tensor:
+def mirror_indices(start: int, stop: int, length: int, device: torch.device | str = "cpu") -> Tensor:
     """Indices start..stop-1 into a line of ``length``, reflected about its last element beyond it
-    (clamped where the line is too short to reflect, e.g. a 1-pixel image)."""
-    indices = torch.arange(start, stop)
+    (clamped where the line is too short to reflect, e.g. a 1-pixel image), on ``device``."""
+    indices = torch.arange(start, stop, device=device)
     indices = torch.where(indices >= length, 2 * (length - 1) - indices, indices)
     return indices.clamp_(0, length - 1)
 
@@ -68,10 +68,10 @@ def crop_padded(image: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
     """image[..., y0:y1, x0:x1] as if the image were mirror-padded beyond its size (a copy only at the border)."""
     height, width = image.shape[-2:]
     if y1 > height:
-        image = image.index_select(-2, mirror_indices(y0, y1, height))
+        image = image.index_select(-2, mirror_indices(y0, y1, height, image.device))
         y0, y1 = 0, y1 - y0
     if x1 > width:
-        return image[..., y0:y1, :].index_select(-1, mirror_indices(x0, x1, width))
+        return image[..., y0:y1, :].index_select(-1, mirror_indices(x0, x1, width, image.device))
     return image[..., y0:y1, x0:x1]
 
 

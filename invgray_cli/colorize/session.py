@@ -1,4 +1,4 @@
-"""Colour for a gray that carries no hidden code: automatic, or guided by colour hints.
+"""Stage colorize: colour for a gray that carries no hidden code: automatic, or guided by colour hints.
 
 A hint says "around pixel (x, y) the colour is #rrggbb"; only its chroma is used, since the tones
 are the gray's own. The output's BT.601 luma equals the input gray up to 8-bit rounding.
@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma
 from invgray_cli.devices import exact_fp32, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.io.images import open_failure
+from invgray_cli.io.filesystem import open_failure
 from invgray_cli.untrusted import parse_json, shown
-from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, chroma_to_rgb, guide, rgb_to_chroma
+from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, guide
 from invgray_cli.models.kinds import COLORIZER_NET
 from invgray_cli.models.weights import load_weights
 from invgray_cli.models.zoo import COLORIZER, ModelInfo, WeightsEntry, default_entry, find_entry, load_entry

@@ -1,4 +1,4 @@
-"""The ``invgray`` chunk: what a gray file says about the model that wrote it.
+"""Stage 1 (io): the ``invgray`` chunk: what a gray file says about the model that wrote it.
 
 A PNG gray carries it as a text chunk, a JPEG gray as its comment:
 ``{"format", "model", "sha256", "version"}``. The format version says what the gray holds:

@@ -1,79 +1,28 @@
-"""Pure helpers behind the batch command line: which files to read, where to write, whether we may.
+"""Stage 1 (io): where a run writes and whether it may. Output naming, the overwrite policy, the
+plan of a batch (``plan_jobs``) and the per-file records of ``--json``.
 
-Nothing here touches an image's pixels or a model, so every rule (input expansion,
-output naming, the overwrite policy, the summary for ``--json``) is tested on its own.
+Nothing here touches an image's pixels or a model, so every rule is tested on its own. Which files
+a run reads is ``inputs.py``.
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 from invgray_cli.errors import InvgrayError, OutputExists
+from invgray_cli.io.inputs import (COLOR_SUFFIX, COLORIZED_SUFFIX, GRAY_SUFFIX, STDIO, InputItem, Refuse, expand_inputs,
+                                   is_image_name, resolved)
 
-STDIO = "-"
-# Extensions Pillow reads out of the box; files met inside folders or globs with any other are skipped.
-IMAGE_SUFFIXES = frozenset({
-    ".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp", ".dib", ".gif",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".jp2", ".j2k", ".jpx", ".pcx", ".sgi", ".qoi",
-})
-GRAY_SUFFIX = ".gray.png"
-COLOR_SUFFIX = ".color.png"
-COLORIZED_SUFFIX = ".colorized.png"  # `invgray colorize`
-EVAL_SUFFIX = ".eval.png"  # `invgray eval --save-dir` strips
-OWN_OUTPUTS = (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX, EVAL_SUFFIX)  # invgray's files: never photos to measure or train on
 # invgray outputs that a folder or glob does not feed back in: encode takes neither its grays nor
 # decode's restorations (re-encoding one would collide with its original's gray); decode skips its own.
 FOLDER_SKIPS = {GRAY_SUFFIX: (GRAY_SUFFIX, COLOR_SUFFIX, COLORIZED_SUFFIX), COLOR_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX),
                 COLORIZED_SUFFIX: (COLOR_SUFFIX, COLORIZED_SUFFIX)}
-OUTPUT_HINTS = {GRAY_SUFFIX: ", a gray that `invgray decode` restores"}  # said when a folder's file is skipped
 _NAME_TAGS = (".gray", ".color")  # stripped from a stem before the new suffix, so a.gray.png -> a.color.png
-
 Status = Literal["ok", "skipped", "failed"]
 OUTPUT_EXISTS = "its output exists"  # why --skip-existing skipped a file
-Refuse = Callable[[Path], "str | None"]  # why a file found in a folder is not for this command
 Action = Literal["write", "skip"]
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One file to process. ``source`` None is stdin; ``rel`` is its place below -o DIR."""
-
-    source: Path | None
-    rel: Path
-    discovered: bool = False  # found inside a folder or glob rather than named by the user
-    problem: str | None = None  # why this argument gave no file (missing path, empty glob)
-
-    @property
-    def label(self) -> str:
-        return "<stdin>" if self.source is None else str(self.source)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file found in a folder or glob and passed over on purpose, and why."""
-
-    path: Path
-    rel: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class Expansion:
-    items: list[InputItem]  # in argument order; arguments that gave nothing carry a ``problem``
-    skipped: list[Skipped]  # files passed over on purpose, in the order met
-
-    @property
-    def notes(self) -> list[str]:
-        """One line per file passed over."""
-        return [f"skipped {s.path}: {s.reason}" for s in self.skipped]
-
-    @property
-    def missing(self) -> list[tuple[str, str]]:
-        """(argument, why it gave no file) for missing paths and empty globs."""
-        return [(str(i.source), i.problem) for i in self.items if i.problem is not None]
 
 
 class UsageProblem(InvgrayError):
@@ -110,119 +59,8 @@ class FileRecord:
     decode_path: str | None = None  # the path decode took (see codec/decode.py DECISIONS)
 
 
-def is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def has_glob_magic(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def glob_base(pattern: str) -> Path:
-    """The leading part of a glob pattern without wildcards: matches are mirrored relative to it."""
-    parts = Path(pattern).parts
-    fixed = []
-    for part in parts:
-        if has_glob_magic(part):
-            break
-        fixed.append(part)
-    return Path(*fixed) if fixed else Path(".")
-
-
-def _walk_folder(folder: Path) -> list[Path]:
-    """Files below ``folder``, sorted, skipping hidden files and folders (``.git``, ``.DS_Store``)."""
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
-    return found
-
-
-def resolved(path: Path) -> Path:
-    """``path`` made absolute with its links followed, as far as they lead: a symbolic link loop
-    (an error of the input, reported when it is opened) stays as it is named."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13's word for a link loop
-        return Path(os.path.abspath(path))
-
-
 def _same_folder(a: Path, b: Path) -> bool:
     return a.is_dir() and b.is_dir() and resolved(a) == resolved(b)
-
-
-def _within(path: Path, folder: Path | None) -> bool:
-    if folder is None:
-        return False
-    try:
-        resolved(path).relative_to(resolved(folder))
-    except ValueError:
-        return False
-    return True
-
-
-def expand_inputs(args: Sequence[str], skip_suffixes: Sequence[str] = (), exclude: Path | None = None,
-                  refuse: Refuse | None = None) -> Expansion:
-    """Turn command-line inputs (files, folders, quoted globs, ``-``) into the files to process.
-
-    Files named by the user are always tried. Files found in folders or globs are kept only
-    when their extension is an image's, are not invgray outputs this command should not
-    take (``skip_suffixes``, e.g. ``.gray.png`` and ``.color.png`` for encode), are not
-    refused by ``refuse`` (a reason, e.g. decode's "a colour image") and do not lie under ``exclude`` (the output folder).
-    Each file is listed once, in argument order.
-    """
-    items: list[InputItem] = []
-    skipped: list[Skipped] = []
-    seen: set[Path] = set()
-
-    def passed_over(path: Path) -> str | None:
-        if not is_image_name(path):
-            return "not an image file name"
-        own = next((x for x in skip_suffixes if path.name.lower().endswith(x)), None)
-        if own:
-            return f"an invgray output ({own}){OUTPUT_HINTS.get(own, '')}"
-        if _within(path, exclude):
-            return f"inside the output folder {exclude}"
-        return refuse(path) if refuse is not None else None
-
-    def add(path: Path, rel: Path, discovered: bool) -> None:
-        if discovered:
-            reason = passed_over(path)
-            if reason:
-                skipped.append(Skipped(path, rel, reason))
-                return
-        key = resolved(path)
-        if key in seen:
-            return
-        seen.add(key)
-        items.append(InputItem(path, rel, discovered))
-
-    def add_folder(folder: Path, base: Path) -> None:
-        for path in _walk_folder(folder):
-            add(path, path.relative_to(base), discovered=True)
-
-    for arg in args:
-        if arg == STDIO:
-            items.append(InputItem(None, Path("stdin")))
-            continue
-        path = Path(arg)
-        if path.is_dir():
-            add_folder(path, path)
-        elif path.exists() or os.path.lexists(path):
-            add(path, Path(path.name), discovered=False)
-        elif has_glob_magic(arg):
-            matches = sorted(glob.glob(arg, recursive=True))
-            if not matches:
-                items.append(InputItem(path, path, problem=f"no file matches the pattern {arg!r}"))
-            base = glob_base(arg)
-            for match in map(Path, matches):
-                if match.is_dir():
-                    add_folder(match, base)
-                else:
-                    add(match, match.relative_to(base), discovered=True)
-        else:
-            items.append(InputItem(path, path, problem=f"{arg}: no such file or folder"))
-    return Expansion(items, skipped)
 
 
 def default_output_name(input_name: str, suffix: str) -> str:

@@ -1,4 +1,4 @@
-"""Colourisation of a plain gray: luma plus sparse colour hints in, BT.601 chroma out.
+"""Stage 2 (models): the colouriser of a plain gray: luma plus sparse colour hints in, BT.601 chroma out.
 
 A U-Net after Zhang et al. 2017 (seed 002): the gray and the user's hints (their Cb/Cr and a mask)
 go in at full resolution, with dense guesses of the colour spread from the hints (``guide``):
@@ -6,7 +6,7 @@ normalised convolution over boxes, and edge-aware spreads in bilateral grids (Ch
 where a hint reaches pixels that are near it *and* of similar gray. The bilateral spread alone
 restores 30.6 dB from 100 random hints on `val`, against 25.6 dB for the box spread; the net then
 corrects both. The output is chroma only: the luma stays the input gray (see
-``chroma_to_rgb``), so colourisation never changes the picture's tones.
+``colour.chroma_to_rgb``), so colourisation never changes the picture's tones.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from invgray_cli.models.net import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS
 from invgray_cli.models.unet import UNet
 
 SPREAD_SCALES = (8, 32)  # box sizes of the normalised-convolution hint maps
@@ -34,26 +33,6 @@ class ColorizerConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def rgb_to_chroma(rgb: Tensor) -> Tensor:
-    """(B,3,H,W) RGB in [0,1] -> (B,2,H,W) BT.601 Cb, Cr in [-0.5, 0.5]."""
-    weights = rgb.new_tensor((CB_WEIGHTS, CR_WEIGHTS)).view(2, 3, 1, 1)
-    return F.conv2d(rgb, weights)
-
-
-def chroma_to_rgb(luma: Tensor, chroma: Tensor) -> Tensor:
-    """Luma (B,1,H,W) and chroma (B,2,H,W) -> RGB in [0,1] whose BT.601 luma is ``luma``.
-
-    Where a colour falls outside the RGB cube its chroma is scaled down (towards gray) just enough
-    to fit, instead of clipping channels, which would change the luma.
-    """
-    offsets = F.conv2d(chroma, chroma.new_tensor(CHROMA_TO_RGB).view(3, 2, 1, 1))  # RGB - Y per channel
-    room_up = (1.0 - luma) / offsets.clamp(min=1e-6)
-    room_down = luma / (-offsets).clamp(min=1e-6)
-    limits = torch.where(offsets > 1e-6, room_up, torch.where(offsets < -1e-6, room_down, torch.ones_like(offsets)))
-    scale = limits.amin(dim=1, keepdim=True).clamp(0.0, 1.0)
-    return (luma + scale * offsets).clamp(0.0, 1.0)
 
 
 def spread_hints(hints: Tensor, mask: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Does a gray carry an invgray colour code?
+"""Stage 2 (models): the code detector. Does a gray carry an invgray colour code?
 
 The code lives in the gray's finest detail, on a grid of ``period``-pixel blocks. A gray re-saved
 as JPEG, resized or never encoded does not carry it. A small CNN reads the gray's detail (the gray
@@ -61,22 +61,22 @@ class CodeDetector(nn.Module):
         return self(gray).mean(dim=(1, 2, 3))
 
 
-WINDOW = 128  # the detector reads windows of this size, at most MAX_WINDOWS of them
-MAX_WINDOWS = 16
+DETECTOR_WINDOW = 128  # the detector reads windows of this size, at most DETECTOR_MAX_WINDOWS of them
+DETECTOR_MAX_WINDOWS = 16
 
 
 def window_origins(height: int, width: int, period: int) -> list[tuple[int, int]]:
     """Evenly spread window corners, each on the image's own ``period`` grid."""
     def starts(size: int) -> list[int]:
-        if size <= WINDOW:
+        if size <= DETECTOR_WINDOW:
             return [0]
-        count = min(4, -(-size // WINDOW))
-        return sorted({int(round(i * (size - WINDOW) / (count - 1))) // period * period for i in range(count)})
+        count = min(4, -(-size // DETECTOR_WINDOW))
+        return sorted({int(round(i * (size - DETECTOR_WINDOW) / (count - 1))) // period * period for i in range(count)})
 
-    return [(y, x) for y in starts(height) for x in starts(width)][:MAX_WINDOWS]
+    return [(y, x) for y in starts(height) for x in starts(width)][:DETECTOR_MAX_WINDOWS]
 
 
-MIN_SIDE = 32  # below this a gray holds too few blocks to tell
+DETECTOR_MIN_SIDE = 32  # below this a gray holds too few blocks to tell
 
 
 def read_code(detector: CodeDetector, gray: np.ndarray) -> CodeReading | None:
@@ -84,11 +84,12 @@ def read_code(detector: CodeDetector, gray: np.ndarray) -> CodeReading | None:
     gray too small to tell."""
     period = detector.config.period
     height, width = gray.shape
-    if min(height, width) < MIN_SIDE:
+    if min(height, width) < DETECTOR_MIN_SIDE:
         return None
     device = next(detector.parameters()).device
     image = torch.tensor(gray, dtype=torch.float32, device=device)[None, None] / 255.0  # a copy: gray may be read-only
-    windows = [image[..., y : y + WINDOW, x : x + WINDOW] for y, x in window_origins(height, width, period)]
+    side = DETECTOR_WINDOW
+    windows = [image[..., y : y + side, x : x + side] for y, x in window_origins(height, width, period)]
     with torch.inference_mode():
         logit = torch.stack([detector.image_logit(w)[0] for w in windows]).mean()
     return CodeReading(float(torch.sigmoid(logit.float())))

@@ -1,8 +1,8 @@
-"""The frame judge: of a few frames in which a gray decodes consistently, which one is right?
+"""Stage 2 (models): the frame judge: of a few frames in which a gray decodes consistently, which one is right?
 
 The 4-px Walsh carriers are symmetric: a mirror or turn plus a shift of the grid can turn a valid
 code into the valid code of the same picture with a chroma channel's sign flipped. The round trip
-of ``grid.py`` cannot tell those frames apart; what tells them apart is whether the colours look
+of ``codec/frames.py`` cannot tell those frames apart; what tells them apart is whether the colours look
 like a photo's (blue skies, green leaves, skin). This small CNN sees each candidate (the gray and
 its decoded colours, in the candidate's frame) with its round-trip score relative to the best, and
 gives one logit per candidate. Trained per codec model by ``invgray train-frames``.

@@ -1,4 +1,5 @@
-"""The JPEG decoder: colour from a JPEG gray's luma and its block code (see ``blockcode.py``).
+"""Stage 2 (models): the JPEG decoder, colour from a JPEG gray's luma and its block code
+(``codec/block_code.py``).
 
 After JPEG a gray's fine carriers are gone, but its block code still gives the colour of each
 16x16 macroblock. This net takes the received gray and that coarse colour spread over it, and
@@ -7,7 +8,8 @@ the photo's luma) and of the chroma (sharpened along the gray's edges). With ``f
 also given what the codec's own decoder makes of the received gray: its colours are mostly guesses
 after JPEG, but the codec net knows its gray's offset from the photo's luma, and the fine code's
 remnants hold some detail the coarse colour lacks. It is a companion of one codec model, trained on
-that model's grays (`invgray train-jpeg-decoder`).
+that model's grays (`invgray train-jpeg-decoder`). The codec runs it on any size in tiles
+(``codec.nets.TiledJpegDecoder``), a margin of ``receptive_radius`` around each.
 """
 from __future__ import annotations
 
@@ -16,9 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from invgray_cli.codec.tiling import run_tiled
-from invgray_cli.models.colorizer import chroma_to_rgb, rgb_to_chroma
-from invgray_cli.models.net import rgb_to_luma
+from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma, rgb_to_luma
 from invgray_cli.models.unet import UNet
 
 
@@ -45,12 +45,13 @@ class JpegDecoder(UNet):
     def needs_fine(self) -> bool:
         return self.config.fine_planes
 
-    def _check_fine(self, fine: Tensor | None) -> None:
+    def check_fine(self, fine: Tensor | None) -> None:
+        """A ValueError when this decoder needs the codec decoder's colour and ``fine`` is None."""
         if self.needs_fine and fine is None:
             raise ValueError("this JPEG decoder needs the codec decoder's colour of the gray")
 
     def forward(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None) -> Tensor:
-        self._check_fine(fine)
+        self.check_fine(fine)
         planes = [luma - 0.5, chroma]
         if self.needs_fine:
             planes += [rgb_to_luma(fine) - luma, rgb_to_chroma(fine)]  # the new planes: zero at a warm start's start
@@ -64,13 +65,3 @@ class JpegDecoder(UNet):
         stem_and_head = 3
         per_level = sum(2 * 2**level + 2**(level - 1) for level in range(1, self.levels + 1))
         return stem_and_head + per_level + 4 * len(self.bottom) * 2**self.levels
-
-    def restore(self, luma: Tensor, chroma: Tensor, fine: Tensor | None = None, tile: int | None = 1024) -> Tensor:
-        """``forward`` on any size, in tiles of ``tile`` pixels (None: whole) with a margin of the
-        receptive field; (B,3,H,W) float32 on the CPU."""
-        self._check_fine(fine)
-        planes = torch.cat([luma, chroma] + ([fine] if self.needs_fine else []), dim=1)
-        return run_tiled(lambda t: self(t[:, :1], t[:, 1:3], t[:, 3:] if self.needs_fine else None), planes,
-                         divisibility=self.divisibility,
-                         halo=self.receptive_radius, tile=tile, device=next(self.parameters()).device,
-                         dtype=torch.float32, out_channels=3)

@@ -1,4 +1,4 @@
-"""The invertible-grayscale encoder/decoder pair.
+"""Stage 2 (models): the invertible-grayscale encoder/decoder pair.
 
 Both nets work at 1/scale resolution after a pixel-unshuffle, which is where the
 speed comes from: a 2x2 block of gray pixels carries its luma plus three
@@ -14,23 +14,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
-CB_WEIGHTS = (-0.168736, -0.331264, 0.5)
-CR_WEIGHTS = (0.5, -0.418688, -0.081312)
-# chroma -> RGB offsets of BT.601 YCbCr: rows R, G, B; columns Cb, Cr
-CHROMA_TO_RGB = ((0.0, 1.402), (-0.344136, -0.714136), (1.772, 0.0))
+from invgray_cli.colour import CB_WEIGHTS, CHROMA_TO_RGB, CR_WEIGHTS, LUMA_WEIGHTS, rgb_to_luma
+
 # Walsh functions in sequency order; 2-D carriers are their outer products.
 WALSH = {2: ((1, 1), (1, -1)), 4: ((1, 1, 1, 1), (1, 1, -1, -1), (1, -1, -1, 1), (1, -1, 1, -1))}
 # (row, column) sequency of the carriers that hold (Cb, Cr): the two in which the luma of
 # natural photos has least energy (measured on the training photos; for 4x4 blocks the pixel
 # checkerboard and its row-modulated twin hold < 0.1 % of the detail energy).
 CARRIER_SEQUENCIES = {2: ((1, 1), (1, 0)), 4: ((3, 3), (2, 3))}
-
-
-def rgb_to_luma(rgb: Tensor) -> Tensor:
-    """BT.601 luma of an RGB batch (B,3,H,W) -> (B,1,H,W), same range as the input."""
-    weights = rgb.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
-    return (rgb * weights).sum(dim=1, keepdim=True)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A random-weight rebuild of the paper's network (Xia et al. 2018, Fig. 2), for speed comparisons.
+"""Stage 2 (models): a random-weight rebuild of the paper's network (Xia et al. 2018, Fig. 2), for
+speed comparisons.
 
 Only its cost matters here, not its output: ``invgray bench --paper`` times it beside ours
 in the same run, and the issue's speed target is a ratio against it.

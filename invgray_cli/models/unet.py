@@ -1,4 +1,4 @@
-"""The small U-Net the colouriser and the JPEG decoder share: full resolution in and out, a
+"""Stage 2 (models): the small U-Net the colouriser and the JPEG decoder share: full resolution in and out, a
 residual bottom at 1/2**levels, skip connections merged by 3x3 convolutions at each level."""
 from __future__ import annotations
 

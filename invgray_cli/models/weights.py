@@ -33,6 +33,7 @@ from invgray_cli.models.kinds import CODEC_NET, NetKind, kind_of, kind_of_format
 from invgray_cli.untrusted import parse_json, printable
 
 FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+WEIGHTS_NAME = re.compile(r"[a-z0-9_]{1,48}\.[a-z0-9_]{1,48}")  # arch.tag, as the zoo names files
 MIN_SHA256_PREFIX = 8  # hex digits: shorter prefixes (the empty one above all) would match too much
 
 
@@ -47,8 +48,10 @@ class LoadedWeights:
 
     @property
     def name(self) -> str:
-        """The ``arch.tag`` the file calls itself, else ``file:STEM``."""
-        return self.metadata.get("name") or f"file:{self.path.stem}"
+        """The ``arch.tag`` the file calls itself, else ``file:STEM``. A name that is not a plain
+        ``arch.tag`` is not taken: it would be copied into the chunk of every gray made with it."""
+        claimed = self.metadata.get("name") or ""
+        return claimed if WEIGHTS_NAME.fullmatch(claimed) else f"file:{printable(self.path.stem)[:64]}"
 
 
 def file_sha256(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Training the colouriser: luma in, chroma out, with random single-pixel hints (Zhang et al. 2017).
+"""Stage train: the colouriser, luma in, chroma out, with random single-pixel hints (Zhang et al. 2017).
 
 Crops of the training photos with flips and transposes only: hue shifts would teach wrong
 colours. Each crop gets no hint (a share of ``no_hint_share``) or a log-uniform number of hints
@@ -19,10 +19,10 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from invgray_cli import metrics
+from invgray_cli.colour import plain_gray, rgb_to_chroma, rgb_to_luma
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.models.colorizer import Colorizer, ColorizerConfig, rgb_to_chroma
-from invgray_cli.models.net import rgb_to_luma
+from invgray_cli.models.colorizer import Colorizer, ColorizerConfig
 from invgray_cli.train.data import find_images, load_all, sample_crops
 from invgray_cli.train.fit import warm_start
 
@@ -49,7 +49,7 @@ class ColorizerTrainConfig:
     regression: str = "smooth-l1"  # or "mse": the PSNR's own loss, the conditional mean
     device: str = "auto"
     net: dict = field(default_factory=lambda: ColorizerConfig().to_dict())
-    init_from: str | None = None  # weights (.safetensors or checkpoint) a fresh run starts from
+    init: str | None = None  # weights (.safetensors or checkpoint) a fresh run starts from (--init)
 
 
 def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
@@ -97,7 +97,7 @@ def validate_colorizer(model: Colorizer, images: list[np.ndarray], device: torch
     for count in VALIDATION_HINTS:
         psnrs, ratio = [], []
         for index, rgb in enumerate(images):
-            gray = np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+            gray = plain_gray(rgb)
             hints = random_hints(rgb, count, np.random.default_rng(index))
             out = codec.colorize_array(gray, hints)
             psnrs.append(metrics.psnr(out, rgb))
@@ -118,34 +118,14 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
     reproducible(device)
     model = Colorizer(ColorizerConfig(**cfg.net)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start, history = 0, []
     best = out.with_name(out.stem + ".best" + out.suffix)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        state = torch.load(out, map_location="cpu", weights_only=False)
-        if state.get("config", {}).get("net") != cfg.net:
-            raise InvgrayError(f"{out} is not a colouriser checkpoint with net {cfg.net}; pass the same --width "
-                               "or a new --out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = state["step"], state["history"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed from {out} at step {start}")
-    elif cfg.init_from:
-        warm_start(model, cfg.init_from)
-        log(f"started from the weights in {cfg.init_from}")
+    start, history = _resume_or_start(cfg, out, model, optimizer, rng, log)
     images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)
     if not images:
         raise InvgrayError(f"no training photos of at least {cfg.crop} px on a side in {', '.join(cfg.data)}")
     val_images = load_all(find_images([Path(p) for p in cfg.val]), 8, on_skip=log) if cfg.val else []
     log(f"{len(images)} training and {len(val_images)} validation photos")
-
-    def save(step: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history,
-                 "config": asdict(cfg), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
-        torch.save(state, out.with_suffix(".tmp"))
-        out.with_suffix(".tmp").replace(out)
 
     model.train()
     tick = time.perf_counter()
@@ -153,16 +133,7 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
         lr = cfg.lr * (1.0 - step / cfg.steps * (1.0 - cfg.final_lr_fraction))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rgb = sample_crops(images, cfg.batch, cfg.crop, rng)
-        chroma = rgb_to_chroma(rgb)
-        hints, mask = sample_hints(chroma, cfg, rng)
-        luma = torch.round(rgb_to_luma(rgb) * 255.0) / 255.0  # the 8-bit gray a user has
-        predicted = model(luma.to(device), hints.to(device), mask.to(device))
-        loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight, cfg.regression)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        terms = _colorizer_step(model, optimizer, images, cfg, rng, device)
         done = step + 1
         if done % log_every == 0:
             now = time.perf_counter()
@@ -178,5 +149,51 @@ def train_colorizer(cfg: ColorizerTrainConfig, out: Path, log: Callable[[str], N
                            best.with_suffix(".tmp"))
                 best.with_suffix(".tmp").replace(best)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save(done)
+            _save_checkpoint(out, model, optimizer, done, history, cfg, rng)
     return model.cpu().eval()
+
+
+def _resume_or_start(cfg: ColorizerTrainConfig, out: Path, model: Colorizer, optimizer: torch.optim.Optimizer,
+                     rng: np.random.Generator, log: Callable[[str], None]) -> tuple[int, list[dict]]:
+    """Resume from the checkpoint ``out`` where there is one, else warm-start from ``--init`` where
+    given; (the step to go on from, the validation history)."""
+    if out.exists():
+        state = torch.load(out, map_location="cpu", weights_only=False)
+        if state.get("config", {}).get("net") != cfg.net:
+            raise InvgrayError(f"{out} is not a colouriser checkpoint with net {cfg.net}; pass the same --width "
+                               "or a new --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {out} at step {state['step']}")
+        return state["step"], state["history"]
+    if cfg.init:
+        warm_start(model, cfg.init)
+        log(f"started from the weights in {cfg.init}")
+    return 0, []
+
+
+def _colorizer_step(model: Colorizer, optimizer: torch.optim.Optimizer, images: list[np.ndarray],
+                    cfg: ColorizerTrainConfig, rng: np.random.Generator, device: torch.device) -> dict[str, float]:
+    """One optimiser step on a batch of crops, each colourised from its 8-bit luma and random hints."""
+    rgb = sample_crops(images, cfg.batch, cfg.crop, rng)
+    chroma = rgb_to_chroma(rgb)
+    hints, mask = sample_hints(chroma, cfg, rng)
+    luma = torch.round(rgb_to_luma(rgb) * 255.0) / 255.0  # the 8-bit gray a user has
+    predicted = model(luma.to(device), hints.to(device), mask.to(device))
+    loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight, cfg.regression)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return terms
+
+
+def _save_checkpoint(out: Path, model: Colorizer, optimizer: torch.optim.Optimizer, step: int, history: list[dict],
+                     cfg: ColorizerTrainConfig, rng: np.random.Generator) -> None:
+    """The run at ``step`` into ``out`` (through a temporary file), resumable bit for bit."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history,
+             "config": asdict(cfg), "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+    torch.save(state, out.with_suffix(".tmp"))
+    out.with_suffix(".tmp").replace(out)

@@ -1,4 +1,4 @@
-"""Training data: folders of colour photos held in memory, random crops, flips, colour augmentation."""
+"""Stage train: the data, folders of colour photos held in memory, random crops, flips, colour augmentation."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from invgray_cli.io.paths import IMAGE_SUFFIXES, OWN_OUTPUTS
+from invgray_cli.colour import RGB_TO_YIQ, YIQ_TO_RGB
+from invgray_cli.io.inputs import IMAGE_SUFFIXES, OWN_OUTPUTS
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.images import read_color
 
@@ -66,11 +67,6 @@ def sample_crops(images: list[np.ndarray], batch: int, size: int, rng: np.random
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-# YIQ: hue is a rotation of the (I, Q) plane, saturation its length.
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
-
-
 def augment_colour(rgb: Tensor, generator: torch.Generator, probability: float = 0.5,
                    max_hue: float = math.pi, saturation: tuple[float, float] = (0.6, 1.4)) -> Tensor:
     """Random hue rotation and saturation scaling per sample: new, valid photos for a colour codec."""
@@ -82,7 +78,7 @@ def augment_colour(rgb: Tensor, generator: torch.Generator, probability: float =
     chroma = torch.zeros(b, 3, 3)
     chroma[:, 0, 0] = 1.0
     chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
-    transform = _YIQ_TO_RGB @ chroma @ _RGB_TO_YIQ  # (b,3,3)
+    transform = YIQ_TO_RGB @ chroma @ RGB_TO_YIQ  # (b,3,3): a rotation of YIQ's (I, Q) plane
     return torch.einsum("bij,bjhw->bihw", transform, rgb).clamp_(0.0, 1.0)
 
 
@@ -106,9 +102,9 @@ def defocus(rgb: Tensor, radius: float) -> Tensor:
 
 def scale_chroma(rgb: Tensor, factor: Tensor) -> Tensor:
     """Scale each sample's chroma (YIQ I and Q) by ``factor`` (B,), keeping its luma."""
-    yiq = torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ, rgb)
+    yiq = torch.einsum("ij,bjhw->bihw", RGB_TO_YIQ, rgb)
     yiq[:, 1:] *= factor.view(-1, 1, 1, 1)
-    return torch.einsum("ij,bjhw->bihw", _YIQ_TO_RGB, yiq).clamp_(0.0, 1.0)
+    return torch.einsum("ij,bjhw->bihw", YIQ_TO_RGB, yiq).clamp_(0.0, 1.0)
 
 
 def augment_smooth(rgb: Tensor, generator: torch.Generator, probability: float = 0.25,

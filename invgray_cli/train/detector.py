@@ -1,4 +1,4 @@
-"""Training the code detector of one codec model (see ``models/detector.py``).
+"""Stage train: the code detector of one codec model (see ``models/detector.py``).
 
 Each example is a crop of a training photo (some defocused and saturated, some synthetic digital
 art, as the codec's own training sees them) turned into a gray in one of these ways:
@@ -24,8 +24,8 @@ import torch
 from PIL import Image, ImageFilter
 from torch.nn import functional as F
 
-from invgray_cli import metrics
 from invgray_cli.codec.nets import Codec
+from invgray_cli.colour import plain_gray
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.detector import CODE_THRESHOLD, CodeDetector, DetectorConfig, read_code
@@ -81,7 +81,7 @@ def make_example(codec: Codec, images: list[np.ndarray], crop: int, rng: np.rand
             factor = 0.5
     size = math.ceil(crop / factor) + 2 * period
     rgb = _content(images, size, rng, generator)
-    gray = encode_array(codec, rgb) if kind.startswith("coded") else np.round(metrics.luma_bt601(rgb)).astype(np.uint8)
+    gray = encode_array(codec, rgb) if kind.startswith("coded") else plain_gray(rgb)
     if kind.endswith("jpeg"):
         gray = _jpeg(gray, int(rng.integers(20, 91)))
     elif kind == "coded_resized":
@@ -100,7 +100,7 @@ def validation_grays(codec: Codec, images: list[np.ndarray]) -> list[tuple[str, 
         crop = 1 + index % 3
         rng = np.random.default_rng(index)
         examples += [("coded", coded, True), ("cropped", np.ascontiguousarray(coded[crop:, crop:]), True),
-                     ("plain", np.round(metrics.luma_bt601(rgb)).astype(np.uint8), False),
+                     ("plain", plain_gray(rgb), False),
                      ("jpeg75", _jpeg(coded, 75), False), ("half", _resized(coded, 0.5, rng), False)]
     return examples
 

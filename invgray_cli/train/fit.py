@@ -1,4 +1,4 @@
-"""The small nets' training loop (the code detector, the frame judge, the JPEG decoder): Adam under a
+"""Stage train: the small nets' training loop (the code detector, the frame judge, the JPEG decoder): Adam under a
 cosine learning rate, validation every few steps, and the best validated weights kept; and their
 warm start from earlier weights."""
 from __future__ import annotations

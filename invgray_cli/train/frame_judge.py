@@ -1,7 +1,7 @@
-"""Training the frame judge of one codec model (see ``models/frames.py`` and ``grid.py``).
+"""Stage train: the frame judge of one codec model (see ``models/frame_judge.py`` and ``codec/frames.py``).
 
 Each case is a crop of a training photo, encoded, then turned by one of the 8 orientations and
-cropped by 0-3 px at the top and left. The round trip of ``grid.py`` shortlists its frames; each
+cropped by 0-3 px at the top and left. The round trip of ``codec/frames.py`` shortlists its frames; each
 candidate is decoded on the judge's window and scored against the photo (PSNR). The judge learns
 to give the right candidates (within ``RIGHT_MARGIN_DB`` of the true frame's) the highest logit. Cases
 whose shortlist misses the right frame are counted, not learned from.
@@ -22,7 +22,7 @@ import torch
 
 from invgray_cli.codec import frames as grid
 from invgray_cli.codec.nets import Codec
-from invgray_cli.devices import reproducible
+from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.frame_judge import FrameJudge, FrameJudgeConfig, judge_logits
 from invgray_cli.train.data import find_images, load_all
@@ -47,6 +47,7 @@ class FrameTrainConfig:
     val_every: int = 500
     cache: str | None = None  # .npz of the training cases (and .val.npz beside it), made once and reused
     net: dict = field(default_factory=lambda: {"width": FrameJudgeConfig().width})
+    device: str = "auto"  # where the judge trains; its cases are made on the CPU, by the fp32 codec
 
 
 @dataclass
@@ -156,7 +157,7 @@ def case_logits(judge: FrameJudge, views: torch.Tensor, ratios: torch.Tensor, pr
     """(N, K) logits of the ``present`` candidates, padding at -inf."""
     n, k = ratios.shape
     logits = judge_logits(judge, views.flatten(0, 1).float() / 255.0, ratios.flatten().clamp_min(1.0)).view(n, k)
-    return logits.masked_fill(~present, -math.inf)
+    return logits.masked_fill(~present.to(logits.device), -math.inf)
 
 
 @torch.inference_mode()
@@ -170,7 +171,7 @@ def validate_judge(judge: FrameJudge, cases: Cases) -> dict:
     psnr = torch.from_numpy(cases.psnr)
     present = torch.from_numpy(cases.present)
     logits = torch.cat([case_logits(judge, views[i : i + 8], ratios[i : i + 8], present[i : i + 8])
-                        for i in range(0, len(psnr), 8)])
+                        for i in range(0, len(psnr), 8)]).cpu()
     probabilities = torch.softmax(logits, dim=1)
     chosen = probabilities.argmax(dim=1)
     identity = torch.from_numpy((cases.frames == 0).all(axis=2))
@@ -208,7 +209,8 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
     """Make (or load) the cases, train, return the best validated judge and its codec."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    reproducible(torch.device("cpu"))
+    device = resolve_device(cfg.device)
+    reproducible(device)
     # the judge serves grays made without the sync pattern
     codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32").with_sync_pattern(False)
 
@@ -230,7 +232,7 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
     right = right_candidates(cases)
     usable = np.flatnonzero(right.any(dim=1).numpy())
     log(f"{len(usable)}/{len(right)} training cases have the right frame on their shortlist")
-    judge = FrameJudge(FrameJudgeConfig(**cfg.net))
+    judge = FrameJudge(FrameJudgeConfig(**cfg.net)).to(device)
     optimizer = torch.optim.Adam(judge.parameters(), lr=cfg.lr)
 
     def step_loss() -> torch.Tensor:
@@ -240,11 +242,12 @@ def train_frame_judge(cfg: FrameTrainConfig, out: Path, log: Callable[[str], Non
             views = views.flip(-1)  # a mirrored photo is as natural
         logits = case_logits(judge, views, torch.from_numpy(cases.ratios[pick.numpy()]),
                              torch.from_numpy(cases.present[pick.numpy()]))
-        positive = logits.masked_fill(~right[pick], -math.inf)
+        positive = logits.masked_fill(~right[pick].to(logits.device), -math.inf)
         return (torch.logsumexp(logits, dim=1) - torch.logsumexp(positive, dim=1)).mean()
 
     validate = None if val_cases is None else (lambda: validate_judge(judge, val_cases))
     history = fit_best_validated(judge, optimizer, cfg.steps, cfg.lr, step_loss, validate, cfg.val_every,
                                  log, log_every)
+    judge = judge.cpu().eval()
     torch.save({"model": judge.state_dict(), "history": history, "config": asdict(cfg)}, out)
-    return judge.eval(), codec
+    return judge, codec

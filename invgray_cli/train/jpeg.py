@@ -1,4 +1,4 @@
-"""A differentiable baseline JPEG of a one-channel gray, for training with JPEG in the loop.
+"""Stage train: a differentiable baseline JPEG of a one-channel gray, for training with JPEG in the loop.
 
 A gray JPEG has one component and no chroma subsampling, so its loss is all in one place:
 8x8 blocks, DCT (JPEG's is the orthonormal DCT-II), each coefficient rounded to a multiple of

@@ -1,4 +1,4 @@
-"""Training the JPEG decoder of one codec model (see ``models/jpegdecoder.py``).
+"""Stage train: the JPEG decoder of one codec model (see ``models/jpeg_decoder.py``).
 
 Each example is a crop of a training photo (some defocused and saturated, some synthetic digital
 art, as the codec's own training sees them), encoded by the codec as a whole image, given its block
@@ -20,10 +20,10 @@ from torch.nn import functional as F
 from invgray_cli import metrics
 from invgray_cli.codec.block_code import (MACROBLOCK, colour_from_block_code, decoder_inputs, embed_block_code, fine_planes,
                          read_block_code)
-from invgray_cli.codec.nets import Codec
+from invgray_cli.codec.nets import Codec, TiledJpegDecoder
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
-from invgray_cli.io.images import jpeg_saves
+from invgray_cli.io.jpeg import jpeg_saves
 from invgray_cli.models.jpeg_decoder import JpegDecoder, JpegDecoderConfig
 from invgray_cli.train.data import find_images, load_all
 from invgray_cli.train.detector import _content
@@ -42,7 +42,7 @@ class JpegDecoderTrainConfig(CompanionTrainConfig):
     batch: int = 16
     crop: int = 128  # a multiple of the macroblock
     net: dict = field(default_factory=lambda: JpegDecoderConfig().to_dict())
-    init_from: str | None = None  # decoder weights (.safetensors or checkpoint) the run starts from
+    init: str | None = None  # decoder weights (.safetensors or checkpoint) the run starts from (--init)
 
 
 def random_qualities(rng: np.random.Generator) -> tuple[int, ...]:
@@ -85,7 +85,7 @@ def validate_jpeg_decoder(decoder: JpegDecoder, examples: list[ValidationGray]) 
     psnrs: dict[str, list[float]] = {}
     for kind, gray, rgb, fine in examples:
         reading = read_block_code(gray)
-        psnrs.setdefault(kind, []).append(metrics.psnr(colour_from_block_code(gray, reading, decoder, fine), rgb))
+        psnrs.setdefault(kind, []).append(metrics.psnr(colour_from_block_code(gray, reading, TiledJpegDecoder(decoder), fine), rgb))
         psnrs.setdefault(kind + "_coarse", []).append(metrics.psnr(colour_from_block_code(gray, reading), rgb))
     decoder.train()
     result = {f"psnr_{k}": float(np.mean(np.minimum(v, 60.0))) for k, v in psnrs.items()}
@@ -105,9 +105,9 @@ def train_jpeg_decoder(cfg: JpegDecoderTrainConfig, out: Path, log: Callable[[st
     reproducible(device)
     codec = Codec.load(cfg.model, cfg.weights, device="cpu", precision="fp32")
     decoder = JpegDecoder(JpegDecoderConfig(**cfg.net))
-    if cfg.init_from:
-        warm_start(decoder, cfg.init_from)
-        log(f"started from the weights in {cfg.init_from}")
+    if cfg.init:
+        warm_start(decoder, cfg.init)
+        log(f"started from the weights in {cfg.init}")
     decoder = decoder.to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     images = load_all(find_images([Path(p) for p in cfg.data]), cfg.crop, on_skip=log)

@@ -1,4 +1,4 @@
-"""Loss terms after the paper's Sec. 5, all on images in [0, 1].
+"""Stage train: the loss terms after the paper's Sec. 5, all on images in [0, 1].
 
 invertibility  MSE(restored, input)                                  (Eq. 4)
 lightness      hinge at theta = 70/255 around BT.601 luma             (Eq. 5)

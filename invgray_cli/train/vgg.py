@@ -1,4 +1,4 @@
-"""Optional VGG-19 conv4_4 contrast term (paper Eq. 6), from a local file only — never downloaded."""
+"""Stage train: the optional VGG-19 conv4_4 contrast term (paper Eq. 6), from a local file only — never downloaded."""
 from __future__ import annotations
 
 from pathlib import Path
