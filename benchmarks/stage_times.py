@@ -3,6 +3,7 @@ share of encode + decode (issue 23: at most 10 % at 1024² on this CPU, for ordi
 ``bench``'s worst case alike; a JPEG gray's encode at most 1.15x a PNG gray's).
 
     python benchmarks/stage_times.py --sizes 1024 --repeats 5
+    python benchmarks/stage_times.py --threads 1 --clock cpu     # steadier on a CPU others share
     python benchmarks/stage_times.py --sizes 1024,2048 --images chelsea --device cuda --json stages.json
 
 Photos: ``chelsea`` (scikit-image's cat, resized; needs scikit-image), ``synthetic`` (``bench``'s
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +53,26 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: its own choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall seconds, or the process's CPU seconds (CPU device only; with --threads 1, "
+                             "steady when other work shares the cores)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     codec = Codec.load(model=args.model, device=args.device)
+    if args.clock == "cpu" and codec.device.type != "cpu":
+        parser.error("--clock cpu times the CPU only")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     report = {"invgray": __version__, "torch": torch.__version__, "device": device_name(codec.device),
               "threads": torch.get_num_threads(), "model": codec.info.name, "precision": codec.precision,
-              "repeats": args.repeats, "python": platform.python_version(), "results": []}
+              "repeats": args.repeats, "clock": args.clock, "python": platform.python_version(), "results": []}
     print(f"{report['device']}, {report['threads']} threads, {codec.info.name} {codec.precision}, "
-          f"median of {args.repeats} (ms)", flush=True)
+          f"median of {args.repeats} ({args.clock} ms)", flush=True)
     for size in parse_sizes(args.sizes):
         for name in args.images.split(","):
-            times = stage_times(codec, photo(name, size), args.warmup, args.repeats)
+            times = stage_times(codec, photo(name, size), args.warmup, args.repeats, clock)
             shares = stage_shares(times)
             ratio = times["encode_jpeg_gray"] / times["encode_png_gray"]
             report["results"].append({"image": name, "size": list(size), "seconds": times, "other_stage_share": shares,

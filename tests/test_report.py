@@ -13,7 +13,7 @@ COMMON = ["name", "description", "model", "versions", "device"]
 def test_every_report_has_the_same_envelope(tmp_path: Path, weights: Path) -> None:
     photo(tmp_path / "a.png")
     reports = {
-        "invgray-eval": run("eval", tmp_path / "a.png", "--weights", weights, "--json"),
+        "invgray-eval": run("eval", tmp_path / "a.png", "--weights", weights, "--json", "--device", "cpu"),
         "invgray-bench": run("bench", "--sizes", "32", "--repeats", "1", "--warmup", "0", "--device", "cpu",
                              "--weights", weights, "--json"),
         "invgray-encode": run("encode", tmp_path / "a.png", "-o", tmp_path / "a.gray.png", "--weights", weights,

@@ -32,8 +32,10 @@ OTHER_STAGES = {
 }
 
 
-def median_time(fn: Callable[[], Any], device: Any, warmup: int = 1, repeats: int = 5) -> float:
-    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+def median_time(fn: Callable[[], Any], device: Any, warmup: int = 1, repeats: int = 5,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones, by ``clock``
+    (``time.process_time``, the process's CPU seconds, is steadier than the wall on a shared CPU)."""
     import torch
 
     def synchronise() -> None:
@@ -45,14 +47,15 @@ def median_time(fn: Callable[[], Any], device: Any, warmup: int = 1, repeats: in
     synchronise()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
         synchronise()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
-def stage_times(codec: Codec, rgb: np.ndarray, warmup: int = 1, repeats: int = 5) -> dict[str, float]:
+def stage_times(codec: Codec, rgb: np.ndarray, warmup: int = 1, repeats: int = 5,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median seconds of each stage, and of the whole encode (PNG gray, JPEG gray) and decode, for
     one uint8 HxWx3 photo."""
     import torch
@@ -91,7 +94,7 @@ def stage_times(codec: Codec, rgb: np.ndarray, warmup: int = 1, repeats: int = 5
     if floor is not None:
         float_gray = net_gray.to(device)
         calls["guard"] = lambda: guarded_gray(on_device["rgb"], float_gray.clone(), floor)  # the clone: ~1 ms at 1024²
-    times = {name: median_time(call, codec.device, warmup, repeats) for name, call in calls.items()}
+    times = {name: median_time(call, codec.device, warmup, repeats, clock) for name, call in calls.items()}
     return {"guard": 0.0, **times}  # no gray floor: the net quantises its own gray
 
 

@@ -95,13 +95,13 @@ def eval_command(paths: tuple[str, ...], choice: ModelChoice, net: NetOptions, m
         show_report(report, render_colorize_table(report), quiet, as_json)
         return
 
-    from invgray_cli.eval.evaluate import evaluate_folder, render_table
+    from invgray_cli.eval.evaluate import evaluate_folder, render_eval_table
 
     codec = choice.load(net)
     with eval_progress(quiet) as on_image:
         report = evaluate_folder(paths, codec, save_dir=measures.save_dir, on_image=on_image, limit=limit,
                                  jpeg_qualities=measures.jpeg_qualities, block_code=measures.block_code)
-    show_report(report, render_table(report, per_image=report["results"]["count"] <= 100), quiet, as_json)
+    show_report(report, render_eval_table(report, per_image=report["results"]["count"] <= 100), quiet, as_json)
 
 
 def check_colorize_options(colorizing: ColorizeMeasures, choice: ModelChoice, net: NetOptions,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -41,8 +40,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma
-from invgray_cli.codec.nets import as_tensor
-from invgray_cli.io.images import jpeg_table
+from invgray_cli.codec.nets import ImageT, as_tensor
+from invgray_cli.io.jpeg import jpeg_table
 
 BLOCK = 8  # JPEG's DCT block
 MACROBLOCK = 16  # pixels per coded colour, on each axis
@@ -201,18 +200,19 @@ def _slots_on(device: torch.device) -> tuple[tuple, Tensor]:
     return (slice(None), rows, us, slice(None), cols, vs), steps[:, None, None]
 
 
-def _slot_steps(centred: Tensor, coefficients: Tensor, ties_at: float) -> Tensor:
-    """(slot, h, w): each slot's coefficient over its lattice step in every macroblock of ``centred``
-    (pixels - 128) whose ``coefficients`` are given; those within TIE_MARGIN of ``ties_at`` plus an
-    integer (0.5 where reading rounds them, 0 where embedding does) summed again in the old order."""
-    index, steps = _slots_on(centred.device)
+def _slot_steps(pixels: Tensor, coefficients: Tensor, ties_at: float) -> Tensor:
+    """(slot, h, w): each slot's coefficient over its lattice step in every macroblock of ``pixels``
+    whose ``coefficients`` are given; those within TIE_MARGIN of ``ties_at`` plus an integer (0.5
+    where reading rounds them, 0 where embedding does) summed again in the old order, from pixels - 128
+    as it took them (an AC coefficient is the same of both, bar the sums' rounding)."""
+    index, steps = _slots_on(pixels.device)
     values = _macroblocks(coefficients)[index] / steps
     ties = _near_half(values + (0.5 - ties_at))
     if bool(ties.any()):
         slot, row, col = torch.nonzero(ties, as_tuple=True)
         _, rows, us, _, cols, vs = index
-        blocks = _macroblocks(centred)[row, rows[slot], :, col, cols[slot], :]
-        values[ties] = _coefficients_in_old_order(blocks, us[slot], vs[slot]) / steps[slot, 0, 0]
+        centred = _macroblocks(pixels)[row, rows[slot], :, col, cols[slot], :] - 128.0
+        values[ties] = _coefficients_in_old_order(centred, us[slot], vs[slot]) / steps[slot, 0, 0]
     return values
 
 
@@ -223,36 +223,35 @@ def _embed_band(pixels: Tensor, wanted: Tensor) -> Tensor:
     which moves some coefficients again."""
     index, steps = _slots_on(pixels.device)
     for _ in range(EMBED_PASSES):
-        centred = pixels - 128.0
-        coefficients = _coefficients(centred)
-        lattice = _slot_steps(centred, coefficients, ties_at=0.0)  # (lattice - wanted) / 2 is rounded
+        coefficients = _coefficients(pixels)
+        lattice = _slot_steps(pixels, coefficients, ties_at=0.0)  # (lattice - wanted) / 2 is rounded
         _macroblocks(coefficients)[index] = (2.0 * torch.round((lattice - wanted) / 2.0) + wanted) * steps
-        back = _pixels(coefficients).add_(128.0)
-        pixels = back.round()
-        if bool(((back - pixels).abs_() > 0.5 - TIE_MARGIN).any()):
-            _resum_near_ties(back, centred, coefficients)
-            pixels = back.round()
-        pixels.clamp_(0, 255)
+        moved = _pixels(coefficients)
+        rounded = moved.round()
+        near = moved.sub_(rounded).abs_() > 0.5 - TIE_MARGIN
+        if bool(near.any()):
+            _resum_near_ties(rounded, near, pixels, coefficients)
+        pixels = rounded.clamp_(0, 255)
     return pixels
 
 
-def _resum_near_ties(back: Tensor, centred: Tensor, coefficients: Tensor) -> None:
-    """Blocks of ``back`` (pixels + 128 before rounding) with a pixel near a rounding boundary (a
-    block of 4x4 flat quarters can make exact halves), recomputed as the old code did: its
-    coefficients of ``centred`` and its inverse transform both summed in numpy's einsum order, the
-    slots' new values (exact lattice points) taken from ``coefficients``; RESUMMED_BLOCKS at a time."""
-    near = _blocks(_near_half(back)).any(dim=3).any(dim=1)
-    all_rows, all_cols = torch.nonzero(near, as_tuple=True)
-    frequencies = torch.arange(BLOCK * BLOCK, device=back.device)
+def _resum_near_ties(rounded: Tensor, near: Tensor, pixels: Tensor, coefficients: Tensor) -> None:
+    """The blocks of ``rounded`` (an embedding pass's pixels, rounded) with a pixel ``near`` a
+    rounding boundary (a block of 4x4 flat quarters can make exact halves), recomputed as the old
+    code did: the coefficients of its ``pixels`` - 128 and its inverse transform both summed in
+    numpy's einsum order, the slots' new values (exact lattice points) taken from ``coefficients``;
+    RESUMMED_BLOCKS at a time."""
+    all_rows, all_cols = torch.nonzero(_blocks(near).any(dim=3).any(dim=1), as_tuple=True)
+    frequencies = torch.arange(BLOCK * BLOCK, device=pixels.device)
     for start in range(0, len(all_rows), RESUMMED_BLOCKS):
         rows, cols = all_rows[start : start + RESUMMED_BLOCKS], all_cols[start : start + RESUMMED_BLOCKS]
-        blocks = _blocks(centred)[rows, :, cols, :].repeat_interleave(BLOCK * BLOCK, dim=0)
+        centred = (_blocks(pixels)[rows, :, cols, :] - 128.0).repeat_interleave(BLOCK * BLOCK, dim=0)
         us, vs = (frequencies // BLOCK).repeat(len(rows)), (frequencies % BLOCK).repeat(len(rows))
-        old = _coefficients_in_old_order(blocks, us, vs).view(-1, BLOCK, BLOCK)
+        old = _coefficients_in_old_order(centred, us, vs).view(-1, BLOCK, BLOCK)
         new = _blocks(coefficients)[rows, :, cols, :]
         for u, v in SLOT_COEFFICIENTS:
             old[:, u, v] = new[:, u, v]
-        _blocks(back)[rows, :, cols, :] = _pixels_in_old_order(old) + 128.0
+        _blocks(rounded)[rows, :, cols, :] = (_pixels_in_old_order(old) + 128.0).round()
 
 
 def _macroblock_chroma(rgb: Tensor) -> Tensor:
@@ -315,10 +314,7 @@ def _bands(rows: int) -> range:
     return range(0, rows, BAND_ROWS)
 
 
-GrayT = TypeVar("GrayT", np.ndarray, Tensor)
-
-
-def embed_block_code(gray: GrayT, rgb: np.ndarray | Tensor) -> GrayT:
+def embed_block_code(gray: ImageT, rgb: np.ndarray | Tensor) -> ImageT:
     """uint8 HxW gray + the uint8 HxWx3 photo it encodes -> the gray with the photo's block code:
     a numpy array for an array, a tensor on the gray's device for a tensor (the photo is moved there)."""
     if tuple(gray.shape) != tuple(rgb.shape[:2]):
@@ -345,8 +341,8 @@ def _read_bits(gray: Tensor, rows: int, cols: int) -> np.ndarray:
     for top in _bands(rows):
         count = min(BAND_ROWS, rows - top)
         lines = gray[top * MACROBLOCK : (top + count) * MACROBLOCK, : cols * MACROBLOCK]
-        centred = lines.to(torch.float64) - 128.0
-        bits[:, top : top + count] = torch.round(_slot_steps(centred, _coefficients(centred), ties_at=0.5)).long() % 2
+        pixels = lines.to(torch.float64)
+        bits[:, top : top + count] = torch.round(_slot_steps(pixels, _coefficients(pixels), ties_at=0.5)).long() % 2
     return bits.permute(1, 2, 0).cpu().numpy()
 
 

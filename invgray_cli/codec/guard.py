@@ -12,9 +12,9 @@ the network's to hide, not the guard's.)
 
 For a gray g = luma + a * r the local moments are closed-form in a (var_g = var_l + 2a cov_lr
 + a^2 var_r, cov_gl = var_l + a cov_lr), so one pass over the image measures the structure at
-a = 1 and, only for an image that fails, two more passes find the strength on a 1/64 grid. The
-passes work on bands of rows computed from the photo and the float gray, so the guard's memory
-is bounded by the band, not the image.
+a = 1 and, only for an image that fails, two more passes find the strength on a 1/64 grid (an
+image of one band keeps its moments for them instead). The passes work on bands of rows computed from
+the photo and the float gray, so the guard's memory is bounded by the band, not the image.
 """
 from __future__ import annotations
 
@@ -46,10 +46,19 @@ def _bands(height: int, width: int, band_pixels: int | None = None) -> list[tupl
     return [(start, min(start + rows + overlap, height)) for start in range(0, height - overlap, rows)]
 
 
-def _structure_sums(luma: Tensor, residual: Tensor, strengths: list[float]) -> tuple[list[float], int]:
-    """Sums over a band's window positions of the structure term at each strength, and their count."""
+def _moments(rgb: Tensor, gray: Tensor, top: int, bottom: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The local variances of the luma and of the residual and their covariance, over the window
+    positions of the band ``top:bottom`` (what the structure term at any strength is made of)."""
+    luma = luma_plane(rgb[top:bottom])
+    residual = gray[top:bottom].float() * 255.0 - luma
     # centred: E[x^2] - E[x]^2 of 0-255 values in float32 keeps ~1e-3 of the term (errs low, the safe side)
     _, _, var_l, var_r, cov_lr = local_moments((luma - 128.0)[None, None], residual[None, None])
+    return var_l, var_r, cov_lr
+
+
+def _structure_sums(moments: tuple[Tensor, Tensor, Tensor], strengths: list[float]) -> tuple[list[float], int]:
+    """Sums over a band's window positions of the structure term at each strength, and their count."""
+    var_l, var_r, cov_lr = moments
     c3 = (SSIM_K2 * 255.0) ** 2 / 2
     sd_l = var_l.clamp_min(0)
     sums = []
@@ -59,13 +68,15 @@ def _structure_sums(luma: Tensor, residual: Tensor, strengths: list[float]) -> t
     return sums, var_l.numel()
 
 
-def structure_at(rgb: Tensor, gray: Tensor, strengths: list[float], band_pixels: int | None = None) -> list[float]:
+def structure_at(rgb: Tensor, gray: Tensor, strengths: list[float], band_pixels: int | None = None,
+                 moments: list[tuple[Tensor, Tensor, Tensor]] | None = None) -> list[float]:
     """Mean structure term of round(luma + a * (255 gray - luma)) against the luma of ``rgb``
-    (uint8 HxWx3) for each strength a; ``gray`` is the encoder's float HxW in [0, 1]."""
+    (uint8 HxWx3) for each strength a; ``gray`` is the encoder's float HxW in [0, 1]. ``moments``:
+    each band's ``_moments``, when already measured."""
     totals, count = [0.0] * len(strengths), 0
-    for top, bottom in _bands(*gray.shape, band_pixels):
-        luma = luma_plane(rgb[top:bottom])
-        sums, n = _structure_sums(luma, gray[top:bottom].float() * 255.0 - luma, strengths)
+    bands = moments or (_moments(rgb, gray, top, bottom) for top, bottom in _bands(*gray.shape, band_pixels))
+    for band in bands:
+        sums, n = _structure_sums(band, strengths)
         totals = [t + s for t, s in zip(totals, sums)]
         count += n
     return [total / count for total in totals]
@@ -74,16 +85,26 @@ def structure_at(rgb: Tensor, gray: Tensor, strengths: list[float], band_pixels:
 def pattern_strength(rgb: Tensor, gray: Tensor, floor: float) -> float:
     """The largest a <= 1 on a 1/64 grid at which the scaled residual keeps a mean structure term
     of at least ``floor`` (the structure falls as a grows): eighths first, then the 64ths inside
-    the bracket, three passes over the image in all."""
-    if min(gray.shape) < 2 or structure_at(rgb, gray, [1.0])[0] >= floor:
+    the bracket, three passes over the image in all. An image of one band measures its moments
+    (which do not depend on a) once, and then each strength only until one meets the floor."""
+    if min(gray.shape) < 2:
         return 1.0
-    eighths = [1.0 - k / 8 for k in range(1, 9)]
-    meets = [s >= floor for s in structure_at(rgb, gray, eighths)]
-    if not any(meets):
+    bands = _bands(*gray.shape)
+    kept = [_moments(rgb, gray, *bands[0])] if len(bands) == 1 else None
+
+    def first_meeting(strengths: list[float]) -> float | None:
+        """The first of ``strengths`` whose structure meets the floor, or None."""
+        if kept is None:  # one pass over the image for them all
+            return next((a for a, s in zip(strengths, structure_at(rgb, gray, strengths)) if s >= floor), None)
+        return next((a for a in strengths if structure_at(rgb, gray, [a], moments=kept)[0] >= floor), None)
+
+    if first_meeting([1.0]) is not None:
+        return 1.0
+    low = first_meeting([1.0 - k / 8 for k in range(1, 9)])
+    if low is None:
         return 0.0  # only the plain luma meets it
-    low = eighths[meets.index(True)]
-    fine = [low + k / 64 for k in range(7, 0, -1)]  # strictly between low and low + 1/8
-    return next((a for a, s in zip(fine, structure_at(rgb, gray, fine)) if s >= floor), low)
+    fine = first_meeting([low + k / 64 for k in range(7, 0, -1)])  # strictly between low and low + 1/8
+    return low if fine is None else fine
 
 
 @torch.inference_mode()  # the tiler's output is an inference tensor, updated in place here

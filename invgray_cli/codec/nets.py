@@ -12,7 +12,7 @@ import functools
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from invgray_cli.models.zoo import (ModelInfo, resolve_model, shipped_detector, 
 def quantise(values: torch.Tensor) -> torch.Tensor:
     """[0,1] float -> uint8 by rounding value * 255 and clamping."""
     return torch.round(values * 255.0).clamp_(0, 255).to(torch.uint8)
+
+
+ImageT = TypeVar("ImageT", np.ndarray, torch.Tensor)  # a stage gives back the kind it is given
 
 
 def as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:

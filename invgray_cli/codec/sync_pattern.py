@@ -28,14 +28,13 @@ as made without marks (format 2, whose chunk also says so: ``edge_marks=False``)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from invgray_cli.codec.frames import Frame, orient
-from invgray_cli.codec.nets import as_tensor
+from invgray_cli.codec.nets import ImageT, as_tensor
 
 PERIOD = 16
 _PATTERN = (  # + is +1, - is -1 gray level
@@ -144,10 +143,7 @@ def fresh_cuts(height: int, width: int) -> tuple[int, int, int, int]:
     return (rows, columns, rows, columns)
 
 
-GrayT = TypeVar("GrayT", np.ndarray, torch.Tensor)
-
-
-def add_sync_pattern(gray: GrayT) -> GrayT:
+def add_sync_pattern(gray: ImageT) -> ImageT:
     """uint8 HxW gray -> the same with the pattern and its edge marks added (clipped to 0..255): an
     array for an array, a tensor on the gray's device for a tensor."""
     image = as_tensor(gray)
@@ -265,7 +261,7 @@ def find_sync_pattern(gray: np.ndarray, divisibility: int = 4, edge_marks: bool 
     return SyncPatternReading(frame, phase, confidence, cuts, read)
 
 
-def remove_sync_pattern(gray: GrayT, reading: SyncPatternReading) -> GrayT:
+def remove_sync_pattern(gray: ImageT, reading: SyncPatternReading) -> ImageT:
     """uint8 HxW gray with the pattern ``reading`` found taken out (a pixel at 0 or 255 that the
     pattern would push further out is taken as clipped and kept): an array for an array, a tensor
     on the gray's device for a tensor."""

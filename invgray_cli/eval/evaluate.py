@@ -209,7 +209,7 @@ def _fmt(name: str, value: float | None) -> str:
     return f"{value:.2f}" if "psnr" in name else f"{value:.3f}" if name == "mae" else f"{value:.4f}"
 
 
-def render_table(report: dict, per_image: bool = True) -> Any:
+def render_eval_table(report: dict, per_image: bool = True) -> Any:
     """A rich table: one row per image (optional), our mean, and the paper's figures."""
     from rich.table import Table
 

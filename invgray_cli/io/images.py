@@ -36,9 +36,6 @@ from invgray_cli.io.jpeg import loses_fine_code
 from invgray_cli.io.writing import IMAGE_DESCRIPTION, LOSSLESS_GRAY_FORMATS
 from invgray_cli.untrusted import parse_json
 
-# Re-exported for one step, until codec/block_code.py (being rewritten) imports it from io/jpeg.py.
-from invgray_cli.io.jpeg import jpeg_table  # noqa: F401
-
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (~89.5 MP); 8K (33 MP) passes
 # an RGB file counts as gray when at most this share of pixels has channels further apart than the tolerance
 GRAY_CHANNEL_TOLERANCE = 8
