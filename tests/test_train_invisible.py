@@ -14,7 +14,7 @@ from invgray_cli.colour import rgb_to_luma
 from invgray_cli.models.weights import load_weights, save_weights
 from invgray_cli.train import losses
 from invgray_cli.cli.train import parse_loss_terms
-from invgray_cli.train.data import augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
+from invgray_cli.train.data import augment_scale, augment_smooth, defocus, disc_kernel, scale_chroma, synthetic_art
 from invgray_cli.codec.encode import encode_float, encode_array
 from invgray_cli.train.checkpoints import load_checkpoint
 from invgray_cli.train.config import TrainConfig
@@ -336,11 +336,39 @@ def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
     result = CliRunner().invoke(cli, [str(a) for a in (
         "train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8, "--blocks", 1,
         "--val", photos, "--val-every", 1, "--loss", "window_hinge=0.5", "--smooth-augment", 0.5,
-        "--synthetic", 0.5, "--border-emulation", 0.5, "--rule-mean", 0.5, "--rule-image", 0.2)])
+        "--synthetic", 0.5, "--border-emulation", 0.5, "--rule-mean", 0.5, "--rule-image", 0.2,
+        "--upscale", 0.5, "--upscale-max", 2.5, "--weaken", 0.5, "--weaken-min", 0.6)])
     assert result.exit_code == 0, result.output
+    kept = load_checkpoint(out)["config"]
+    assert (kept["upscale"], kept["upscale_max"], kept["weaken"], kept["weaken_min"]) == (0.5, 2.5, 0.5, 0.6)
     assert f"| {photos} " in result.stderr and "(min " in result.stderr  # each validation set reported apart
     bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])
     assert bad.exit_code == 2 and "unknown loss term" in bad.stderr
+
+
+def test_upscaled_crops_are_smoother_per_pixel_and_the_rest_untouched():
+    noise = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(2)
+    assert torch.equal(augment_scale(noise, generator, probability=0.0), noise)
+    scaled = augment_scale(noise, torch.Generator().manual_seed(2), probability=1.0, max_factor=3.0)
+    assert scaled.shape == noise.shape and float(scaled.min()) >= 0.0 and float(scaled.max()) <= 1.0
+
+    def roughness(images: torch.Tensor) -> torch.Tensor:
+        return (images[..., :, 1:] - images[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+
+    assert bool((roughness(scaled) < 0.8 * roughness(noise)).all())  # every crop up-sampled by > 1
+
+
+def test_a_weakened_gray_is_decoded_but_the_gray_terms_see_the_encoders_gray(tiny_model):  # noqa: F811
+    rgb = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    weights = losses.LossWeights()
+    with torch.no_grad():
+        _, plain = compute_losses(tiny_model, rgb, weights, "none")
+        _, full = compute_losses(tiny_model, rgb, weights, "none", strengths=torch.ones(2))
+        _, weak = compute_losses(tiny_model, rgb, weights, "none", strengths=torch.tensor([0.5, 0.5]))
+    assert full == plain
+    assert weak["mse"] != pytest.approx(plain["mse"], rel=1e-3)  # the decoder saw another gray
+    assert weak["struct"] == plain["struct"] and weak["light"] == plain["light"]
 
 
 # ---------------------------------------------------------------- rough edges a new user hit

@@ -104,6 +104,10 @@ class DataShaping:
     smooth_augment: float
     synthetic_fraction: float
     synthetic_texture: float
+    upscale: float
+    upscale_max: float
+    weaken: float
+    weaken_min: float
     border_emulation: float
     jpeg_share: float
     jpeg_qualities: tuple[int, int]
@@ -180,6 +184,14 @@ data_shaping_options = option_group("shaping", DataShaping, [
     share("--smooth-augment", 0.0, "Share of crops defocused by a random disc and made more saturated."),
     share("--synthetic", 0.0, "Share of each batch replaced by synthetic gradients and flat shapes.", "synthetic_fraction"),
     share("--synthetic-texture", 0.5, "Share of the synthetic crops with a fine periodic gray texture on top."),
+    share("--upscale", 0.0, "Share of crops cut smaller and up-sampled to the crop size (smooth per pixel as a "
+                            "camera-resolution photo)."),
+    click.option("--upscale-max", default=3.0, show_default=True, type=click.FloatRange(1.0, 8.0),
+                 help="Largest of those up-sampling factors (drawn uniformly from 1)."),
+    share("--weaken", 0.0, "Share of crops decoded from a gray whose pattern is scaled down, as the gray floor "
+                           "does, and scored against the photo's colours."),
+    click.option("--weaken-min", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+                 help="Weakest of those pattern strengths (drawn uniformly up to 1)."),
     share("--border-emulation", 0.0,
           "Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does."),
     share("--jpeg-share", 0.0, "Share of crops whose gray goes through a differentiable JPEG before decoding."),

@@ -34,6 +34,10 @@ class TrainConfig:
     smooth_augment: float = 0.0  # share of crops defocused and made more saturated
     synthetic_fraction: float = 0.0  # share of each batch replaced by gradients and flat shapes
     synthetic_texture: float = 0.5  # share of those with a fine periodic texture on top
+    upscale: float = 0.0  # share of crops up-sampled 1 to upscale_max times (as smooth as a camera photo)
+    upscale_max: float = 3.0
+    weaken: float = 0.0  # share of crops decoded from a gray whose residual the guard scaled down ...
+    weaken_min: float = 0.5  # ... to a strength drawn from weaken_min to 1
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
     jpeg_share: float = 0.0  # share of crops whose gray is decoded after a (differentiable) JPEG round trip
     jpeg_qualities: tuple[int, int] = (50, 95)  # their qualities, uniform in this range

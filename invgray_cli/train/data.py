@@ -120,6 +120,24 @@ def augment_smooth(rgb: Tensor, generator: torch.Generator, probability: float =
     return out
 
 
+def augment_scale(rgb: Tensor, generator: torch.Generator, probability: float,
+                  max_factor: float = 3.0) -> Tensor:
+    """Up-sample a window of some crops back to the crop's size, by a random factor from 1 to
+    ``max_factor`` (bicubic): content as smooth per pixel as a camera-resolution photo, whose
+    edges and textures span more pixels than those of the training photos."""
+    out = rgb.clone()
+    size = rgb.shape[-1]
+    chosen = (torch.rand(rgb.shape[0], generator=generator) < probability).nonzero().flatten().tolist()
+    for i in chosen:
+        factor = float(torch.empty(()).uniform_(1.0, max_factor, generator=generator))
+        side = max(4, round(size / factor))
+        y, x = (int(torch.randint(0, size - side + 1, (1,), generator=generator)) for _ in range(2))
+        window = rgb[i : i + 1, :, y : y + side, x : x + side]
+        out[i : i + 1] = torch.nn.functional.interpolate(window, size=(size, size), mode="bicubic",
+                                                         align_corners=False).clamp_(0.0, 1.0)
+    return out
+
+
 def synthetic_art(count: int, size: int, generator: torch.Generator, texture_probability: float = 0.5) -> Tensor:
     """(count,3,size,size) digital-art crops: a colour gradient at a random angle with a few
     anti-aliased flat discs or bands on it, and on some a fine periodic gray texture (hatching,

@@ -21,7 +21,8 @@ from invgray_cli.models.net import InvertibleGray, NetConfig
 from invgray_cli.train import losses
 from invgray_cli.train.checkpoints import RunProgress, best_path, resume, save_best, save_checkpoint
 from invgray_cli.train.config import TrainConfig
-from invgray_cli.train.data import augment_colour, augment_smooth, find_images, load_all, sample_crops, synthetic_art
+from invgray_cli.train.data import (augment_colour, augment_scale, augment_smooth, find_images, load_all, sample_crops,
+                                    synthetic_art)
 from invgray_cli.train.jpeg import BLOCK as JPEG_BLOCK
 from invgray_cli.train.step import compute_losses
 from invgray_cli.train.validation import is_best, validate_sets
@@ -159,9 +160,10 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         stage, weights, quantiser = stage_weights(step, cfg)
         rgb = draw_batch(cfg, train_images, rng, generator).to(device).contiguous(memory_format=memory_format)
         border_cut, qualities, edge_cut = draw_cuts(cfg, model.divisibility, rng)
+        strengths = draw_strengths(cfg, rng, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut,
-                                         cfg.edge_band, cfg.edge_all_cuts)
+                                         cfg.edge_band, cfg.edge_all_cuts, strengths)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -187,9 +189,11 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
 
 def draw_batch(cfg: TrainConfig, train_images: list[np.ndarray], rng: np.random.Generator,
                generator: torch.Generator) -> Tensor:
-    """One step's crops (B,3,H,W) in [0,1] on the CPU: sampled, colour- (and smooth-) augmented, some
-    replaced by synthetic art."""
+    """One step's crops (B,3,H,W) in [0,1] on the CPU: sampled, (some up-sampled,) colour- (and smooth-)
+    augmented, some replaced by synthetic art."""
     rgb = sample_crops(train_images, cfg.batch, cfg.crop, rng)
+    if cfg.upscale:
+        rgb = augment_scale(rgb, generator, cfg.upscale, cfg.upscale_max)
     rgb = augment_colour(rgb, generator, probability=cfg.colour_augment)
     if cfg.smooth_augment:
         rgb = augment_smooth(rgb, generator, probability=cfg.smooth_augment)
@@ -217,6 +221,16 @@ def draw_cuts(cfg: TrainConfig, divisibility: int,
             side = int(rng.integers(sides))
             edge_cut = tuple(int(rng.integers(1, most)) if i == side else c for i, c in enumerate(edge_cut))
     return border_cut, qualities, edge_cut
+
+
+def draw_strengths(cfg: TrainConfig, rng: np.random.Generator, device: torch.device) -> Tensor | None:
+    """Each crop's pattern strength (1: as encoded; weaker for a ``cfg.weaken`` share, as the gray
+    floor's guard makes it), or None when the run weakens none."""
+    if not cfg.weaken:
+        return None
+    weakened = rng.random(cfg.batch) < cfg.weaken
+    drawn = rng.uniform(cfg.weaken_min, 1.0, cfg.batch)
+    return torch.tensor(np.where(weakened, drawn, 1.0), dtype=torch.float32, device=device)
 
 
 def jpeg_draws(cfg: TrainConfig, rng: np.random.Generator) -> list[int | None] | None:

@@ -77,16 +77,21 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
                    vgg: torch.nn.Module | None = None, border_cut: tuple[int, int] = (0, 0),
                    jpeg_qualities: list[int | None] | None = None,
                    edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0),
-                   edge_band: int = 0, edge_all_cuts: bool = False) -> tuple[Tensor, dict[str, float]]:
+                   edge_band: int = 0, edge_all_cuts: bool = False,
+                   strengths: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
     ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
     ``edge_cut`` (top, left, bottom, right) cuts the stored gray as a crop after encoding would, and
     scores the colour of the lines left; with ``edge_band`` only those within that many px of a cut
-    top or left edge (with ``edge_all_cuts`` of any cut edge)."""
+    top or left edge (with ``edge_all_cuts`` of any cut edge). ``strengths`` (B,) scale each crop's
+    residual (gray - luma) before it is stored, as the gray floor's guard does; the colour is still
+    scored against the photo, and the gray terms see the encoder's own gray."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
-    stored = received_gray(losses.quantise(gray, quantiser), jpeg_qualities)
+    luma = rgb_to_luma(rgb)
+    written = gray if strengths is None else luma + strengths.view(-1, 1, 1, 1) * (gray - luma)
+    stored = received_gray(losses.quantise(written, quantiser), jpeg_qualities)
     inside = (..., slice(0, rgb.shape[-2] - border_cut[0]), slice(0, rgb.shape[-1] - border_cut[1]))
     top, left, bottom, right = edge_cut
     cut = (top, left, max(bottom, border_cut[0]), max(right, border_cut[1]))
@@ -107,7 +112,6 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
         invertibility = torch.mean((restored[inside] - target[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
     # weights were trained so)
-    luma = rgb_to_luma(rgb)
     lightness = losses.lightness_loss(gray, luma)
     contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
     local_structure = losses.local_structure_loss(gray, luma)
