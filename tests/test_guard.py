@@ -125,3 +125,22 @@ def test_a_shipped_file_named_by_path_keeps_its_gray_floor(weights, monkeypatch)
     assert (info.name, info.gray_floor) == ("tiny.floored", 0.97)
     ship_only(monkeypatch, None)
     assert resolve_model(weights_path=weights)[1].gray_floor is None  # someone else's file: no floor
+
+
+def test_the_floor_holds_for_the_gray_as_written_sync_pattern_included(tiny_model):
+    """A scene of weak texture whose network gray just meets the floor, where the +-1 sync pattern
+    takes 0.01 more: the gray as written is held, not only the network's."""
+    from invgray_cli.codec.encode import finish_gray
+    from invgray_cli.codec.sync_pattern import add_sync_pattern
+
+    rgb, gray, luma = _scene(96, 96)
+    gray = torch.from_numpy(((luma + 0.5 * (gray.numpy() * 255 - luma)) / 255.0).astype(np.float32))
+    floor = guard.structure_at(rgb, gray, [1.0])[0] - 1e-3
+    guarded, strength = guard.guarded_gray(rgb, gray.clone(), floor)
+    assert strength == 1.0 and metrics.gray_structure(guarded.numpy(), luma) >= floor
+    assert metrics.gray_structure(add_sync_pattern(guarded).numpy(), luma) < floor - 5e-3  # the old way
+    codec = _codec(tiny_model, floor)
+    assert codec.sync_pattern
+    written = finish_gray(codec, rgb.numpy(), gray.clone(), block_code=False)
+    assert metrics.gray_structure(written.gray, luma) >= floor
+    assert 0.0 < written.strength < 1.0

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from invgray_cli.codec.block_code import embed_block_code
-from invgray_cli.codec.guard import guarded_gray
+from invgray_cli.codec.guard import guarded_gray, structure_at
 from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_groups
 from invgray_cli.codec.sync_pattern import add_sync_pattern
 from invgray_cli.codec.tiling import ProgressFn
@@ -41,18 +41,36 @@ def encode_photos(codec: Codec, photos: list[np.ndarray], block_code: bool = Fal
     return encoded
 
 
+FLOOR_TRIES = 4  # guard passes at most, each aiming higher by what the later stages took
+
+
 def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_code: bool) -> EncodedGray:
     """The stages after the net, for one photo and its gray from the net (uint8, or float when the
-    model has a gray floor): tensor code on the gray's device; the gray leaves it once, as uint8."""
-    strength = 1.0
-    if codec.info.gray_floor is not None:
-        net_gray, strength = guarded_gray(rgb, net_gray, codec.info.gray_floor)
-    gray = net_gray
+    model has a gray floor): tensor code on the gray's device; the gray leaves it once, as uint8.
+    The floor holds for the gray as written: the sync pattern and the block code also cost some
+    structure, so when the written gray falls short the guard aims that much higher and tries again."""
+    floor = codec.info.gray_floor
+    if floor is None:
+        return EncodedGray(_written(codec, rgb, net_gray, block_code).cpu().numpy(), 1.0, block_code)
+    pixels = as_tensor(rgb).to(net_gray.device)
+    aim = floor
+    for _ in range(FLOOR_TRIES):
+        held, strength = guarded_gray(pixels, net_gray.clone(), aim)
+        gray = _written(codec, rgb, held, block_code)
+        shortfall = floor - structure_at(pixels, gray.float().div_(255.0), [1.0])[0]
+        if shortfall <= 0 or strength == 0.0:
+            break
+        aim += shortfall
+    return EncodedGray(gray.cpu().numpy(), strength, block_code)
+
+
+def _written(codec: Codec, rgb: np.ndarray, gray: torch.Tensor, block_code: bool) -> torch.Tensor:
+    """A uint8 gray as it is written: with the sync pattern and, when asked, the block code."""
     if codec.sync_pattern:
         gray = add_sync_pattern(gray)
     if block_code:
         gray = embed_block_code(gray, as_tensor(rgb))
-    return EncodedGray(gray.cpu().numpy(), strength, block_code)
+    return gray
 
 
 def encode_array(codec: Codec, rgb: np.ndarray, block_code: bool = False, on_tile: ProgressFn | None = None) -> np.ndarray:
