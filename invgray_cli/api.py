@@ -80,7 +80,7 @@ def encode(image: Image.Image | np.ndarray | bytes, codec: Codec | None = None, 
     if isinstance(image, np.ndarray):
         return _join_array(encoded.gray, alpha)
     out = _pil_with_alpha(encoded.gray, alpha, "L")
-    out.info.update(codec.chunk_text())
+    out.info.update(codec.chunk_text(encoded.strength))
     return out
 
 

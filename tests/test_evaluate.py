@@ -117,8 +117,8 @@ class _LosslessGrayCodec:
     def run_decoder(self, grays: torch.Tensor, on_tile=None, net=None) -> list[np.ndarray]:
         return [gray.expand(3, -1, -1).permute(1, 2, 0).numpy().copy() for gray in grays]
 
-    def chunk_text(self) -> dict[str, str]:
-        return make_chunk(self.info.name, self.info.sha256)
+    def chunk_text(self, strength: float = 1.0) -> dict[str, str]:
+        return make_chunk(self.info.name, self.info.sha256, strength)
 
     def code_detector(self) -> None:
         return None

@@ -216,3 +216,27 @@ def test_a_jpeg_safe_png_gray_decodes_by_its_fine_code_and_stays_plain(chelsea, 
     restored = np.asarray(Image.open(tmp_path / "s.color.png").convert("RGB"))
     assert psnr(restored, original) >= 39.0  # measured 40.22 (42.52 without the block code)
     assert gray_structure(np.asarray(Image.open(tmp_path / "s.png")), luma_bt601(original)) >= 0.97  # measured 0.9783
+
+
+def test_a_gray_the_floor_weakened_is_strengthened_back_by_decode(chelsea: Path, tmp_path: Path) -> None:
+    """chelsea under --gray-floor 0.99: the stored gray meets the floor, its chunk says the strength
+    left (0.61), and decode scales the pattern back: 34.02 dB, against 27.19 dB for the same gray
+    decoded as weakened (its chunk without the strength) and 42.5 dB unweakened."""
+    from PIL.PngImagePlugin import PngInfo
+
+    gray_path, out = tmp_path / "g.png", tmp_path / "c.png"
+    encoded = run("encode", chelsea, "-o", gray_path, "--gray-floor", 0.99)
+    assert encoded.exit_code == 0 and "decode strengthens it back" in encoded.stderr
+    rgb = np.asarray(Image.open(chelsea).convert("RGB"))
+    gray = Image.open(gray_path)
+    chunk = json.loads(gray.text["invgray"])
+    assert 0.5 < chunk["strength"] < 0.7
+    assert gray_structure(np.asarray(gray), luma_bt601(rgb)) >= 0.99  # the floor holds for the gray as stored
+    assert run("decode", gray_path, "-o", out).exit_code == 0
+    strengthened = psnr(np.asarray(Image.open(out)), rgb)
+    info = PngInfo()
+    info.add_text("invgray", json.dumps({k: v for k, v in chunk.items() if k != "strength"}))
+    gray.save(tmp_path / "weak.png", pnginfo=info)
+    assert run("decode", tmp_path / "weak.png", "-o", tmp_path / "weak_c.png").exit_code == 0
+    as_weakened = psnr(np.asarray(Image.open(tmp_path / "weak_c.png")), rgb)
+    assert strengthened > 33.0 and strengthened > as_weakened + 5.0, (strengthened, as_weakened)

@@ -36,6 +36,7 @@ from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_grou
 from invgray_cli.codec.sync_pattern import NOT_FOUND, SyncPatternReading, find_sync_pattern, remove_sync_pattern
 from invgray_cli.codec.tiling import ProgressFn
 from invgray_cli.colorize.session import ColorizerCodec
+from invgray_cli.colour import luma_plane
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.chunk import ChunkInfo, has_edge_marks, parse_chunk
 from invgray_cli.io.images import GrayImage
@@ -91,6 +92,11 @@ class GrayFacts:
     @property
     def block_code_found(self) -> bool:
         return self.block_code is not None and self.block_code.found
+
+    @property
+    def pattern_strength(self) -> float:
+        """What the gray floor left of the hidden pattern, as the chunk says (1 without one)."""
+        return self.chunk.strength if self.chunk is not None else 1.0
 
     @property
     def code_in_question(self) -> bool:
@@ -189,19 +195,36 @@ def read_facts(codec: Codec, image: GrayImage, complete: bool = False) -> GrayFa
 
 
 def decode_located(codec: Codec, gray: np.ndarray, reading: SyncPatternReading,
-                   on_tile: ProgressFn | None = None) -> np.ndarray:
+                   on_tile: ProgressFn | None = None, strength: float = 1.0) -> np.ndarray:
     """The colour of a gray whose sync pattern ``reading`` is given: when found, taken out and
-    decoded in its frame; else decoded as it comes."""
-    if not reading.found:
-        return decode_plain(codec, gray, on_tile)
-    return decode_in_frame(codec, remove_sync_pattern(gray, reading), reading.frame, on_tile)
+    decoded in its frame; else decoded as it comes. A pattern the gray floor weakened to
+    ``strength`` is strengthened back first (:func:`strengthened`)."""
+    if reading.found:
+        gray = remove_sync_pattern(gray, reading)
+
+    def decode(image: np.ndarray) -> np.ndarray:
+        if reading.found:
+            return decode_in_frame(codec, image, reading.frame, on_tile)
+        return decode_plain(codec, image, on_tile)
+
+    colour = decode(gray)
+    return colour if strength >= 1.0 else decode(strengthened(gray, colour, strength))
+
+
+def strengthened(gray: np.ndarray, colour: np.ndarray, strength: float) -> np.ndarray:
+    """A gray whose pattern the gray floor scaled to ``strength`` (gray = luma + strength * pattern),
+    with the pattern scaled back, the luma taken from ``colour`` (its decode as it was): the
+    decoder was trained on the full pattern, and reads a weakened one as other colours."""
+    luma = luma_plane(as_tensor(colour))
+    full = (as_tensor(gray).float() - luma).div_(strength).add_(luma)
+    return full.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def fine_decode(codec: Codec, gray: np.ndarray, pattern: SyncPatternReading | None = None,
-                on_tile: ProgressFn | None = None) -> np.ndarray:
+                on_tile: ProgressFn | None = None, strength: float = 1.0) -> np.ndarray:
     """The nets' decode of a gray's fine code on the grid of its sync pattern (found here unless
     given), whatever the decision: what the JPEG decoder is given beside the block code."""
-    return decode_located(codec, gray, pattern if pattern is not None else locate(codec, gray), on_tile)
+    return decode_located(codec, gray, pattern if pattern is not None else locate(codec, gray), on_tile, strength)
 
 
 def decode_array(codec: Codec, gray: np.ndarray, options: DecodeOptions = DecodeOptions()) -> np.ndarray:
@@ -239,14 +262,14 @@ def _run_path(path: DecodePath, codec: Codec, gray: np.ndarray, facts: GrayFacts
                         "(this invgray ships no colouriser)", path)
     if path is DecodePath.SYNC_PATTERN:
         note = None if pattern.frame.is_identity else PATTERN_MOVED_WARNING.format(what=pattern.frame.describe())
-        return Restored(decode_located(codec, gray, pattern, on_tile), name, note, path)
+        return Restored(decode_located(codec, gray, pattern, on_tile, facts.pattern_strength), name, note, path)
     if path is DecodePath.SEARCHED_FRAME:
         with codec.autocast_context():
             choice = find_frame(codec.model, codec.judge(), gray)
         if not choice.frame.is_identity:
             note = MOVED_WARNING.format(what=choice.frame.describe(), probability=choice.probability)
             return Restored(decode_in_frame(codec, gray, choice.frame, on_tile), name, note, path)
-    return Restored(decode_plain(codec, gray, on_tile), name, None, path)
+    return Restored(decode_located(codec, gray, NOT_FOUND, on_tile, facts.pattern_strength), name, None, path)
 
 
 def _from_block_code(codec: Codec, gray: np.ndarray, facts: GrayFacts, on_tile: ProgressFn | None) -> np.ndarray:
@@ -255,7 +278,8 @@ def _from_block_code(codec: Codec, gray: np.ndarray, facts: GrayFacts, on_tile: 
     decoder = codec.jpeg_decoder()
     fine = None
     if decoder is not None and decoder.needs_fine:
-        fine = fine_decode(codec, gray, None if facts.sync_pattern is NOT_FOUND else facts.sync_pattern, on_tile)
+        fine = fine_decode(codec, gray, None if facts.sync_pattern is NOT_FOUND else facts.sync_pattern, on_tile,
+                           facts.pattern_strength)
     return colour_from_block_code(gray, facts.block_code, decoder, fine)
 
 
@@ -268,7 +292,8 @@ def decode_grays(codec: Codec, images: list[GrayImage], options: DecodeOptions =
         facts = read_facts(codec, image)
         path = decide(facts, options, colorizer_ships())
         pattern = facts.sync_pattern
-        if path is DecodePath.AS_IT_COMES or (path is DecodePath.SYNC_PATTERN and pattern.frame.is_identity):
+        on_its_grid = path is DecodePath.AS_IT_COMES or (path is DecodePath.SYNC_PATTERN and pattern.frame.is_identity)
+        if on_its_grid and facts.pattern_strength == 1.0:
             on_grid[i] = (remove_sync_pattern(image.gray, pattern) if pattern.found else image.gray, path)
         else:
             restored[i] = _run_path(path, codec, image.gray, facts, None)

@@ -56,11 +56,11 @@ def encode_file(source: Source, dest: Destination, codec: Codec, *, max_pixels: 
     encoded = encode_photos(codec, [colour.rgb], with_code, on_tile)[0]
     gray = encoded.gray
     if jpeg_quality is not None:
-        write_gray_jpeg(gray, codec.chunk_text(), dest, jpeg_quality)
+        write_gray_jpeg(gray, codec.chunk_text(encoded.strength), dest, jpeg_quality)
     elif lossless_format is not None:
-        write_gray_lossless(gray, colour.alpha, codec.chunk_text(), dest, lossless_format)
+        write_gray_lossless(gray, colour.alpha, codec.chunk_text(encoded.strength), dest, lossless_format)
     else:
-        write_gray_png(gray, colour.alpha, codec.chunk_text(), dest)
+        write_gray_png(gray, colour.alpha, codec.chunk_text(encoded.strength), dest)
     animation = None if colour.pages == 1 else f"an animation of {colour.pages} frames: only the first is encoded"
     alpha_dropped = ("a JPEG gray has no transparency: the alpha is dropped; write .png to keep it"
                      if jpeg_quality is not None and colour.alpha is not None else None)

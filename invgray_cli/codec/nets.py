@@ -117,9 +117,9 @@ class Codec:
         """The same model with its edge decoder (when it has one) used or not."""
         return replace(self, edge_decoding=on)
 
-    def chunk_text(self) -> dict[str, str]:
-        """The chunk every gray this codec writes carries."""
-        return make_chunk(self.info.name, self.info.sha256)
+    def chunk_text(self, strength: float = 1.0) -> dict[str, str]:
+        """The chunk a gray this codec writes carries (``strength``: what the gray floor left of its pattern)."""
+        return make_chunk(self.info.name, self.info.sha256, strength)
 
     def autocast_context(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.autocast or torch.float16, enabled=self.autocast is not None)

@@ -69,7 +69,7 @@ def evaluate_folder(
         try:
             rgb = read_color(item.source).rgb
             encoded = encode_photos(codec, [rgb], block_code)[0]
-            stored = png_round_trip(encoded.gray, codec.chunk_text())
+            stored = png_round_trip(encoded.gray, codec.chunk_text(encoded.strength))
             gray, restored = stored.gray, restore(codec, stored).rgb
         except InvgrayError as exc:
             failed.append({"input": str(item.source), "error": str(exc)})
