@@ -53,3 +53,17 @@ def test_every_decode_entry_scales_a_weakened_pattern_back(tiny_model):
     one, = decode_grays(codec, [weak])
     np.testing.assert_array_equal(one.rgb, restore(codec, weak).rgb)
     assert not np.array_equal(one.rgb, decode_grays(codec, [plain])[0].rgb)
+
+
+def test_info_shows_the_strength_decode_acts_on(tmp_path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from cli_helpers import run
+
+    info = PngInfo()
+    for key, value in make_chunk("m.t", "ab" * 32, 0.5).items():
+        info.add_text(key, value)
+    Image.new("L", (16, 16), 100).save(tmp_path / "g.png", pnginfo=info)
+    result = run("info", tmp_path / "g.png")
+    assert "pattern strength: 0.500 (weakened by the gray floor; decode scales it back)" in result.stdout

@@ -83,6 +83,8 @@ def describe(record: dict[str, Any]) -> list[str]:
     for key, label in CHUNK_LABELS.items():
         if chunk is not None:
             lines.append(f"  {label}: {printable(chunk[key])}")
+    if chunk is not None and chunk["strength"] < 1.0:
+        lines.append(f"  pattern strength: {chunk['strength']:.3f} (weakened by the gray floor; decode scales it back)")
     if chunk is None:
         lines.append("  no invgray chunk: " + ("not written by `invgray encode`, or re-saved by another tool"
                                                if record["mode"] in GRAY_MODES else "a colour image, not an invgray gray"))
