@@ -2,15 +2,17 @@
 smooth and synthetic content, the codec's border emulation, the gray rule, fine-tuning."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+from invgray_cli import metrics
 from invgray_cli.cli.app import cli
-from invgray_cli.colour import rgb_to_luma
+from invgray_cli.codec.sync_pattern import add_sync_pattern
+from invgray_cli.colour import luma_bt601, rgb_to_luma
 from invgray_cli.models.weights import load_weights, save_weights
 from invgray_cli.train import losses
 from invgray_cli.cli.train import parse_loss_terms
@@ -18,9 +20,9 @@ from invgray_cli.train.data import augment_scale, augment_smooth, defocus, disc_
 from invgray_cli.codec.encode import encode_float, encode_array
 from invgray_cli.train.checkpoints import load_checkpoint
 from invgray_cli.train.config import TrainConfig
-from invgray_cli.train.loop import stage_weights, train
+from invgray_cli.train.loop import draw_sync_patterns, stage_weights, train
 from invgray_cli.train.step import compute_losses, cut_after_encoding, near_cut_edges, remake_border
-from invgray_cli.train.validation import is_best, meets_gray_rule
+from invgray_cli.train.validation import _validation_codec, is_best, meets_gray_rule, validate
 
 from test_train import TINY_NET, as_tensor, photo_array, photos, tiny_config  # noqa: F401  (fixture)
 
@@ -337,10 +339,11 @@ def test_train_command_takes_the_new_options(photos, tmp_path):  # noqa: F811
         "train", photos, "--out", out, "--steps", 2, "--batch", 2, "--crop", 32, "--width", 8, "--blocks", 1,
         "--val", photos, "--val-every", 1, "--loss", "window_hinge=0.5", "--smooth-augment", 0.5,
         "--synthetic", 0.5, "--border-emulation", 0.5, "--rule-mean", 0.5, "--rule-image", 0.2,
-        "--upscale", 0.5, "--upscale-max", 2.5, "--weaken", 0.5, "--weaken-min", 0.6)])
+        "--upscale", 0.5, "--upscale-max", 2.5, "--weaken", 0.5, "--weaken-min", 0.6, "--sync-aware", 0.75)])
     assert result.exit_code == 0, result.output
     kept = load_checkpoint(out)["config"]
     assert (kept["upscale"], kept["upscale_max"], kept["weaken"], kept["weaken_min"]) == (0.5, 2.5, 0.5, 0.6)
+    assert kept["sync_aware"] == 0.75
     assert f"| {photos} " in result.stderr and "(min " in result.stderr  # each validation set reported apart
     bad = CliRunner().invoke(cli, ["train", str(photos), "--out", str(tmp_path / "b.ckpt"), "--loss", "nope=1"])
     assert bad.exit_code == 2 and "unknown loss term" in bad.stderr
@@ -369,6 +372,31 @@ def test_a_weakened_gray_is_decoded_but_the_gray_terms_see_the_encoders_gray(tin
     assert full == plain
     assert weak["mse"] != pytest.approx(plain["mse"], rel=1e-3)  # the decoder saw another gray
     assert weak["struct"] == plain["struct"] and weak["light"] == plain["light"]
+
+
+def test_sync_aware_crops_are_judged_with_the_pattern_and_decoded_without_it(tiny_model):  # noqa: F811
+    cfg = TrainConfig(data=[], batch=4, crop=32, sync_aware=0.5)
+    sync = draw_sync_patterns(cfg, np.random.default_rng(5), torch.device("cpu"))
+    assert sync.shape == (4, 1, 32, 32)
+    added = [bool(p.abs().sum()) for p in sync]
+    assert 0 < sum(added) < 4  # a share of the crops, drawn from the run's generator
+    assert all(set((p[0] * 255).round().unique().tolist()) == {-1.0, 1.0} for p, a in zip(sync, added) if a)
+    assert draw_sync_patterns(replace(cfg, sync_aware=0.0), np.random.default_rng(5), torch.device("cpu")) is None
+    rgb = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    weights = losses.LossWeights()
+    with torch.no_grad():
+        _, plain = compute_losses(tiny_model, rgb, weights, "none")
+        _, seen = compute_losses(tiny_model, rgb, weights, "none", sync=sync)
+    assert seen["mse"] == plain["mse"]  # the decoder sees the gray with the pattern taken out
+    assert seen["struct"] != plain["struct"]
+
+
+def test_validation_measures_the_gray_as_stored_with_its_sync_pattern(tiny_model):  # noqa: F811
+    flat = np.full((64, 64, 3), 128, dtype=np.uint8)
+    flat[..., 0] = 140  # a flat colour: the tiny net's gray is nearly flat, the pattern is not
+    gray = encode_array(_validation_codec(tiny_model), flat)
+    stored = metrics.gray_structure(add_sync_pattern(gray), luma_bt601(flat))
+    assert validate(tiny_model, [flat])["gray_structure"] == pytest.approx(stored)
 
 
 # ---------------------------------------------------------------- rough edges a new user hit

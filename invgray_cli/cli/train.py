@@ -108,6 +108,7 @@ class DataShaping:
     upscale_max: float
     weaken: float
     weaken_min: float
+    sync_aware: float
     border_emulation: float
     jpeg_share: float
     jpeg_qualities: tuple[int, int]
@@ -192,6 +193,8 @@ data_shaping_options = option_group("shaping", DataShaping, [
                            "does, and scored against the photo's colours."),
     click.option("--weaken-min", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
                  help="Weakest of those pattern strengths (drawn uniformly up to 1)."),
+    share("--sync-aware", 0.0, "Share of crops whose gray is judged with the sync pattern added, as encode "
+                               "stores it (at a random phase and orientation)."),
     share("--border-emulation", 0.0,
           "Share of steps whose crops end in partial blocks, with the gray's padding re-made as decode does."),
     share("--jpeg-share", 0.0, "Share of crops whose gray goes through a differentiable JPEG before decoding."),

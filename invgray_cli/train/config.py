@@ -38,6 +38,7 @@ class TrainConfig:
     upscale_max: float = 3.0
     weaken: float = 0.0  # share of crops decoded from a gray whose residual the guard scaled down ...
     weaken_min: float = 0.5  # ... to a strength drawn from weaken_min to 1
+    sync_aware: float = 0.0  # share of crops whose gray terms see the sync pattern encode adds
     border_emulation: float = 0.0  # share of steps whose crops end in partial 4-px blocks, as odd-sized photos
     jpeg_share: float = 0.0  # share of crops whose gray is decoded after a (differentiable) JPEG round trip
     jpeg_qualities: tuple[int, int] = (50, 95)  # their qualities, uniform in this range

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from invgray_cli.codec.frames import orient
+from invgray_cli.codec.sync_pattern import PERIOD, pattern_field
 from invgray_cli.devices import exact_fp32, reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models.net import InvertibleGray, NetConfig
@@ -161,9 +163,10 @@ def _run_steps(model: InvertibleGray, optimizer: torch.optim.Optimizer, cfg: Tra
         rgb = draw_batch(cfg, train_images, rng, generator).to(device).contiguous(memory_format=memory_format)
         border_cut, qualities, edge_cut = draw_cuts(cfg, model.divisibility, rng)
         strengths = draw_strengths(cfg, rng, device)
+        sync = draw_sync_patterns(cfg, rng, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, terms = compute_losses(model, rgb, weights, quantiser, vgg, border_cut, qualities, edge_cut,
-                                         cfg.edge_band, cfg.edge_all_cuts, strengths)
+                                         cfg.edge_band, cfg.edge_all_cuts, strengths, sync)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -231,6 +234,22 @@ def draw_strengths(cfg: TrainConfig, rng: np.random.Generator, device: torch.dev
     weakened = rng.random(cfg.batch) < cfg.weaken
     drawn = rng.uniform(cfg.weaken_min, 1.0, cfg.batch)
     return torch.tensor(np.where(weakened, drawn, 1.0), dtype=torch.float32, device=device)
+
+
+def draw_sync_patterns(cfg: TrainConfig, rng: np.random.Generator, device: torch.device) -> Tensor | None:
+    """(B,1,crop,crop) the sync pattern in gray units for a ``cfg.sync_aware`` share of the crops (zero
+    for the rest), each at a random phase and orientation: the encoder cannot tell where it will lie,
+    so it learns to leave room for it. None when the run adds none."""
+    if not cfg.sync_aware:
+        return None
+    added = rng.random(cfg.batch) < cfg.sync_aware
+    phases = rng.integers(PERIOD, size=(cfg.batch, 2))
+    orientations = rng.integers(8, size=cfg.batch)
+    side = cfg.crop + PERIOD  # a square the crop fits in whatever the orientation
+    patterns = [orient(torch.from_numpy(pattern_field(side, side, (int(y), int(x)))), int(o))[: cfg.crop, : cfg.crop]
+                if keep else torch.zeros(cfg.crop, cfg.crop, dtype=torch.int16)
+                for keep, (y, x), o in zip(added, phases, orientations)]
+    return (torch.stack(patterns)[:, None].float() / 255.0).to(device)
 
 
 def jpeg_draws(cfg: TrainConfig, rng: np.random.Generator) -> list[int | None] | None:

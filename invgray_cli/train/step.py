@@ -78,7 +78,7 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
                    jpeg_qualities: list[int | None] | None = None,
                    edge_cut: tuple[int, int, int, int] = (0, 0, 0, 0),
                    edge_band: int = 0, edge_all_cuts: bool = False,
-                   strengths: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+                   strengths: Tensor | None = None, sync: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """The weighted loss and its terms. ``border_cut`` trains the partial edge blocks as the codec
     path makes them: the gray is stored at the image's size and its padding re-made at decode.
     ``jpeg_qualities`` (one per crop, None = lossless) put a JPEG round trip between the nets.
@@ -86,7 +86,9 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
     scores the colour of the lines left; with ``edge_band`` only those within that many px of a cut
     top or left edge (with ``edge_all_cuts`` of any cut edge). ``strengths`` (B,) scale each crop's
     residual (gray - luma) before it is stored, as the gray floor's guard does; the colour is still
-    scored against the photo, and the gray terms see the encoder's own gray."""
+    scored against the photo, and the gray terms see the encoder's own gray. ``sync`` (B,1,H,W), the
+    sync pattern in gray units, is added to the gray the gray terms judge (not to what is decoded:
+    decode takes it out exactly)."""
     rgb = remake_border(rgb, border_cut)
     gray = model.encode(rgb)
     luma = rgb_to_luma(rgb)
@@ -112,10 +114,11 @@ def compute_losses(model: InvertibleGray, rgb: Tensor, weights: losses.LossWeigh
         invertibility = torch.mean((restored[inside] - target[inside]) ** 2)
     # the gray terms see the whole crop, its re-made border too (a few mirrored lines; the shipped
     # weights were trained so)
-    lightness = losses.lightness_loss(gray, luma)
-    contrast = vgg(gray, rgb) if vgg is not None else losses.contrast_loss(gray, luma)
-    local_structure = losses.local_structure_loss(gray, luma)
-    structure_windows = losses.structure_map(gray, luma)
+    shown = gray if sync is None else gray + sync
+    lightness = losses.lightness_loss(shown, luma)
+    contrast = vgg(shown, rgb) if vgg is not None else losses.contrast_loss(shown, luma)
+    local_structure = losses.local_structure_loss(shown, luma)
+    structure_windows = losses.structure_map(shown, luma)
     structure = structure_windows.mean(dim=(1, 2, 3))
     structure_hinge = torch.relu(weights.structure_target - structure).mean()
     window_hinge = losses.window_structure_hinge(structure_windows, weights.window_target)

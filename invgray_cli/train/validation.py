@@ -14,6 +14,7 @@ from invgray_cli.codec.decode import decode_array
 from invgray_cli.codec.edges import decode_in_frame
 from invgray_cli.codec.encode import encode_array
 from invgray_cli.codec.frames import Frame
+from invgray_cli.codec.sync_pattern import add_sync_pattern
 from invgray_cli.colour import luma_bt601
 from invgray_cli.models.net import EdgeDecoder, InvertibleGray
 
@@ -51,7 +52,7 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
     for index, image in enumerate(images):
         gray = encode_array(codec, image)
         psnrs.append(metrics.psnr(decode_in_frame(codec, gray, Frame()), image))  # with an edge decoder's bands
-        structures.append(metrics.gray_structure(gray, luma_bt601(image)))
+        structures.append(metrics.gray_structure(add_sync_pattern(gray), luma_bt601(image)))  # as stored
         if jpeg_quality is not None:
             jpeg_psnrs.append(metrics.psnr(decode_array(codec, jpeg_round_trip(gray, jpeg_quality)), image))
         if cut:
@@ -73,7 +74,8 @@ def _score(codec, images: list[np.ndarray], jpeg_quality: int | None = None, cut
 
 def validate(model: InvertibleGray, images: list[np.ndarray], jpeg_quality: int | None = None) -> dict[str, float]:
     """The photos through the codec path as `invgray eval` runs it (whole photos at their own
-    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure; with
+    sizes, tiled, 8-bit gray, 8-bit colour): mean PSNR, mean and minimum gray structure of the gray
+    as stored (the sync pattern added; the nets decode it taken out, as decode does); with
     ``jpeg_quality`` also the mean PSNR after saving each gray as a JPEG (``psnr_jpeg``)."""
     return _score(_validation_codec(model), images, jpeg_quality)
 
