@@ -430,7 +430,7 @@ def test_ctrl_c_inside_a_step_resumes_bit_for_bit(photos, tmp_path, monkeypatch,
     from invgray_cli.train import loop
 
     cfg = tiny_config(photos, steps=5, checkpoint_every=100, val=[], smooth_augment=0.5, synthetic_fraction=0.5,
-                      border_emulation=0.5)
+                      border_emulation=0.5, device="cpu")  # bit-for-bit on the CPU only (see test_train.py)
     straight = train(cfg, tmp_path / "straight.ckpt", log=lambda m: None).state_dict()
 
     real = loop.compute_losses
