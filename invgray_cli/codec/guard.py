@@ -18,23 +18,16 @@ the photo and the float gray, so the guard's memory is bounded by the band, not 
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch import Tensor
 
+from invgray_cli.codec.nets import as_tensor
 from invgray_cli.colour import luma_plane
 from invgray_cli.metrics import SSIM_K2, _window_size, local_moments
 
 ROUNDING_VARIANCE = 1.0 / 12.0  # of the 8-bit gray, in gray levels squared
 BAND_PIXELS = 2_000_000  # pixels measured at a time (about 100 MB of float32 temporaries)
-
-
-def _as_tensor(array: np.ndarray) -> Tensor:
-    with warnings.catch_warnings():  # Pillow's arrays are read-only; nothing here writes to them
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _bands(height: int, width: int, band_pixels: int | None = None) -> list[tuple[int, int]]:
@@ -113,7 +106,7 @@ def guarded_gray(rgb: np.ndarray | Tensor, gray: Tensor, floor: float) -> tuple[
     the luma scaled down where needed so its mean structure term against the luma is at least
     ``floor``, and the strength applied (1: the network's gray). Works in place on ``gray``, on its
     device (the photo is moved there)."""
-    pixels = (rgb if isinstance(rgb, Tensor) else _as_tensor(rgb)).to(gray.device)
+    pixels = as_tensor(rgb).to(gray.device)
     strength = pattern_strength(pixels, gray, floor)
     gray.mul_(255.0)
     if strength < 1.0:
