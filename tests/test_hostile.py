@@ -257,14 +257,14 @@ def output_taken_meanwhile(monkeypatch, tmp_path: Path) -> Path:
     """Another run writes the output while this one encodes (after this one's existence check)."""
     from invgray_cli.codec import files
 
-    real = files.encode_file
+    real = files.encode_read_photos
     dest = tmp_path / "o.png"
 
     def encode_while_another_run_writes(*args, **kwargs):
         dest.write_bytes(b"the other run's gray")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(files, "encode_file", encode_while_another_run_writes)
+    monkeypatch.setattr(files, "encode_read_photos", encode_while_another_run_writes)
     return dest
 
 
@@ -354,7 +354,7 @@ def encode_raises(monkeypatch):
         def fail(*args, **kwargs):
             raise exc
 
-        monkeypatch.setattr(files, "encode_file", fail)
+        monkeypatch.setattr(files, "encode_read_photos", fail)
 
     return install
 

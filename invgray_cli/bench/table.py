@@ -96,3 +96,56 @@ def render_bench_tables(report: dict) -> Any:
     return Group(*(_device_table(device, rows, report) for device, rows in devices.items()))
 
 
+
+
+FOLDER_STAGES = ("read", "nets", "other", "write")
+
+
+def _share(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _folder_table(device: str, rows: list[dict], report: dict) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    facts = report.get("devices", {}).get(device, {})
+    setup = ", ".join(part for part in (facts.get("name"), f"tile {facts.get('tile') or 'whole'}",
+                                        facts.get("precision")) if part)
+    megapixels = rows[0]["megapixels"] if rows else 0.0
+    table = Table(title=f"invgray bench --folder on {device} ({setup}) — {report['model'].get('name', '?')}, "
+                        f"{report['threads']} threads, {report['photos']} photos ({megapixels:.1f} MP), "
+                        f"median of {report['repeats']}",
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
+    for header in ("", "", "s", "img/s", "MP/s", *FOLDER_STAGES, "wait"):
+        table.add_column(header, justify="right" if header else "left")
+    for index, row in enumerate(rows):
+        first = index == 0 or row["operation"] != rows[index - 1]["operation"]
+        mode = row["mode"] if row["workers"] == 0 else f"{row['mode']} ({row['workers']}+{row['workers']})"
+        table.add_row(row["operation"] if first else "", mode, f"{row['seconds']:.2f}", f"{row['images_per_s']:.2f}",
+                      f"{row['megapixels_per_s']:.2f}", *(_share(row["stage_shares"][s]) for s in FOLDER_STAGES),
+                      _share(row["waiting"]))
+    speedup = facts.get("speedup") or {}
+    notes = ["read, nets, other (stages around the nets), write: share of the seconds spent in each, added over "
+             "threads; wait: share of the run the nets' thread waited",
+             "overlapped (N+N): reading and writing on N threads each"]
+    if speedup:
+        notes.append("overlapped / one at a time: " + ", ".join(f"{op} {value:.2f}x" for op, value in speedup.items()))
+    if "identical_outputs" in facts:
+        notes.append("same bytes written: " + ("yes" if facts["identical_outputs"] else "NO"))
+    failed = max((row.get("failed", 0) for row in rows), default=0)
+    if failed:
+        notes.append(f"{failed} file(s) failed and are left out")
+    table.caption = "; ".join(notes)
+    return table
+
+
+def render_folder_tables(report: dict) -> Any:
+    """One table per device: encode and decode of the folder, one at a time and overlapped: seconds,
+    images and megapixels per second, the share of each stage and the nets' thread's waiting."""
+    from rich.console import Group
+
+    devices: dict[str, list[dict]] = {}
+    for row in report["results"]:
+        devices.setdefault(row["device"], []).append(row)
+    return Group(*(_folder_table(device, rows, report) for device, rows in devices.items()))

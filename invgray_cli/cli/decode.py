@@ -1,4 +1,4 @@
-"""Stage cli: ``invgray decode``, grays back to colour, a shell over ``codec.files.decode_file``.
+"""Stage cli: ``invgray decode``, grays back to colour, a shell over ``codec.files`` (read, restore, write).
 
 Each gray names its model in its chunk; decode loads one Codec per model the run's grays ask for,
 and the codec's one decision (``codec/decode.py``) picks each gray's path.
@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from invgray_cli.cli.info import GRAY_MODES
 from invgray_cli.cli.options import ModelChoice, NetOptions, file_options, net_options, weights_option
-from invgray_cli.cli.runner import (OnTile, LoadOnce, RunOptions, check_color_output, file_record, finish, header_of,
-                                    plan, read_source, run_jobs, write_output)
+from invgray_cli.cli.runner import (JobStages, LoadOnce, OnTile, RunOptions, Timed, check_color_output, file_record,
+                                    finish, folder_workers, header_of, plan, read_source, run_jobs, write_output)
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io import paths
 from invgray_cli.io.paths import FileRecord, Job
+
+if TYPE_CHECKING:  # annotations only: the command imports these when it runs
+    from invgray_cli.codec.files import RestoredGray
+    from invgray_cli.io.images import GrayImage
 
 
 def colour_in_folder(path: Path) -> str | None:
@@ -56,8 +60,9 @@ def decode_command(inputs: tuple[str, ...], opts: RunOptions, net: NetOptions, w
     jobs = plan(inputs, opts, paths.COLOR_SUFFIX, check_color_output, refuse=colour_in_folder)
 
     from invgray_cli.codec.decode import DecodeOptions
-    from invgray_cli.codec.files import decode_file
+    from invgray_cli.codec.files import restore_read_grays, write_restored
     from invgray_cli.codec.model_choice import choose_model, chunk_mismatch_warning
+    from invgray_cli.io.images import read_gray
 
     options = DecodeOptions(fallback=not no_fallback, search_frame=find_frame)
     loaders: dict[Any, LoadOnce] = {}  # one Codec per model the grays' chunks ask for
@@ -73,12 +78,18 @@ def decode_command(inputs: tuple[str, ...], opts: RunOptions, net: NetOptions, w
         model = loaders[spec]()
         return model, warning or chunk_mismatch_warning(gray.text, model.info)
 
-    def process(job: Job, on_tile: OnTile | None) -> FileRecord:
-        t0 = time.perf_counter()
-        done = write_output(job.output, lambda dest: decode_file(
-            read_source(job.item), dest, max_pixels=opts.max_pixels, on_tile=on_tile,
-            choose=lambda gray: codec_for(gray, job.item.label), options=options), force=opts.force)
-        return file_record(job, done, t0)
+    def read(job: Job) -> Timed[GrayImage]:
+        return time.perf_counter(), read_gray(read_source(job.item), opts.max_pixels)
 
-    results = run_jobs("decode", jobs, process, opts)
+    def run(group: list[tuple[Job, Timed[GrayImage]]], on_tile: OnTile | None) -> list[Timed[RestoredGray]]:
+        grays = [(job.item.label, gray, *codec_for(gray, job.item.label)) for job, (_, gray) in group]
+        made = restore_read_grays(grays, options, on_tile)
+        return [(began, item) for (_, (began, _)), item in zip(group, made)]
+
+    def write(job: Job, made: Timed[RestoredGray]) -> FileRecord:
+        began, item = made
+        return file_record(job, write_output(job.output, lambda dest: write_restored(item, dest), force=opts.force),
+                           began)
+
+    results = run_jobs("decode", jobs, JobStages(read, run, write), opts, folder_workers(net.device or "auto"))
     finish("decode", "decoded", results, opts, started, [c for load in loaders.values() for c in load.loaded()])

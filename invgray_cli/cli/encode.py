@@ -1,4 +1,4 @@
-"""Stage cli: ``invgray encode``, colour photos to grays, a shell over ``codec.files.encode_file``.
+"""Stage cli: ``invgray encode``, colour photos to grays, a shell over ``codec.files`` (read, encode, write).
 
 It plans the files (invgray's own grays are refused: encoding a gray hides no colour), loads the
 one Codec of the run when the first file needs it, and writes each gray as PNG, or as TIFF, WebP
@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import click
 
 from invgray_cli.cli.info import GRAY_MODES
 from invgray_cli.cli.options import ModelChoice, NetOptions, file_options, model_options, net_options
-from invgray_cli.cli.runner import (OnTile, LoadOnce, RunOptions, file_record, finish, header_of, plan, read_source,
-                                    run_jobs, write_output)
+from invgray_cli.cli.runner import (JobStages, LoadOnce, OnTile, RunOptions, Timed, file_record, finish, folder_workers,
+                                    header_of, plan, read_source, run_jobs, write_output)
 from invgray_cli.io import paths
 from invgray_cli.io.paths import FileRecord, Job
 
 if TYPE_CHECKING:  # annotations only: the command imports these when it runs
-    from invgray_cli.codec.files import WrittenImage
+    from invgray_cli.codec.files import EncodedPhoto
+    from invgray_cli.io.images import ColorImage
 
 GRAY_BY_CHUNK = "an invgray gray (it carries invgray's chunk), which `invgray decode` restores"
 GRAY_BY_NAME = "a gray named like an invgray gray, which `invgray decode` restores"
@@ -83,7 +84,8 @@ def encode_command(inputs: tuple[str, ...], opts: RunOptions, net: NetOptions, c
     jobs = plan(inputs, opts, paths.GRAY_SUFFIX, check_gray_output, refuse=invgray_gray,
                 refuse_named=named_gray_refusal)
 
-    from invgray_cli.codec.files import DEFAULT_JPEG_QUALITY, encode_file
+    from invgray_cli.codec.files import DEFAULT_JPEG_QUALITY, encode_read_photos, write_gray
+    from invgray_cli.io.images import read_color
     from invgray_cli.io.writing import is_jpeg_name, lossless_gray_format
 
     as_jpeg = len(jobs) == 1 and jobs[0].output is not None and is_jpeg_name(jobs[0].output)
@@ -91,18 +93,21 @@ def encode_command(inputs: tuple[str, ...], opts: RunOptions, net: NetOptions, c
         raise click.UsageError("--quality is for a JPEG gray: give one input and -o NAME.jpg")
     net.use_threads()
     codec = LoadOnce(lambda: choice.load(net))  # the one Codec of this run, loaded when the first file needs it
+    jpeg_quality = (quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
+    block_code = jpeg_safe or as_jpeg
 
-    def process(job: Job, on_tile: OnTile | None) -> FileRecord:
-        t0 = time.perf_counter()
-        model = codec()
-        jpeg_quality = (quality or DEFAULT_JPEG_QUALITY) if as_jpeg else None
+    def read(job: Job) -> Timed[ColorImage]:
+        return time.perf_counter(), read_color(read_source(job.item), opts.max_pixels)
+
+    def run(group: list[tuple[Job, Timed[ColorImage]]], on_tile: OnTile | None) -> list[Timed[EncodedPhoto]]:
+        made = encode_read_photos(codec(), [photo for _, (_, photo) in group], block_code, on_tile)
+        return [(began, item) for (_, (began, _)), item in zip(group, made)]
+
+    def write(job: Job, made: Timed[EncodedPhoto]) -> FileRecord:
+        began, item = made
         lossless = None if job.output is None else lossless_gray_format(job.output)
+        done = write_output(job.output, lambda dest: write_gray(item, dest, jpeg_quality, lossless), force=opts.force)
+        return file_record(job, done, began)
 
-        def encode_into(dest: Path | BinaryIO) -> WrittenImage:
-            return encode_file(read_source(job.item), dest, model, max_pixels=opts.max_pixels, on_tile=on_tile,
-                               jpeg_quality=jpeg_quality, block_code=jpeg_safe or None, lossless_format=lossless)
-
-        return file_record(job, write_output(job.output, encode_into, force=opts.force), t0)
-
-    results = run_jobs("encode", jobs, process, opts)
+    results = run_jobs("encode", jobs, JobStages(read, run, write), opts, folder_workers(net.device or "auto"))
     finish("encode", "encoded", results, opts, started, codec.loaded())

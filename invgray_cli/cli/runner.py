@@ -1,5 +1,6 @@
 """Stage cli: running a batch of jobs (encode, decode, colorize): the plan of files, progress on
-stderr, one line per failure, the summary.
+stderr, one line per failure, the summary. Several files run as a pipeline (io/overlap.py): read
+and written on worker threads while the nets run here, reported in input order.
 
 The command modules decide what to run; this module runs it the same way for each, so every file
 is attempted, failures are recorded, and the exit code says whether any failed.
@@ -13,7 +14,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,6 +37,7 @@ OUT_OF_MEMORY = ("out of memory: the image needs more than this machine has free
 
 OnTile = Callable[[int, int], None]
 T = TypeVar("T")
+Timed = tuple[float, T]  # (when the job's reading began, what a stage made of it): its record's seconds
 
 
 def message_line(kind: str, message: str) -> str:
@@ -254,45 +256,103 @@ def _tile_callback(progress: Any, label: str) -> tuple[OnTile | None, Callable[[
     return on_tile, cleanup
 
 
+def folder_workers(device: str) -> int:
+    """Threads each for reading and writing while the nets run on ``device`` (io/overlap.py says
+    why so many); a device that cannot be used fails each file when its codec loads, as before."""
+    from invgray_cli.devices import resolve_device
+    from invgray_cli.io.overlap import default_workers
+
+    try:
+        kind = resolve_device(device).type
+    except InvgrayError:
+        kind = "cpu"
+    return default_workers(kind)
+
+
 Process = Callable[[Job, OnTile | None], FileRecord]
 Emit = Callable[[str, str], None]
 
 
-def run_one(job: Job, process: Process, on_tile: OnTile | None, emit: Emit) -> FileRecord:
-    """One job's result; every exception becomes a failed record (a traceback only with --debug)."""
-    output = None if job.output is None else str(job.output)
-    if job.error is not None:
-        return FileRecord(job.item.label, output, "failed", error=job.error)
-    if job.skip:
-        return FileRecord(job.item.label, output, "skipped", note=job.note)
-    try:
-        return process(job, on_tile)
-    except Exception as e:
-        error = failure_line(e, job.item.label)
-        if debug_enabled() and error == internal_error_line(e):
-            emit("debug", traceback.format_exc())
-        return FileRecord(job.item.label, output, "failed", error=error)
+@dataclass(frozen=True)
+class JobStages:
+    """A command's work on each job, in the three stages of a folder run (io/overlap.py): ``read``
+    (the input read and decoded) and ``write`` (the output written, giving the job's record) run on
+    worker threads; ``run`` (the nets) gets a batch of (job, what was read) on the main thread."""
+
+    read: Callable[[Job], Any]
+    run: Callable[[list[tuple[Job, Any]], OnTile | None], list[Any]]
+    write: Callable[[Job, Any], FileRecord]
+
+    @classmethod
+    def in_one_step(cls, process: Process) -> JobStages:
+        """A command whose whole work on a job is one call, on the main thread."""
+        return cls(read=lambda job: None, run=lambda group, on_tile: [process(job, on_tile) for job, _ in group],
+                   write=lambda job, record: record)
 
 
-def run_jobs(command: str, jobs: list[Job], process: Process, opts: RunOptions) -> list[FileRecord]:
-    """Process every job, reporting per file on stderr; a failure is recorded and the rest still run.
+def failed_record(job: Job, exc: Exception, emit: Emit) -> FileRecord:
+    """A failed job's record: what the user is told of ``exc`` (its traceback too with --debug, when a bug)."""
+    error = failure_line(exc, job.item.label)
+    if debug_enabled() and error == internal_error_line(exc):
+        emit("debug", "".join(traceback.format_exception(exc)))
+    return FileRecord(job.item.label, None if job.output is None else str(job.output), "failed", error=error)
+
+
+Running = Callable[[Job], AbstractContextManager[OnTile | None]]
+
+
+def job_records(jobs: list[Job], stages: JobStages, workers: int, running: Running,
+                emit: Emit) -> Iterator[FileRecord]:
+    """Each job's record, in input order: a job decided at planning (an error, a skip) at once; the
+    rest as the folder pipeline writes them (``workers`` threads each for reading and writing; 0:
+    one job at a time on this thread). The nets run each batch within ``running(its first job)``,
+    which gives the on_tile for its progress."""
+    from invgray_cli.io.overlap import Stages, overlapped
+
+    def run(group: list[tuple[Job, Any]]) -> list[Any]:
+        with running(group[0][0]) as on_tile:
+            return stages.run(group, on_tile)
+
+    worked = [job for job in jobs if job.error is None and not job.skip]
+    with closing(overlapped(worked, Stages(stages.read, run, stages.write), workers if len(worked) > 1 else 0)) as done:
+        for job in jobs:
+            output = None if job.output is None else str(job.output)
+            if job.error is not None:
+                yield FileRecord(job.item.label, output, "failed", error=job.error)
+            elif job.skip:
+                yield FileRecord(job.item.label, output, "skipped", note=job.note)
+            else:
+                finished = next(done)
+                yield finished.result if finished.error is None else failed_record(job, finished.error, emit)
+
+
+def run_jobs(command: str, jobs: list[Job], work: Process | JobStages, opts: RunOptions,
+             workers: int = 0) -> list[FileRecord]:
+    """Process every job, reporting per file on stderr in input order; a failure is recorded and
+    the rest still run. ``work``: the command's stages, or one call per job; ``workers``: threads
+    each for reading and writing while the nets run (0: one job at a time).
 
     An error message is said once per run (a broken weights file fails every job alike); skipped
     files are summed up in one line at the end (``--json`` lists each).
     """
+    stages = work if isinstance(work, JobStages) else JobStages.in_one_step(work)
     results: list[FileRecord] = []
     reported: set[str] = set()
     with progress_bars(not opts.quiet and sys.stderr.isatty()) as progress:
         emit = say if progress is None else _console_say(progress.console)
         files_task = progress.add_task(command, total=len(jobs)) if progress is not None else None
-        for job in jobs:
+
+        @contextmanager
+        def running(job: Job) -> Iterator[OnTile | None]:
             if progress is not None:
                 progress.update(files_task, description=f"{command} {bar_label(job.item.rel.name)}")
             on_tile, cleanup = _tile_callback(progress, job.item.rel.name)
             try:
-                result = run_one(job, process, on_tile, emit)
+                yield on_tile
             finally:
                 cleanup()
+
+        for result in job_records(jobs, stages, workers, running, emit):
             if result.status == "failed" and result.error not in reported:
                 reported.add(result.error or "")
                 emit("error", result.error or "failed")

@@ -283,7 +283,8 @@ def _from_block_code(codec: Codec, gray: np.ndarray, facts: GrayFacts, on_tile: 
     return colour_from_block_code(gray, facts.block_code, decoder, fine)
 
 
-def decode_grays(codec: Codec, images: list[GrayImage], options: DecodeOptions = DecodeOptions()) -> list[Restored]:
+def decode_grays(codec: Codec, images: list[GrayImage], options: DecodeOptions = DecodeOptions(),
+                 on_tile: ProgressFn | None = None) -> list[Restored]:
     """``restore`` of each gray; grays of one size that decode on their grid as they come (as
     most do) go through the net together."""
     restored: list[Restored | None] = [None] * len(images)
@@ -296,12 +297,12 @@ def decode_grays(codec: Codec, images: list[GrayImage], options: DecodeOptions =
         if on_its_grid and facts.pattern_strength == 1.0:
             on_grid[i] = (remove_sync_pattern(image.gray, pattern) if pattern.found else image.gray, path)
         else:
-            restored[i] = _run_path(path, codec, image.gray, facts, None)
+            restored[i] = _run_path(path, codec, image.gray, facts, on_tile)
     waiting = list(on_grid)
     for group in same_size_groups([on_grid[i][0] for i in waiting]):
         indices = [waiting[k] for k in group]
         stack = torch.stack([as_tensor(on_grid[i][0])[None] for i in indices])
-        for i, rgb in zip(indices, codec.run_decoder(stack)):
+        for i, rgb in zip(indices, codec.run_decoder(stack, on_tile)):
             restored[i] = Restored(rgb, codec.info.name, None, on_grid[i][1])
     return restored
 

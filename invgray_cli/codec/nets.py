@@ -126,6 +126,8 @@ class Codec:
 
     def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, halo: int, out_channels: int,
              quantised: bool, on_tile: ProgressFn | None) -> torch.Tensor:
+        if self.device.type == "cuda" and images.device.type == "cpu":  # pinned: tiles go to the GPU without a wait
+            images = images.pin_memory()
         try:
             with torch.inference_mode(), self.autocast_context():
                 return run_tiled(
