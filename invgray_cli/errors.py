@@ -14,3 +14,16 @@ class OutputExists(InvgrayError):
 
     def __reduce__(self) -> tuple[type, tuple[object]]:  # pickled (a worker process) from its path
         return OutputExists, (self.path,)
+
+
+# What torch says when memory runs out (besides its OutOfMemoryError): CPU allocations, and oneDNN,
+# whose convolution cannot set itself up without memory (seen under `ulimit -v`)
+OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "could not create a primitive")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the machine (or GPU) running out of memory, told without importing torch."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(words in text for words in OUT_OF_MEMORY_WORDS)

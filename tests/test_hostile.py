@@ -360,7 +360,9 @@ def encode_raises(monkeypatch):
 
 
 @pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried "
-                                                              "to allocate 40000000000 bytes")])
+                                                              "to allocate 40000000000 bytes"),
+                                 RuntimeError("could not create a primitive")],  # oneDNN's conv under `ulimit -v`
+                         ids=["MemoryError", "allocator", "oneDNN"])
 def test_out_of_memory_says_what_to_do(tmp_path: Path, weights: Path, encode_raises, exc: BaseException) -> None:
     from invgray_cli.cli.runner import OUT_OF_MEMORY
 

@@ -23,7 +23,7 @@ import click
 
 from invgray_cli.io import paths as batch
 from invgray_cli.io.paths import FileRecord, InputItem, Job
-from invgray_cli.errors import InvgrayError
+from invgray_cli.errors import InvgrayError, is_out_of_memory
 from invgray_cli.untrusted import printable
 
 if TYPE_CHECKING:
@@ -66,20 +66,12 @@ def failure_line(exc: Exception, label: str | None = None) -> str:
     fault (prefixed with ``label``, the file), "a bug in invgray" only for the rest."""
     if isinstance(exc, InvgrayError):
         return str(exc)
-    if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
+    if is_out_of_memory(exc):
         return f"{label}: {OUT_OF_MEMORY}" if label else OUT_OF_MEMORY
     if isinstance(exc, OSError):  # e.g. writing to a closed pipe: the system's word for it
         where = label or exc.filename
         return f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
     return internal_error_line(exc)
-
-
-def _is_out_of_memory(exc: Exception) -> bool:
-    """torch's out-of-memory errors (a RuntimeError; CPU allocations say "can't allocate memory"),
-    told without importing torch."""
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and (type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text
-                                              or "can't allocate memory" in text)
 
 
 def internal_error_line(exc: BaseException) -> str:

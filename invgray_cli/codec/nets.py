@@ -17,9 +17,9 @@ from typing import Callable, TypeVar
 import numpy as np
 import torch
 
-from invgray_cli.codec.tiling import MIN_TILE, ProgressFn, auto_tile_size, is_out_of_memory, run_tiled
+from invgray_cli.codec.tiling import MIN_TILE, ProgressFn, auto_tile_size, run_tiled
 from invgray_cli.devices import compute_dtype, dtype_for, exact_fp32, resolve_device
-from invgray_cli.errors import InvgrayError
+from invgray_cli.errors import InvgrayError, is_out_of_memory
 from invgray_cli.io.chunk import make_chunk
 from invgray_cli.models.detector import CodeDetector
 from invgray_cli.models.frame_judge import FrameJudge

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from invgray_cli.errors import is_out_of_memory
+
 TileFn = Callable[[Tensor], Tensor]
 ProgressFn = Callable[[int, int], None]  # (tiles done, tiles total)
 
@@ -73,11 +75,6 @@ def crop_padded(image: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
     if x1 > width:
         return image[..., y0:y1, :].index_select(-1, mirror_indices(x0, x1, width, image.device))
     return image[..., y0:y1, x0:x1]
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    message = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in message or "can't allocate memory" in message
 
 
 def to_device(piece: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
