@@ -79,6 +79,25 @@ def test_a_webp_gray_in_a_folder_is_decoded_not_taken_for_a_photo(tmp_path: Path
     assert files_in(tmp_path / "out") == {"a.color.png"}
 
 
+def test_info_reads_a_webp_gray_and_names_a_file_it_cannot_read(tmp_path: Path, weights: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    photo(tmp_path / "a.png")
+    assert run("encode", tmp_path / "a.png", "-o", tmp_path / "a.webp", "--weights", weights).exit_code == 0
+    damaged = PngInfo()
+    damaged.add_text(CHUNK_KEY, "{not json")
+    Image.new("L", (32, 32), 128).save(tmp_path / "d.png", pnginfo=damaged)
+    result = run("info", tmp_path / "d.png", tmp_path / "a.webp")
+    assert result.exit_code == 1  # one file could not be read; the other is still described
+    first, *rest = result.stdout.splitlines()
+    assert first.startswith(f"{tmp_path / 'd.png'}: not read:") and "damaged" in first
+    webp = "\n".join(rest)
+    assert webp.startswith(f"{tmp_path / 'a.webp'}:") and "WEBP RGB" in webp
+    # read as the gray it is (decode's path shown); the tiny test model is not shipped, so decode
+    # would refuse it: said as such, not as --no-fallback
+    assert "decode: refused [refuse:" in webp and "does not ship" in webp and "--no-fallback" not in webp
+
+
 @pytest.mark.parametrize("name", ["g.bmp", "g.gif", "g"])
 def test_other_gray_formats_are_refused_with_a_true_message(tmp_path: Path, weights: Path, name: str) -> None:
     photo(tmp_path / "a.png")

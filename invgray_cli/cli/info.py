@@ -63,7 +63,7 @@ def file_facts(file: str) -> dict[str, Any]:
     chunk = parse_chunk(header.text)
     record: dict[str, Any] = {"input": file, "width": header.width, "height": header.height, "mode": header.mode,
                               "format": header.format, "invgray": None if chunk is None else asdict(chunk)}
-    if header.mode in GRAY_MODES:
+    if header.mode in GRAY_MODES or chunk is not None:  # a gray, or one stored as RGB (WebP has no gray mode)
         try:
             record |= gray_facts(source)
         except InvgrayError as e:  # pixels it will not read (e.g. over --max-pixels): the header facts only
@@ -78,6 +78,8 @@ def describe(record: dict[str, Any]) -> list[str]:
     from invgray_cli.codec.sync_pattern import FOUND
     from invgray_cli.models.detector import CODE_THRESHOLD
 
+    if "width" not in record:  # the file could not be read at all
+        return [f"{printable(record['input'])}: not read: {printable(record['error'])}"]
     lines = [f"{printable(record['input'])}: {record['width']}x{record['height']} {record['format']} {record['mode']}"]
     chunk = record["invgray"]
     for key, label in CHUNK_LABELS.items():
@@ -100,7 +102,8 @@ def describe(record: dict[str, Any]) -> list[str]:
     if (blocks := record.get("block_code")) is not None:
         where = f"found (version {blocks['version']})" if blocks["found"] else "none read"
         lines.append(f"  block code: {where} (confidence {blocks['confidence']:.2f}, found at {CODE_FOUND:g})")
-    words = PATH_WORDS.get(DecodePath(record["decode_path"]))
+    path = DecodePath(record["decode_path"])
+    words = "refused" if path is DecodePath.REFUSE and record["model"] is None else PATH_WORDS[path]
     lines.append(f"  decode: {words} [{record['decode_path']}: {printable(record['decode_rule'])}]")
     return lines
 
@@ -111,7 +114,7 @@ def describe(record: dict[str, Any]) -> list[str]:
 def info_command(files: tuple[str, ...], as_json: bool) -> None:
     """What decode sees in each gray: its chunk (model, weights, format), its sync pattern, colour
     code and block code, and the path decode takes on them."""
-    records = [file_facts(file) for file in files]
+    records = [readable_facts(file) for file in files]
     if as_json:
         from invgray_cli.report import envelope, model_facts
 
@@ -120,3 +123,14 @@ def info_command(files: tuple[str, ...], as_json: bool) -> None:
         return
     for record in records:
         click.echo("\n".join(describe(record)))
+    if any("width" not in record for record in records):
+        raise SystemExit(1)
+
+
+def readable_facts(file: str) -> dict[str, Any]:
+    """``file_facts``, or for a file that cannot be read (a damaged chunk, not an image) its error:
+    the other files are still described."""
+    try:
+        return file_facts(file)
+    except InvgrayError as e:
+        return {"input": file, "error": str(e)}
