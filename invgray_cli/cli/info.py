@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from invgray_cli.cli.options import json_option
-from invgray_cli.cli.runner import read_source
+from invgray_cli.cli.runner import read_source, say
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io import paths
 from invgray_cli.io.paths import InputItem
@@ -78,8 +78,6 @@ def describe(record: dict[str, Any]) -> list[str]:
     from invgray_cli.codec.sync_pattern import FOUND
     from invgray_cli.models.detector import CODE_THRESHOLD
 
-    if "width" not in record:  # the file could not be read at all
-        return [f"{printable(record['input'])}: not read: {printable(record['error'])}"]
     lines = [f"{printable(record['input'])}: {record['width']}x{record['height']} {record['format']} {record['mode']}"]
     chunk = record["invgray"]
     for key, label in CHUNK_LABELS.items():
@@ -120,17 +118,19 @@ def info_command(files: tuple[str, ...], as_json: bool) -> None:
 
         click.echo(json.dumps(envelope("invgray-info", "what decode reads of each gray and the path it takes",
                                        model_facts(None, None), "cpu", records), indent=2))
-        return
     for record in records:
-        click.echo("\n".join(describe(record)))
+        if "width" not in record:
+            say("error", record["error"])
+        elif not as_json:
+            click.echo("\n".join(describe(record)))
     if any("width" not in record for record in records):
         raise SystemExit(1)
 
 
 def readable_facts(file: str) -> dict[str, Any]:
-    """``file_facts``, or for a file that cannot be read (a damaged chunk, not an image) its error:
-    the other files are still described."""
+    """``file_facts``, or for a file that cannot be read (not an image, a damaged chunk) the error
+    that names it: the other files are still described."""
     try:
         return file_facts(file)
     except InvgrayError as e:
-        return {"input": file, "error": str(e)}
+        return {"input": file, "error": str(e) if file in str(e) else f"{file}: {e}"}
