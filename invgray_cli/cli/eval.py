@@ -15,6 +15,8 @@ import click
 from invgray_cli.cli.options import (ModelChoice, NetOptions, json_option, model_options, net_options, option_group,
                                      quiet_option)
 from invgray_cli.cli.runner import say
+from invgray_cli.colorize.palette import MAX_PALETTE_COLOURS
+from invgray_cli.errors import InvgrayError
 
 JpegSaves = int | tuple[int, ...]  # a quality, or the qualities of saves in turn
 
@@ -45,10 +47,11 @@ class CodecMeasures:
 
 @dataclass(frozen=True)
 class ColorizeMeasures:
-    """``--colorize``: the colouriser measured instead, with these hint counts."""
+    """``--colorize``: the colouriser measured instead, with these hint counts and palette sizes."""
 
     colorize: bool = False
     hint_counts: tuple[int, ...] = ()
+    palette_sizes: tuple[int, ...] = ()
     colorizer_weights: str | None = None
 
 
@@ -67,6 +70,9 @@ colorize_measure_options = option_group("colorizing", ColorizeMeasures, [
                  help="Measure the colouriser instead: each photo's luma colourised with --hints N random hints."),
     click.option("--hints", "hint_counts", multiple=True, type=click.IntRange(min=0), metavar="N",
                  help="With --colorize: random true-colour hints per image (repeatable; default 0)."),
+    click.option("--palette", "palette_sizes", multiple=True, type=click.IntRange(1, MAX_PALETTE_COLOURS), metavar="N",
+                 help="With --colorize: also each photo's own N dominant colours as a palette, no hints "
+                      "(repeatable; a colouriser with palette planes)."),
     click.option("--colorizer-weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
                  help="With --colorize: a colouriser weights file instead of the shipped one."),
 ])
@@ -91,7 +97,13 @@ def eval_command(paths: tuple[str, ...], choice: ModelChoice, net: NetOptions, m
         from invgray_cli.eval.evaluate import evaluate_colorization, render_colorize_table
 
         colorizer = ColorizerCodec.load(weights=colorizing.colorizer_weights, device=net.device or "auto")
-        report = evaluate_colorization(paths, colorizer, colorizing.hint_counts or (0,), limit=limit)
+        if colorizing.palette_sizes:
+            try:
+                colorizer.check_takes_palette()
+            except InvgrayError as e:
+                raise click.UsageError(f"--palette: {e}") from None
+        report = evaluate_colorization(paths, colorizer, colorizing.hint_counts or (0,), limit=limit,
+                                       palette_sizes=colorizing.palette_sizes)
         show_report(report, render_colorize_table(report), quiet, as_json)
         return
 
@@ -109,6 +121,8 @@ def check_colorize_options(colorizing: ColorizeMeasures, choice: ModelChoice, ne
     """Usage errors for options of one kind of eval given to the other."""
     if colorizing.hint_counts and not colorizing.colorize:
         raise click.UsageError("--hints counts colourisation hints; it needs --colorize")
+    if colorizing.palette_sizes and not colorizing.colorize:
+        raise click.UsageError("--palette sizes a colourisation palette; it needs --colorize")
     codec_asked = measures.asked() or choice != ModelChoice() or net.tile is not None or net.precision != "auto"
     if colorizing.colorize and codec_asked:
         raise click.UsageError("--colorize measures the colouriser: --jpeg, --jpeg-safe, --save-dir, --weights, --model, "

@@ -10,6 +10,7 @@ import click
 
 from invgray_cli.cli.options import ModelChoice, NetOptions, RenamedOptions, model_options, net_options
 from invgray_cli.cli.train import TrainRun, export_weights, init_option, log, training_options
+from invgray_cli.colorize.palette import MAX_PALETTE_COLOURS
 
 served_model_options = model_options(gray_floor=False, model_help="The codec model it serves (default: the default model).",
                                      weights_help="Or a codec weights file.")
@@ -32,8 +33,13 @@ def codec_fields(choice: ModelChoice) -> dict[str, str | None]:
 @click.option("--regression", default="smooth-l1", show_default=True, type=click.Choice(["smooth-l1", "mse"]),
               help="Regression on chroma: smooth L1 (a median: bolder colours) or MSE (the mean: what PSNR rewards).")
 @init_option("Start a new run from these colouriser weights (new input planes start at zero).")
+@click.option("--follow-edges", is_flag=True,
+              help="A net whose hint spreads stop at the gray's edges (geodesic, not box, spreads).")
+@click.option("--palette-share", default=0.0, type=click.FloatRange(0.0, 1.0), show_default=True,
+              help=f"A net that takes a palette: this share of crops gets 0-{MAX_PALETTE_COLOURS} of its "
+                   "dominant colours.")
 def train_colorizer_command(run: TrainRun, net: NetOptions, colourfulness_weight: float, regression: str,
-                            init: Path | None) -> None:
+                            init: Path | None, follow_edges: bool, palette_share: float) -> None:
     """Train the colouriser for grays without a hidden code (resumable from --out)."""
     import torch
 
@@ -42,9 +48,10 @@ def train_colorizer_command(run: TrainRun, net: NetOptions, colourfulness_weight
     from invgray_cli.train.checkpoints import best_path
 
     net.use_threads()
+    shape = ColorizerConfig(width=run.width, follow_edges=follow_edges, palette_planes=palette_share > 0)
     cfg = ColorizerTrainConfig(**run.config_fields(), device=net.device or "auto", regression=regression,
                                colourfulness_weight=colourfulness_weight, init=init and str(init),
-                               net=ColorizerConfig(width=run.width).to_dict())
+                               palette_share=palette_share, net=shape.to_dict())
     model = train_colorizer(cfg, run.out, log=log, log_every=run.log_every)
     if run.export_path is not None:
         best = best_path(run.out)

@@ -1,25 +1,30 @@
 """Stage colorize: colour for a gray that carries no hidden code: automatic, or guided by colour hints.
 
 A hint says "around pixel (x, y) the colour is #rrggbb"; only its chroma is used, since the tones
-are the gray's own. The output's BT.601 luma equals the input gray up to 8-bit rounding.
+are the gray's own. A palette (``palette.py``) says "these colours are in the picture", without
+positions; a colouriser with palette planes takes one, alone or with hints. The output's BT.601
+luma equals the input gray up to 8-bit rounding.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from invgray_cli.colorize.dominant import dominant_colours
+from invgray_cli.colorize.palette import Rgb, check_palette_size
 from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma
 from invgray_cli.devices import exact_fp32, resolve_device
 from invgray_cli.errors import InvgrayError
 from invgray_cli.io.filesystem import open_failure
-from invgray_cli.untrusted import parse_json, shown
-from invgray_cli.models.colorizer import HINT_PLANES, Colorizer, guide
+from invgray_cli.untrusted import parse_json, printable, shown
+from invgray_cli.models.colorizer import HINT_PLANES, Colorizer
 from invgray_cli.models.kinds import COLORIZER_NET
 from invgray_cli.models.weights import load_weights
 from invgray_cli.models.zoo import COLORIZER, ModelInfo, WeightsEntry, default_entry, find_entry, load_entry
@@ -105,6 +110,31 @@ def random_hints(rgb: np.ndarray, count: int, rng: np.random.Generator) -> list[
             for p in positions]
 
 
+def palette_key(size: int) -> str:
+    """How reports name a measure with a photo's own ``size`` dominant colours: ``psnr_palette5``."""
+    return f"palette{size}"
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What a measurement colourises a photo with, and ``key``, its name in reports: "10" for 10
+    random hints, "palette5" for the photo's own 5 dominant colours."""
+
+    key: str
+    hints: list[Hint]
+    palette: list[Rgb]
+
+
+def measured_guidance(rgb: np.ndarray, index: int, hint_counts: Sequence[int],
+                      palette_sizes: Sequence[int] = ()) -> list[Guidance]:
+    """The guidance `eval --colorize` and training's validation colourise photo number ``index``
+    with: for each count, random hints seeded by the index (so runs repeat); for each size, the
+    photo's own dominant colours."""
+    guidance = [Guidance(str(count), random_hints(rgb, count, np.random.default_rng(index)), [])
+                for count in hint_counts]
+    return guidance + [Guidance(palette_key(size), [], dominant_colours(rgb, size)) for size in palette_sizes]
+
+
 def hint_planes(hints: list[Hint], height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(1,2,H,W) hint chroma and (1,1,H,W) mask."""
     chroma = torch.zeros(1, 2, height, width)
@@ -116,6 +146,29 @@ def hint_planes(hints: list[Hint], height: int, width: int) -> tuple[torch.Tenso
         chroma[0, :, ys, xs] = rgb_to_chroma(colours)[0, :, :, 0]
         mask[0, 0, ys, xs] = 1.0
     return chroma, mask
+
+
+def reference_palette(source: str | Path, size: int, max_pixels: int | None) -> list[Rgb]:
+    """The ``size`` dominant colours of the colour photo at ``source`` (``--reference``), or a
+    one-line error when it cannot be read or is a gray."""
+    from invgray_cli.io.images import is_effectively_gray, read_color
+
+    rgb = read_color(Path(source), max_pixels=max_pixels).rgb
+    if is_effectively_gray(rgb):
+        raise InvgrayError(f"{source}: the reference photo is a gray; it gives no colours")
+    return dominant_colours(rgb, size)
+
+
+def palette_batch(palettes: list[list[Rgb]], device: torch.device | None = None) -> torch.Tensor:
+    """(B, K, 4) for the colouriser: each palette's colours as R, G, B in [0, 1] and a 1, padded with
+    empty slots (all 0) to the longest palette's K."""
+    slots = max((len(palette) for palette in palettes), default=0)
+    batch = torch.zeros(len(palettes), slots, 4, device=device)
+    for index, palette in enumerate(palettes):
+        if palette:
+            colours = torch.tensor([[*rgb, 255] for rgb in palette], dtype=torch.float32, device=device)
+            batch[index, : len(palette)] = colours / 255.0
+    return batch
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,23 +200,45 @@ class ColorizerCodec:
         exact_fp32(torch_device)
         return cls(model.to(torch_device).eval().requires_grad_(False), name, sha256, torch_device)
 
-    def colorize_array(self, gray: np.ndarray, hints: list[Hint] = ()) -> np.ndarray:
-        """uint8 HxW gray -> uint8 HxWx3 colour whose BT.601 luma is the gray (up to rounding)."""
+    @property
+    def takes_palette(self) -> bool:
+        """Whether this colouriser reads a palette (it was trained with palette planes)."""
+        return self.model.takes_palette
+
+    def check_palette(self, palette: list[Rgb]) -> None:
+        """A one-line error for a palette this colouriser cannot use: too long, or it takes none."""
+        check_palette_size(len(palette))
+        if palette:
+            self.check_takes_palette()
+
+    def check_takes_palette(self) -> None:
+        """A one-line error when this colouriser takes no palette."""
+        if not self.takes_palette:
+            raise InvgrayError(f"the colouriser '{printable(self.name[:80])}' takes no palette (it has no palette planes); "
+                               "use one trained with `invgray train-colorizer --palette-share`")
+
+    def colorize_array(self, gray: np.ndarray, hints: list[Hint] = (), palette: list[Rgb] = ()) -> np.ndarray:
+        """uint8 HxW gray -> uint8 HxWx3 colour whose BT.601 luma is the gray (up to rounding),
+        guided by point ``hints`` and, for a colouriser that takes one, a ``palette``."""
         if not (isinstance(gray, np.ndarray) and gray.dtype == np.uint8 and gray.ndim == 2 and gray.size):
             raise ValueError(f"gray must be a non-empty uint8 HxW array, got {getattr(gray, 'shape', type(gray))}")
         height, width = gray.shape
         check_hints(list(hints), width, height, "<image>")
+        self.check_palette(list(palette))
         luma = torch.from_numpy(gray.astype(np.float32) / 255.0)[None, None]
         hint_chroma, mask = hint_planes(list(hints), height, width)
+        colours = palette_batch([list(palette)]) if palette else None
         with torch.inference_mode():
-            chroma = self._chroma(luma, hint_chroma, mask)
+            chroma = self._chroma(luma, hint_chroma, mask, colours)
             rgb = chroma_to_rgb(luma, chroma)
         return torch.round(rgb[0] * 255.0).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
-    def _chroma(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The hint spreads on the whole image (on the CPU: they only touch coarse grids, and a huge
-        image's planes would not fit a GPU), then the net on it whole, or in tiles when very large."""
-        planes = guide(luma, hints, mask)
+    def _chroma(self, luma: torch.Tensor, hints: torch.Tensor, mask: torch.Tensor,
+                palette: torch.Tensor | None = None) -> torch.Tensor:
+        """The guide planes on the whole image (on the CPU: the spreads touch coarse grids or sweep
+        once, and a huge image's planes would not fit a GPU), then the net on it whole, or in tiles
+        when very large."""
+        planes = self.model.planes(luma, hints, mask, palette)
         height, width = luma.shape[-2:]
         if height * width > WHOLE_IMAGE_PIXELS:
             return self._tiled(planes)

@@ -157,17 +157,21 @@ def _eval_items(paths: Sequence[str | Path], limit: int | None, exclude: Path | 
 
 
 def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_counts: Sequence[int] = (0,),
-                          limit: int | None = None, on_image: ImageCallback | None = None) -> dict:
+                          limit: int | None = None, on_image: ImageCallback | None = None,
+                          palette_sizes: Sequence[int] = ()) -> dict:
     """Colourise each photo's BT.601 luma with N random true-colour single-pixel hints for each N
-    in ``hint_counts`` (seeded by the image's index, so runs repeat), against the photo:
-    PSNR, SSIM and colourfulness (Hasler-Süsstrunk) relative to the photo's."""
+    in ``hint_counts`` (seeded by the image's index, so runs repeat), and with the photo's own N
+    dominant colours as a palette for each N in ``palette_sizes``, against the photo: PSNR, SSIM
+    and colourfulness (Hasler-Süsstrunk) relative to the photo's."""
     import numpy as np
 
     from invgray_cli import metrics
-    from invgray_cli.colorize.session import colourfulness, random_hints
+    from invgray_cli.colorize.session import colourfulness, measured_guidance
     from invgray_cli.colour import plain_gray
     from invgray_cli.io.images import read_color
 
+    if palette_sizes:
+        colorizer.check_takes_palette()
     items, notes = _eval_items(paths, limit)
     per_image, failed = [], []
     for index, (set_name, item) in enumerate(items):
@@ -179,11 +183,11 @@ def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_coun
         gray = plain_gray(rgb)
         record: dict = {"input": str(item.source), "set": set_name, "gray_psnr": finite_or_none(metrics.psnr(np.repeat(gray[:, :, None], 3, 2), rgb))}
         original = max(colourfulness(rgb), 1e-6)
-        for count in hint_counts:
-            out = colorizer.colorize_array(gray, random_hints(rgb, count, np.random.default_rng(index)))
-            record[f"psnr_{count}"] = finite_or_none(metrics.psnr(out, rgb))
-            record[f"ssim_{count}"] = metrics.ssim(out, rgb)
-            record[f"colourfulness_{count}"] = colourfulness(out) / original
+        for guidance in measured_guidance(rgb, index, hint_counts, palette_sizes):
+            out = colorizer.colorize_array(gray, guidance.hints, guidance.palette)
+            record[f"psnr_{guidance.key}"] = finite_or_none(metrics.psnr(out, rgb))
+            record[f"ssim_{guidance.key}"] = metrics.ssim(out, rgb)
+            record[f"colourfulness_{guidance.key}"] = colourfulness(out) / original
         per_image.append(record)
         if on_image is not None:
             on_image(index, len(items), record)
@@ -196,9 +200,11 @@ def evaluate_colorization(paths: Sequence[str | Path], colorizer: Any, hint_coun
     return envelope(
         "invgray-eval-colorize",
         "colourisation of each photo's BT.601 luma with N random single-pixel true-colour hints: PSNR and SSIM "
-        "against the photo, colourfulness (Hasler-Susstrunk) as a share of the photo's; gray_psnr: the luma alone",
+        "against the photo, colourfulness (Hasler-Susstrunk) as a share of the photo's; gray_psnr: the luma alone"
+        + ("; _paletteN: with the photo's own N dominant colours as a palette (no hints)" if palette_sizes else ""),
         model_facts(colorizer.info.name, colorizer.info.sha256), str(colorizer.device),
         hint_counts=list(hint_counts),
+        palette_sizes=list(palette_sizes),
         results={"per_image": per_image, **means(per_image), "sets": sets, "failed": failed, "skipped": notes},
     )
 
@@ -241,19 +247,24 @@ def render_eval_table(report: dict, per_image: bool = True) -> Any:
 
 
 def render_colorize_table(report: dict) -> Any:
-    """A rich table of `eval --colorize`: per set and overall, each hint count's PSNR, SSIM,
-    colourfulness against the photo's, and the luma alone's PSNR."""
+    """A rich table of `eval --colorize`: per set and overall, each hint count's (and palette
+    size's) PSNR, SSIM, colourfulness against the photo's, and the luma alone's PSNR."""
     from rich.table import Table
+
+    from invgray_cli.colorize.session import palette_key
 
     results = report["results"]
     table = Table(title=f"invgray eval --colorize — {report['model']['name']} on {report['device']}")
-    for header in ("set", "hints", "PSNR dB", "SSIM", "colourfulness vs photo", "gray alone dB"):
+    guided_by = "hints / palette" if report.get("palette_sizes") else "hints"
+    for header in ("set", guided_by, "PSNR dB", "SSIM", "colourfulness vs photo", "gray alone dB"):
         table.add_column(header, justify="right")
     for name, summary in {**results["sets"], f"mean of {results['count']}": results}.items():
         mean = summary["mean"]
         if not summary["count"]:
             continue
-        for count in report["hint_counts"]:
-            table.add_row(name, str(count), _fmt("psnr", mean[f"psnr_{count}"]), _fmt("ssim", mean[f"ssim_{count}"]),
-                          f"{mean[f'colourfulness_{count}']:.0%}", _fmt("psnr", mean["gray_psnr"]))
+        guides = [(str(count), str(count)) for count in report["hint_counts"]]
+        guides += [(palette_key(size), f"palette of {size}") for size in report.get("palette_sizes", [])]
+        for key, label in guides:
+            table.add_row(name, label, _fmt("psnr", mean[f"psnr_{key}"]), _fmt("ssim", mean[f"ssim_{key}"]),
+                          f"{mean[f'colourfulness_{key}']:.0%}", _fmt("psnr", mean["gray_psnr"]))
     return table

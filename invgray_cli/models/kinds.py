@@ -147,7 +147,8 @@ FRAME_JUDGE_NET = NetKind("frame judge", "invgray-frame-judge/1", FrameJudgeConf
 JPEG_DECODER_NET = NetKind("JPEG decoder", "invgray-jpeg-decoder/1", JpegDecoderConfig, JpegDecoder, {
     "width": UNET_WIDTH, "levels": UNET_LEVELS, "bottom_blocks": BLOCKS, "fine_planes": Flag()})
 COLORIZER_NET = NetKind("colouriser", "invgray-colorizer/1", ColorizerConfig, Colorizer, {
-    "width": UNET_WIDTH, "levels": UNET_LEVELS, "bottom_blocks": BLOCKS})
+    "width": UNET_WIDTH, "levels": UNET_LEVELS, "bottom_blocks": BLOCKS, "follow_edges": Flag(),
+    "palette_planes": Flag()})
 NET_KINDS = (CODEC_NET, DETECTOR_NET, FRAME_JUDGE_NET, JPEG_DECODER_NET, COLORIZER_NET)
 
 

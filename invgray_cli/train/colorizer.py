@@ -3,7 +3,9 @@
 Crops of the training photos with flips and transposes only: hue shifts would teach wrong
 colours. Each crop gets no hint (a share of ``no_hint_share``) or a log-uniform number of hints
 at uniformly random pixels with the crop's own colour, as `invgray eval --colorize --hints N`
-samples them. Validation colourises whole photos at 0, 10 and 100 hints and keeps the best mean.
+samples them. A net with palette planes also gets, for a share ``palette_share`` of its crops, a
+palette of 0-8 of the crop's dominant colours. Validation colourises whole photos at 0, 10 and
+100 hints (and, with palette planes, with each photo's 5 dominant colours) and keeps the best mean.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from invgray_cli import metrics
 from invgray_cli.colour import plain_gray, rgb_to_chroma, rgb_to_luma
 from invgray_cli.devices import reproducible, resolve_device
 from invgray_cli.errors import InvgrayError
+from invgray_cli.colorize.dominant import dominant_colours
+from invgray_cli.colorize.palette import DEFAULT_PALETTE_SIZE, MAX_PALETTE_COLOURS
 from invgray_cli.models.colorizer import Colorizer, ColorizerConfig
 from invgray_cli.train.data import find_images, load_all, sample_crops
 from invgray_cli.train.fit import warm_start
@@ -42,6 +46,7 @@ class ColorizerTrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 100
     no_hint_share: float = 0.3
+    palette_share: float = 0.0  # crops given a palette of 0-MAX_PALETTE_COLOURS of their dominant colours
     max_hints: int = 64  # per crop: 100 hints on a 481x321 photo are ~11 on a 128^2 crop
     # chroma magnitude below the photo's costs this much extra: regression alone averages
     # ambiguous colours into browns (Zhang et al. 2016)
@@ -63,6 +68,21 @@ def sample_hints(chroma: Tensor, config: ColorizerTrainConfig, rng: np.random.Ge
         positions = torch.from_numpy(rng.choice(height * width, size=count, replace=False))
         mask[i, 0].view(-1)[positions] = 1.0
     return chroma * mask, mask
+
+
+def sample_palettes(rgb: Tensor, share: float, rng: np.random.Generator) -> Tensor:
+    """(B, MAX_PALETTE_COLOURS, 4) palettes (see ``palette_guess``): for a ``share`` of the crops
+    (B,3,H,W) in [0, 1] a uniformly drawn 0-MAX_PALETTE_COLOURS of the crop's dominant colours, the
+    others none."""
+    from invgray_cli.colorize.session import palette_batch
+
+    palettes = []
+    for crop in rgb:
+        count = int(rng.integers(0, MAX_PALETTE_COLOURS + 1)) if rng.random() < share else 0
+        pixels = torch.round(crop.permute(1, 2, 0) * 255.0).to(torch.uint8).numpy()
+        palettes.append(dominant_colours(pixels, count) if count else [])
+    batch = palette_batch(palettes)
+    return F.pad(batch, (0, 0, 0, MAX_PALETTE_COLOURS - batch.shape[1]))
 
 
 REGRESSION_LOSSES = ("smooth-l1", "mse")
@@ -89,23 +109,27 @@ def _chroma_magnitude(chroma: Tensor) -> Tensor:
 
 
 def validate_colorizer(model: Colorizer, images: list[np.ndarray], device: torch.device) -> dict:
-    """Whole photos colourised from their luma at each of VALIDATION_HINTS (seeded hints)."""
-    from invgray_cli.colorize.session import ColorizerCodec, colourfulness, random_hints
+    """Whole photos colourised from their luma at each of VALIDATION_HINTS (seeded hints) and, for
+    a net with palette planes, with each photo's DEFAULT_PALETTE_SIZE dominant colours; the score
+    is the mean PSNR of them all."""
+    from invgray_cli.colorize.session import ColorizerCodec, colourfulness, measured_guidance
 
     codec = ColorizerCodec(model.eval(), "in-training", "", device)
+    palette_sizes = (DEFAULT_PALETTE_SIZE,) if model.takes_palette else ()
+    psnrs: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    for index, rgb in enumerate(images):
+        gray = plain_gray(rgb)
+        for guidance in measured_guidance(rgb, index, VALIDATION_HINTS, palette_sizes):
+            out = codec.colorize_array(gray, guidance.hints, guidance.palette)
+            psnrs.setdefault(guidance.key, []).append(metrics.psnr(out, rgb))
+            ratios.setdefault(guidance.key, []).append(colourfulness(out) / max(colourfulness(rgb), 1e-6))
     result: dict = {}
-    for count in VALIDATION_HINTS:
-        psnrs, ratio = [], []
-        for index, rgb in enumerate(images):
-            gray = plain_gray(rgb)
-            hints = random_hints(rgb, count, np.random.default_rng(index))
-            out = codec.colorize_array(gray, hints)
-            psnrs.append(metrics.psnr(out, rgb))
-            ratio.append(colourfulness(out) / max(colourfulness(rgb), 1e-6))
-        result[f"psnr_{count}"] = float(np.mean(psnrs))
-        result[f"colourfulness_{count}"] = float(np.mean(ratio))
+    for key in psnrs:
+        result[f"psnr_{key}"] = float(np.mean(psnrs[key]))
+        result[f"colourfulness_{key}"] = float(np.mean(ratios[key]))
     model.train()
-    result["score"] = float(np.mean([result[f"psnr_{c}"] for c in VALIDATION_HINTS]))
+    result["score"] = float(np.mean([result[f"psnr_{key}"] for key in psnrs]))
     return result
 
 
@@ -159,7 +183,7 @@ def _resume_or_start(cfg: ColorizerTrainConfig, out: Path, model: Colorizer, opt
     given; (the step to go on from, the validation history)."""
     if out.exists():
         state = torch.load(out, map_location="cpu", weights_only=False)
-        if state.get("config", {}).get("net") != cfg.net:
+        if not same_net(state.get("config", {}).get("net"), cfg.net):
             raise InvgrayError(f"{out} is not a colouriser checkpoint with net {cfg.net}; pass the same --width "
                                "or a new --out")
         model.load_state_dict(state["model"])
@@ -174,14 +198,20 @@ def _resume_or_start(cfg: ColorizerTrainConfig, out: Path, model: Colorizer, opt
     return 0, []
 
 
+def same_net(saved: dict | None, wanted: dict) -> bool:
+    """Whether a checkpoint's net config is ``wanted`` (fields added since it was saved at their defaults)."""
+    return isinstance(saved, dict) and ColorizerConfig(**saved) == ColorizerConfig(**wanted)
+
+
 def _colorizer_step(model: Colorizer, optimizer: torch.optim.Optimizer, images: list[np.ndarray],
                     cfg: ColorizerTrainConfig, rng: np.random.Generator, device: torch.device) -> dict[str, float]:
     """One optimiser step on a batch of crops, each colourised from its 8-bit luma and random hints."""
     rgb = sample_crops(images, cfg.batch, cfg.crop, rng)
     chroma = rgb_to_chroma(rgb)
     hints, mask = sample_hints(chroma, cfg, rng)
+    palette = sample_palettes(rgb, cfg.palette_share, rng).to(device) if model.takes_palette else None
     luma = torch.round(rgb_to_luma(rgb) * 255.0) / 255.0  # the 8-bit gray a user has
-    predicted = model(luma.to(device), hints.to(device), mask.to(device))
+    predicted = model(luma.to(device), hints.to(device), mask.to(device), palette)
     loss, terms = colorizer_loss(predicted, chroma.to(device), cfg.colourfulness_weight, cfg.regression)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
