@@ -75,15 +75,25 @@ def structure_at(rgb: Tensor, gray: Tensor, strengths: list[float], band_pixels:
     return [total / count for total in totals]
 
 
-def pattern_strength(rgb: Tensor, gray: Tensor, floor: float) -> float:
+Moments = list[tuple[Tensor, Tensor, Tensor]]
+
+
+@torch.inference_mode()
+def kept_moments(rgb: Tensor, gray: Tensor) -> Moments | None:
+    """An image of one band's ``_moments``, measured once for every strength and floor asked of
+    it; None for a larger image (its bands are measured again, to keep memory bounded)."""
+    bands = _bands(*gray.shape)
+    return [_moments(rgb, gray, *bands[0])] if len(bands) == 1 and min(gray.shape) >= 2 else None
+
+
+def pattern_strength(rgb: Tensor, gray: Tensor, floor: float, moments: Moments | None = None) -> float:
     """The largest a <= 1 on a 1/64 grid at which the scaled residual keeps a mean structure term
     of at least ``floor`` (the structure falls as a grows): eighths first, then the 64ths inside
     the bracket, three passes over the image in all. An image of one band measures its moments
     (which do not depend on a) once, and then each strength only until one meets the floor."""
     if min(gray.shape) < 2:
         return 1.0
-    bands = _bands(*gray.shape)
-    kept = [_moments(rgb, gray, *bands[0])] if len(bands) == 1 else None
+    kept = moments if moments is not None else kept_moments(rgb, gray)
 
     def first_meeting(strengths: list[float]) -> float | None:
         """The first of ``strengths`` whose structure meets the floor, or None."""
@@ -101,13 +111,15 @@ def pattern_strength(rgb: Tensor, gray: Tensor, floor: float) -> float:
 
 
 @torch.inference_mode()  # the tiler's output is an inference tensor, updated in place here
-def guarded_gray(rgb: np.ndarray | Tensor, gray: Tensor, floor: float) -> tuple[Tensor, float]:
+def guarded_gray(rgb: np.ndarray | Tensor, gray: Tensor, floor: float,
+                 moments: Moments | None = None) -> tuple[Tensor, float]:
     """The encoder's float gray (HxW, [0,1]) of ``rgb`` (uint8 HxWx3) as uint8, its residual from
     the luma scaled down where needed so its mean structure term against the luma is at least
     ``floor``, and the strength applied (1: the network's gray). Works in place on ``gray``, on its
-    device (the photo is moved there)."""
+    device (the photo is moved there). ``moments``: ``kept_moments`` of this photo and gray, when
+    already measured."""
     pixels = as_tensor(rgb).to(gray.device)
-    strength = pattern_strength(pixels, gray, floor)
+    strength = pattern_strength(pixels, gray, floor, moments)
     gray.mul_(255.0)
     if strength < 1.0:
         rows = max(BAND_PIXELS // gray.shape[1], 1)
