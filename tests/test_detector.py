@@ -148,7 +148,12 @@ def test_info_shows_the_code_confidence(registered, tmp_path, monkeypatch):
     assert result.exit_code == 0 and "colour code: none that" in result.stdout and "confidence 0.20" in result.stdout
     assert "decode: decoded anyway" in result.stdout  # the path decode takes (no colouriser in this test zoo)
     record = json.loads(run("info", source, "--json").stdout)["results"][0]
-    assert record["model"] == TINY_NAME and record["code"] == {"confidence": 0.2} and record["decode_path"] == "uncoded"
+    assert record["model"] == TINY_NAME and record["code"] == {"confidence": 0.2, "asked": True}
+    assert record["decode_path"] == "uncoded"
+    photo(tmp_path / "p.png", 40, 48)
+    assert run("encode", tmp_path / "p.png", "-o", tmp_path / "coded.png").exit_code == 0
+    coded = run("info", tmp_path / "coded.png").stdout  # its chunk says invgray wrote it: the reading decides nothing
+    assert "colour code: none that" in coded and "decode does not ask: the chunk says invgray wrote it" in coded
     monkeypatch.setattr(nets_module, "shipped_detector", lambda sha: FixedDetector(2, 0.9))
     assert f"colour code: {TINY_NAME}'s (confidence 0.90)" in run("info", source).stdout
     monkeypatch.setattr(nets_module, "shipped_detector", lambda sha: None)  # a model without a detector

@@ -44,7 +44,8 @@ def gray_facts(source: Any) -> dict[str, Any]:
                          "lines_cut": {side: lines if read else None for side, lines, read in
                                        zip(("top", "left", "bottom", "right"), pattern.cuts, pattern.read)}
                          if pattern.found else None},
-        "code": None if facts.code is None else {"confidence": round(facts.code.confidence, 4)},
+        "code": None if facts.code is None else {"confidence": round(facts.code.confidence, 4),
+                                                 "asked": facts.code_in_question},
         "block_code": {"found": blocks.found, "confidence": round(blocks.confidence, 3),
                        "version": blocks.version if blocks.found else None},
         "decode_path": row.path.value, "decode_rule": row.when,
@@ -96,7 +97,8 @@ def describe(record: dict[str, Any]) -> list[str]:
     if (code := record.get("code")) is not None:
         model = printable(record["model"])
         verdict = f"{model}'s" if code["confidence"] >= CODE_THRESHOLD else f"none that {model} can read"
-        lines.append(f"  colour code: {verdict} (confidence {code['confidence']:.2f})")
+        unasked = "" if code.get("asked", True) else "; decode does not ask: the chunk says invgray wrote it"
+        lines.append(f"  colour code: {verdict} (confidence {code['confidence']:.2f}{unasked})")
     if (blocks := record.get("block_code")) is not None:
         where = f"found (version {blocks['version']})" if blocks["found"] else "none read"
         lines.append(f"  block code: {where} (confidence {blocks['confidence']:.2f}, found at {CODE_FOUND:g})")
