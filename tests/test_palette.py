@@ -288,3 +288,19 @@ def test_train_colorizer_command_makes_a_palette_aware_net(tmp_path):
     assert result.exit_code == 0, result.stderr
     net = load_weights(tmp_path / "c.safetensors", COLORIZER_NET).net
     assert net.config.palette_planes and net.config.follow_edges and net.config.width == 4
+
+
+def test_a_palette_picks_the_first_shipped_colouriser_that_takes_one(monkeypatch):
+    from dataclasses import replace
+
+    from invgray_cli.colorize.session import find_colorizer
+    from invgray_cli.models import zoo
+
+    plain = next(entry for entry in zoo.ZOO if entry.role == zoo.COLORIZER)
+    takes = replace(plain, name="icolor_u24.palette_test", config={**plain.config, "palette_planes": True})
+    monkeypatch.setattr(zoo, "ZOO", [*zoo.ZOO, takes])
+    assert find_colorizer(None) == plain  # the default, without a palette
+    assert find_colorizer(None, palette=True) == takes
+    assert find_colorizer(plain.name, palette=True) == plain  # a colouriser named is the one used
+    monkeypatch.setattr(zoo, "ZOO", [e for e in zoo.ZOO if e.name != takes.name])
+    assert find_colorizer(None, palette=True) == plain  # none takes one: the default says so when asked

@@ -91,7 +91,8 @@ def colorize_command(inputs: tuple[str, ...], opts: RunOptions, hint_texts: tupl
     from invgray_cli.io.writing import alpha_loss_warning, format_for_path, write_color
 
     net.use_threads()
-    colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=net.device or "auto"))
+    colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=net.device or "auto",
+                                                     palette=bool(palette)))
     if palette:
         try:
             colorizer().check_palette(palette)

@@ -96,7 +96,8 @@ def eval_command(paths: tuple[str, ...], choice: ModelChoice, net: NetOptions, m
         from invgray_cli.colorize.session import ColorizerCodec
         from invgray_cli.eval.evaluate import evaluate_colorization, render_colorize_table
 
-        colorizer = ColorizerCodec.load(weights=colorizing.colorizer_weights, device=net.device or "auto")
+        colorizer = ColorizerCodec.load(weights=colorizing.colorizer_weights, device=net.device or "auto",
+                                        palette=bool(colorizing.palette_sizes))
         if colorizing.palette_sizes:
             try:
                 colorizer.check_takes_palette()

@@ -27,7 +27,7 @@ from invgray_cli.untrusted import parse_json, printable, shown
 from invgray_cli.models.colorizer import HINT_PLANES, Colorizer
 from invgray_cli.models.kinds import COLORIZER_NET
 from invgray_cli.models.weights import load_weights
-from invgray_cli.models.zoo import COLORIZER, ModelInfo, WeightsEntry, default_entry, find_entry, load_entry
+from invgray_cli.models.zoo import COLORIZER, ModelInfo, WeightsEntry, default_entry, entries, find_entry, load_entry
 
 HINT_PATTERN = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*#?([0-9a-fA-F]{6})\s*$")
 COLOUR_PATTERN = re.compile(r"\s*#?([0-9a-fA-F]{6})\s*")
@@ -186,12 +186,14 @@ class ColorizerCodec:
         return ModelInfo(self.name, self.sha256, self.model.divisibility, 0)
 
     @classmethod
-    def load(cls, name: str | None = None, weights: str | Path | None = None, device: str = "auto") -> "ColorizerCodec":
-        """A user's ``weights`` file, else the shipped colouriser ``name``, else the default one."""
+    def load(cls, name: str | None = None, weights: str | Path | None = None, device: str = "auto",
+             palette: bool = False) -> "ColorizerCodec":
+        """A user's ``weights`` file, else the shipped colouriser ``name``, else the default one (the
+        first that takes a palette, with ``palette``)."""
         if weights is not None:
             loaded = load_weights(weights, COLORIZER_NET)
             return cls.from_model(loaded.net, loaded.name, loaded.sha256, device)
-        entry = find_colorizer(name)
+        entry = find_colorizer(name, palette)
         return cls.from_model(load_entry(entry).net, entry.name, entry.sha256, device)
 
     @classmethod
@@ -268,9 +270,12 @@ class ColorizerCodec:
         return out
 
 
-def find_colorizer(name: str | None) -> WeightsEntry:
-    """The shipped colouriser ``name`` (its tag alone will do), else the default one."""
+def find_colorizer(name: str | None, palette: bool = False) -> WeightsEntry:
+    """The shipped colouriser ``name`` (its tag alone will do), else the default one; with
+    ``palette``, the first shipped one that takes a palette where the default takes none."""
     entry = default_entry(COLORIZER) if name is None else find_entry(name, COLORIZER)
+    if name is None and palette and entry is not None and not entry.config.get("palette_planes", False):
+        entry = next((e for e in entries(COLORIZER) if e.config.get("palette_planes", False)), entry)
     if entry is None:
         raise InvgrayError("this invgray ships no colouriser yet; pass --colorizer-weights PATH (see `invgray train-colorizer`)")
     return entry
