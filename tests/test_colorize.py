@@ -225,6 +225,31 @@ def test_eval_colorize_options_are_checked(colorizer_weights, tmp_path):
                           2, "--colorize")
 
 
+@pytest.mark.slow
+def test_colorizer_chooses_a_shipped_colouriser_by_name(tmp_path):
+    from invgray_cli.models import zoo
+
+    shipped = [entry for entry in zoo.ZOO if entry.role == zoo.COLORIZER]
+    if not shipped:
+        pytest.skip("this invgray ships no colouriser")
+    last = shipped[-1]
+    source = _gray_photo(tmp_path / "old.png")
+    result, report = run_json("colorize", source, "-o", tmp_path / "c.png", "--colorizer", last.name.split(".")[-1],
+                              "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert report["model"]["name"] == last.name
+    assert_one_line_error(run("colorize", source, "--colorizer", "no_such_tag"), 2, "unknown colouriser")
+    assert not (tmp_path / "old.colorized.png").exists()
+
+
+def test_colorizer_options_are_checked(colorizer_weights, tmp_path):
+    source = photo(tmp_path / "p.png")
+    assert_one_line_error(run("colorize", source, "--colorizer", "x", "--colorizer-weights", colorizer_weights),
+                          2, "give one")
+    assert_one_line_error(run("eval", source, "--colorizer", "x"), 2, "--colorize")
+    assert_one_line_error(run("eval", source, "--colorize", "--colorizer", "no_such_tag"), 2, "unknown colouriser")
+
+
 def test_bilateral_spread_keeps_a_hint_on_its_side_of_an_edge():
     luma = torch.full((1, 1, 64, 96), 0.2)
     luma[..., 48:] = 0.8  # a strong vertical edge at x = 48

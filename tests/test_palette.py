@@ -296,9 +296,10 @@ def test_a_palette_picks_the_first_shipped_colouriser_that_takes_one(monkeypatch
     from invgray_cli.colorize.session import find_colorizer
     from invgray_cli.models import zoo
 
-    plain = next(entry for entry in zoo.ZOO if entry.role == zoo.COLORIZER)
+    without_palette = [e for e in zoo.ZOO if not e.config.get("palette_planes", False)]
+    plain = next(entry for entry in without_palette if entry.role == zoo.COLORIZER)
     takes = replace(plain, name="icolor_u24.palette_test", config={**plain.config, "palette_planes": True})
-    monkeypatch.setattr(zoo, "ZOO", [*zoo.ZOO, takes])
+    monkeypatch.setattr(zoo, "ZOO", [*without_palette, takes])
     assert find_colorizer(None) == plain  # the default, without a palette
     assert find_colorizer(None, palette=True) == takes
     assert find_colorizer(plain.name, palette=True) == plain  # a colouriser named is the one used

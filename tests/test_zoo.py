@@ -146,7 +146,7 @@ def test_models_lists_every_entry_with_its_role_and_size():
         assert f"{size:.2f} MB file {entry.file}" in blocks[entry.name]
     assert "idetect_p4w32.invisible_v2  code detector of igray_s4w96.invisible_v2\n" in result.stdout
     assert "igray_s4w96.invisible_v2  codec model  (default)\n" in result.stdout
-    assert "icolor_u24.hints_v1  colouriser  (default)\n" in result.stdout
+    assert "icolor_u24p.palette_v2  colouriser  (default)\n" in result.stdout
 
 
 def test_models_json_is_the_one_envelope(monkeypatch, tmp_path):

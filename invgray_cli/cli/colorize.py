@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from invgray_cli.cli.options import NetOptions, file_options, net_options
+from invgray_cli.cli.options import NetOptions, check_colorizer_choice, file_options, net_options
 from invgray_cli.cli.runner import (OnTile, LoadOnce, RunOptions, check_color_output, file_record, finish, plan,
                                     read_source, run_jobs, say, write_output)
 from invgray_cli.colorize.palette import (DEFAULT_PALETTE_SIZE, MAX_PALETTE_COLOURS, Rgb, check_palette_size, hex_colour,
@@ -63,11 +63,13 @@ def colorize_input_warning(image: ColorImage) -> str | None:
 @click.option("--palette-size", type=click.IntRange(1, MAX_PALETTE_COLOURS), default=None, metavar="N",
               help=f"With --reference: how many of its dominant colours (default {DEFAULT_PALETTE_SIZE}).")
 @net_options(precision=False, tile=False)
+@click.option("--colorizer", "colorizer_name", default=None, metavar="NAME",
+              help="Shipped colouriser: its name, or its tag alone (see `invgray models`; default: the first).")
 @click.option("--colorizer-weights", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="A colouriser weights file instead of the shipped one.")
 def colorize_command(inputs: tuple[str, ...], opts: RunOptions, hint_texts: tuple[str, ...], hints_file: Path | None,
                      palette_text: str | None, reference: Path | None, palette_size: int | None, net: NetOptions,
-                     colorizer_weights: Path | None) -> None:
+                     colorizer_name: str | None, colorizer_weights: Path | None) -> None:
     """Colourise grays that carry no hidden code (old photos, scans, other tools' grays).
 
     A colour photo is taken as its BT.601 luma. The output keeps the input's tones: its luma is the
@@ -81,6 +83,7 @@ def colorize_command(inputs: tuple[str, ...], opts: RunOptions, hint_texts: tupl
         hints = [parse_hint(text) for text in hint_texts] + (read_hints_file(hints_file) if hints_file else [])
     except InvgrayError as e:
         raise click.BadParameter(str(e), param_hint="--hint/--hints") from None
+    check_colorizer_choice(colorizer_name, colorizer_weights)
     palette = read_palette(palette_text, reference, palette_size, opts.max_pixels)
     if reference is not None and not opts.quiet:
         say("note", f"the palette: {', '.join(map(hex_colour, palette))}")
@@ -91,7 +94,7 @@ def colorize_command(inputs: tuple[str, ...], opts: RunOptions, hint_texts: tupl
     from invgray_cli.io.writing import alpha_loss_warning, format_for_path, write_color
 
     net.use_threads()
-    colorizer = LoadOnce(lambda: ColorizerCodec.load(weights=colorizer_weights, device=net.device or "auto",
+    colorizer = LoadOnce(lambda: ColorizerCodec.load(colorizer_name, colorizer_weights, device=net.device or "auto",
                                                      palette=bool(palette)))
     if palette:
         try:

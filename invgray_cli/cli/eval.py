@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from invgray_cli.cli.options import (ModelChoice, NetOptions, json_option, model_options, net_options, option_group,
-                                     quiet_option)
+from invgray_cli.cli.options import (ModelChoice, NetOptions, check_colorizer_choice, json_option, model_options,
+                                     net_options, option_group, quiet_option)
 from invgray_cli.cli.runner import say
 from invgray_cli.colorize.palette import MAX_PALETTE_COLOURS
 from invgray_cli.errors import InvgrayError
@@ -52,6 +52,7 @@ class ColorizeMeasures:
     colorize: bool = False
     hint_counts: tuple[int, ...] = ()
     palette_sizes: tuple[int, ...] = ()
+    colorizer_name: str | None = None
     colorizer_weights: str | None = None
 
 
@@ -73,6 +74,8 @@ colorize_measure_options = option_group("colorizing", ColorizeMeasures, [
     click.option("--palette", "palette_sizes", multiple=True, type=click.IntRange(1, MAX_PALETTE_COLOURS), metavar="N",
                  help="With --colorize: also each photo's own N dominant colours as a palette, no hints "
                       "(repeatable; a colouriser with palette planes)."),
+    click.option("--colorizer", "colorizer_name", default=None, metavar="NAME",
+                 help="With --colorize: a shipped colouriser, its name or tag (default: the first)."),
     click.option("--colorizer-weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
                  help="With --colorize: a colouriser weights file instead of the shipped one."),
 ])
@@ -96,8 +99,8 @@ def eval_command(paths: tuple[str, ...], choice: ModelChoice, net: NetOptions, m
         from invgray_cli.colorize.session import ColorizerCodec
         from invgray_cli.eval.evaluate import evaluate_colorization, render_colorize_table
 
-        colorizer = ColorizerCodec.load(weights=colorizing.colorizer_weights, device=net.device or "auto",
-                                        palette=bool(colorizing.palette_sizes))
+        colorizer = ColorizerCodec.load(colorizing.colorizer_name, colorizing.colorizer_weights,
+                                        device=net.device or "auto", palette=bool(colorizing.palette_sizes))
         if colorizing.palette_sizes:
             try:
                 colorizer.check_takes_palette()
@@ -128,8 +131,9 @@ def check_colorize_options(colorizing: ColorizeMeasures, choice: ModelChoice, ne
     if colorizing.colorize and codec_asked:
         raise click.UsageError("--colorize measures the colouriser: --jpeg, --jpeg-safe, --save-dir, --weights, --model, "
                                "--gray-floor, --tile and --precision are for the codec (use --colorizer-weights)")
-    if colorizing.colorizer_weights and not colorizing.colorize:
-        raise click.UsageError("--colorizer-weights is the colouriser's; it needs --colorize")
+    if (colorizing.colorizer_weights or colorizing.colorizer_name) and not colorizing.colorize:
+        raise click.UsageError("--colorizer and --colorizer-weights choose the colouriser; they need --colorize")
+    check_colorizer_choice(colorizing.colorizer_name, colorizing.colorizer_weights)
 
 
 @contextmanager

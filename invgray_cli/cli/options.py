@@ -265,3 +265,18 @@ def new_spellings(args: list[str], renamed: Mapping[str, str], command: str) -> 
             arg = renamed[name] + equals + value
         out.append(arg)
     return out
+
+
+def check_colorizer_choice(name: str | None, weights: Path | str | None) -> None:
+    """Usage errors for --colorizer: with --colorizer-weights, or naming no shipped colouriser."""
+    from invgray_cli.colorize.session import find_colorizer
+    from invgray_cli.errors import InvgrayError
+
+    if name is None:
+        return
+    if weights is not None:
+        raise click.UsageError("--colorizer names a shipped colouriser and --colorizer-weights a file: give one")
+    try:
+        find_colorizer(name)
+    except InvgrayError as e:
+        raise click.BadParameter(str(e), param_hint="--colorizer") from None

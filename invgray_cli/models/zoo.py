@@ -138,6 +138,15 @@ ZOO: list[WeightsEntry] = [
         licence=RESEARCH_PHOTOS.format(card="igray_s4w96.invisible_v2.md"),
     ),
     WeightsEntry(
+        name="icolor_u24p.palette_v2", role=COLORIZER, file="icolor_u24p.palette_v2-feaff511.safetensors",
+        sha256="feaff51168fa23c810532376e54595c46d118fca9516b801b9e583d7c5f5757a",
+        config={"bottom_blocks": 2, "follow_edges": True, "levels": 3, "palette_planes": True, "width": 24},
+        card="icolor_u24p.palette_v2.md",
+        description="hints_v1's U-Net given palette planes (--palette, --reference) and hint spreads that stop at "
+        "the gray's edges; trained on 6,112 photos (CPU, 2000 steps from hints_v1)",
+        licence=RESEARCH_PHOTOS.format(card="icolor_u24p.palette_v2.md"),
+    ),
+    WeightsEntry(
         name="icolor_u24.hints_v1", role=COLORIZER, file="icolor_u24.hints_v1-b402fab6.safetensors",
         sha256="b402fab6c9bcf3edb3ede7009b1c8608513a518bab82f7f5380d3bef1ee700bf",
         config={"bottom_blocks": 2, "levels": 3, "width": 24}, card="icolor_u24.hints_v1.md",
