@@ -1,4 +1,5 @@
-"""The time of each encode and decode stage at each size, and the stages other than the nets as a
+"""The time of each encode and decode stage at each size, and the time outside the nets (the whole
+encode and decode less the nets: every pass of the gray floor, tiling and conversions included) as a
 share of encode + decode (issue 23: at most 10 % at 1024² on this CPU, for ordinary photos and for
 ``bench``'s worst case alike; a JPEG gray's encode at most 1.15x a PNG gray's).
 
@@ -80,7 +81,7 @@ def main() -> None:
             print(f"\n{name} {size[0]}x{size[1]}")
             for row in ROWS:
                 print(f"  {row:<20} {times[row] * 1e3:9.1f}")
-            print(f"  other stages / (encode + decode): PNG gray {shares['png']:.1%}, JPEG gray {shares['jpeg']:.1%}; "
+            print(f"  outside the nets / (encode + decode): PNG gray {shares['png']:.1%}, JPEG gray {shares['jpeg']:.1%}; "
                   f"JPEG gray encode / PNG gray encode {ratio:.2f}x", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

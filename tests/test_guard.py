@@ -59,6 +59,19 @@ def test_pattern_strength_meets_the_floor_and_only_when_needed():
     assert guard.pattern_strength(rgb, gray, 1.5) == 0.0  # out of reach: only the luma itself
 
 
+def test_kept_luma_and_skipped_strengths_change_no_answer():
+    rgb, gray, _ = _scene(64, 64)
+    luma = guard.luma_windows(rgb)
+    written = (gray * 255).round() / 255
+    assert guard.structure_at(rgb, written, [1.0], luma=luma) == guard.structure_at(rgb, written, [1.0])
+    moments = guard.kept_moments(rgb, gray, luma)
+    assert moments[0][0].equal(guard.kept_moments(rgb, gray)[0][0])
+    lower = guard.pattern_strength(rgb, gray, 0.96, moments)
+    for floor in (0.965, 0.97, 0.98):  # a higher floor: the strengths above the lower floor's fail anyway
+        assert guard.pattern_strength(rgb, gray, floor, moments, at_most=lower) == guard.pattern_strength(rgb, gray, floor)
+    assert guard.luma_windows(torch.zeros(1, 5, 3, dtype=torch.uint8)) is None  # nothing to keep
+
+
 def test_guarded_gray_scales_the_residual_in_place_of_the_network_gray():
     rgb, gray, luma = _scene(48, 40)
     strength = guard.pattern_strength(rgb, gray, 0.97)

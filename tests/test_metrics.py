@@ -103,3 +103,20 @@ def test_torch_ssim_is_differentiable():
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     metrics.ssim_torch(x, torch.rand(2, 3, 16, 16)).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_local_moments_in_place_sums_and_kept_moments_are_the_same_bits(device):
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 40, 50, generator=gen) * 255).to(device)
+    y = (torch.rand(2, 3, 40, 50, generator=gen) * 255).to(device)
+    taps = metrics._gaussian_taps(11, metrics.SSIM_SIGMA)
+    size, rows = len(taps), 40 - 10
+    term_by_term = sum(t * x[..., k : k + rows, :] for k, t in enumerate(taps))  # a fresh tensor per term
+    assert torch.equal(metrics._weighted_sum([x[..., k : k + rows, :] for k in range(size)], taps), term_by_term)
+    plain = metrics.local_moments(x, y)
+    kept = metrics.local_moments(x, y, metrics.local_mean_variance(x))
+    for a, b in zip(plain, kept):
+        assert torch.equal(a, b)
+    leaf = x.clone().requires_grad_(True)  # training's SSIM keeps its graph
+    metrics.ssim_torch(leaf, y).sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()

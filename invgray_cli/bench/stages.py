@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 NET_STAGES = ("encoder_net", "decoder_net")
 # the stages other than the nets on each kind of gray's round trip (the JPEG gray: its code embedded and read)
+DECODE_STAGES = ("sync_pattern_find", "sync_pattern_remove", "block_code_read")
 OTHER_STAGES = {
     "png": ("guard", "sync_pattern_add", "sync_pattern_find", "sync_pattern_remove"),
     "jpeg": ("guard", "sync_pattern_add", "sync_pattern_find", "sync_pattern_remove", "block_code_embed",
@@ -99,10 +100,14 @@ def stage_times(codec: Codec, rgb: np.ndarray, warmup: int = 1, repeats: int = 5
 
 
 def stage_shares(times: dict[str, float]) -> dict[str, float]:
-    """The stages other than the nets as a share of encode + decode, for a PNG and a JPEG gray."""
+    """The time outside the nets as a share of encode + decode, for a PNG and a JPEG gray. Encode's is
+    the whole encode less its net, so the gray floor's extra passes and the tiling count too (the
+    stage rows time one pass of each); decode's is its stages' rows (it makes one pass of each, and
+    a whole decode less its net would be mostly the net's own jitter)."""
     nets = sum(times[name] for name in NET_STAGES)
     shares = {}
-    for kind, names in OTHER_STAGES.items():
-        other = sum(times[name] for name in names)
+    for kind, encode in (("png", "encode_png_gray"), ("jpeg", "encode_jpeg_gray")):
+        decode_stages = [name for name in OTHER_STAGES[kind] if name in DECODE_STAGES]
+        other = max(times[encode] - times["encoder_net"], 0.0) + sum(times[name] for name in decode_stages)
         shares[kind] = other / (nets + other)
     return shares

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from invgray_cli.codec.block_code import embed_block_code
-from invgray_cli.codec.guard import guarded_gray, kept_moments, structure_at
+from invgray_cli.codec.guard import guarded_gray, kept_moments, luma_windows, structure_at
 from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_groups
 from invgray_cli.codec.sync_pattern import add_sync_pattern
 from invgray_cli.codec.tiling import ProgressFn
@@ -53,12 +53,13 @@ def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_cod
     if floor is None:
         return EncodedGray(_written(codec, rgb, net_gray, block_code).cpu().numpy(), 1.0, block_code)
     pixels = as_tensor(rgb).to(net_gray.device)
-    moments = kept_moments(pixels, net_gray)  # the net's gray is the same at every aim
-    aim = floor
-    for _ in range(FLOOR_TRIES):
-        held, strength = guarded_gray(pixels, net_gray.clone(), aim, moments)
+    luma = luma_windows(pixels)  # the photo's luma is the same for every gray measured against it
+    moments = kept_moments(pixels, net_gray, luma)  # the net's gray is the same at every aim
+    aim, strength = floor, 1.0
+    for _ in range(FLOOR_TRIES):  # the aim only rises, so no strength above the last one can meet it
+        held, strength = guarded_gray(pixels, net_gray.clone(), aim, moments, at_most=strength)
         gray = _written(codec, rgb, held, block_code)
-        shortfall = floor - structure_at(pixels, gray.float().div_(255.0), [1.0])[0]
+        shortfall = floor - structure_at(pixels, gray.float().div_(255.0), [1.0], luma=luma)[0]
         if shortfall <= 0 or strength == 0.0:
             break
         aim += shortfall
