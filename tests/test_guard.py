@@ -157,3 +157,29 @@ def test_the_floor_holds_for_the_gray_as_written_sync_pattern_included(tiny_mode
     written = finish_gray(codec, rgb.numpy(), gray.clone(), block_code=False)
     assert metrics.gray_structure(written.gray, luma) >= floor
     assert 0.0 < written.strength < 1.0
+
+
+def test_a_block_coded_gray_is_held_and_its_photo_colours_measured_once(tiny_model, monkeypatch):
+    """With the block code the guard tries several aims; each try writes the same photo's code,
+    so its colours are measured once, and the gray written is the last try's held gray with the
+    sync pattern and a freshly measured block code."""
+    from invgray_cli.codec import encode
+    from invgray_cli.codec.block_code import embed_block_code
+    from invgray_cli.codec.sync_pattern import add_sync_pattern
+
+    rgb, gray, luma = _scene(96, 96)
+    floor = guard.structure_at(rgb, gray, [1.0])[0] + 0.02
+    measured, held = [], []
+    original_bits, original_guard = encode.photo_code_bits, encode.guarded_gray
+    monkeypatch.setattr(encode, "photo_code_bits", lambda *a: measured.append(1) or original_bits(*a))
+
+    def recording_guard(*args, **kwargs):
+        result = original_guard(*args, **kwargs)
+        held.append(result[0].clone())
+        return result
+
+    monkeypatch.setattr(encode, "guarded_gray", recording_guard)
+    written = encode.finish_gray(_codec(tiny_model, floor), rgb.numpy(), gray.clone(), block_code=True)
+    assert len(held) >= 2 and measured == [1]
+    assert metrics.gray_structure(written.gray, luma) >= floor
+    assert np.array_equal(written.gray, embed_block_code(add_sync_pattern(held[-1]), rgb).numpy())

@@ -149,9 +149,17 @@ def _macroblock_bands(rows: int) -> range:
     return range(0, rows, BAND_ROWS)
 
 
-def embed_block_code(gray: ImageT, rgb: np.ndarray | Tensor) -> ImageT:
+def photo_code_bits(rgb: np.ndarray | Tensor, device: torch.device | None = None) -> np.ndarray:
+    """The (h, w, 12) bits a uint8 HxWx3 photo's block code writes (before the key), its chroma
+    measured on ``device`` (default: the photo's): what every gray of this photo carries."""
+    pixels = as_tensor(rgb)
+    return chroma_bits(_macroblock_chroma(pixels.to(device or pixels.device)).cpu().numpy())
+
+
+def embed_block_code(gray: ImageT, rgb: np.ndarray | Tensor, bits: np.ndarray | None = None) -> ImageT:
     """uint8 HxW gray + the uint8 HxWx3 photo it encodes -> the gray with the photo's block code:
-    a numpy array for an array, a tensor on the gray's device for a tensor (the photo is moved there)."""
+    a numpy array for an array, a tensor on the gray's device for a tensor (the photo is moved there).
+    ``bits``: the photo's ``photo_code_bits``, when already measured (the same for every gray of it)."""
     if tuple(gray.shape) != tuple(rgb.shape[:2]):
         raise ValueError(f"gray {tuple(gray.shape)} and photo {tuple(rgb.shape[:2])} differ in size")
     rows, cols = coded_shape(*gray.shape)
@@ -159,7 +167,8 @@ def embed_block_code(gray: ImageT, rgb: np.ndarray | Tensor) -> ImageT:
         return gray
     out = as_tensor(gray).clone()
     device = out.device
-    bits = chroma_bits(_macroblock_chroma(as_tensor(rgb).to(device)).cpu().numpy())  # (h, w, 12): small
+    if bits is None:
+        bits = photo_code_bits(rgb, device)
     width = cols * MACROBLOCK
     for top in _macroblock_bands(rows):
         band = bits[top : top + BAND_ROWS] ^ key_bits(min(BAND_ROWS, rows - top), cols, top)

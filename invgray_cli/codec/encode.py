@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from invgray_cli.codec.block_code import embed_block_code
+from invgray_cli.codec.block_code import coded_shape, embed_block_code, photo_code_bits
 from invgray_cli.codec.guard import guarded_gray, kept_moments, luma_windows, structure_at
 from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_groups
 from invgray_cli.codec.sync_pattern import add_sync_pattern
@@ -50,15 +50,17 @@ def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_cod
     The floor holds for the gray as written: the sync pattern and the block code also cost some
     structure, so when the written gray falls short the guard aims that much higher and tries again."""
     floor = codec.info.gray_floor
-    if floor is None:
-        return EncodedGray(_written(codec, rgb, net_gray, block_code).cpu().numpy(), 1.0, block_code)
     pixels = as_tensor(rgb).to(net_gray.device)
+    # the photo's block code is the same for every gray tried: its colours are measured once
+    code_bits = photo_code_bits(pixels) if block_code and min(coded_shape(*rgb.shape[:2])) > 0 else None
+    if floor is None:
+        return EncodedGray(_written(codec, rgb, net_gray, code_bits).cpu().numpy(), 1.0, block_code)
     luma = luma_windows(pixels)  # the photo's luma is the same for every gray measured against it
     moments = kept_moments(pixels, net_gray, luma)  # the net's gray is the same at every aim
     aim, strength = floor, 1.0
     for _ in range(FLOOR_TRIES):  # the aim only rises, so no strength above the last one can meet it
         held, strength = guarded_gray(pixels, net_gray.clone(), aim, moments, at_most=strength)
-        gray = _written(codec, rgb, held, block_code)
+        gray = _written(codec, rgb, held, code_bits)
         shortfall = floor - structure_at(pixels, gray.float().div_(255.0), [1.0], luma=luma)[0]
         if shortfall <= 0 or strength == 0.0:
             break
@@ -66,12 +68,13 @@ def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_cod
     return EncodedGray(gray.cpu().numpy(), strength, block_code)
 
 
-def _written(codec: Codec, rgb: np.ndarray, gray: torch.Tensor, block_code: bool) -> torch.Tensor:
-    """A uint8 gray as it is written: with the sync pattern and, when asked, the block code."""
+def _written(codec: Codec, rgb: np.ndarray, gray: torch.Tensor, code_bits: np.ndarray | None) -> torch.Tensor:
+    """A uint8 gray as it is written: with the sync pattern and, when given the photo's
+    ``photo_code_bits``, the block code."""
     if codec.sync_pattern:
         gray = add_sync_pattern(gray)
-    if block_code:
-        gray = embed_block_code(gray, as_tensor(rgb))
+    if code_bits is not None:
+        gray = embed_block_code(gray, as_tensor(rgb), code_bits)
     return gray
 
 
