@@ -407,3 +407,25 @@ def test_ties_of_the_rounding_are_summed_in_the_old_order(monkeypatch):
     stored = dict(np.load(REFERENCE))
     monkeypatch.setattr(block_lattice, "TIE_MARGIN", -1.0)  # no value is taken as near a tie
     assert not np.array_equal(embed_block_code(stored["hard_gray"], stored["hard_rgb"]), stored["hard_coded"])
+
+
+def test_a_macroblocks_colour_is_the_same_whatever_the_image_size_threads_or_device(device):
+    """Each macroblock's mean Cb, Cr is its exact pixel sums weighted in float64: a macroblock of
+    a 1024² photo reads as it does cropped alone, with one thread or two, on each device; a
+    per-pixel float32 convolution (0.7's) gave the large photo other low bits than the crop."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    exact = rgb.reshape(64, 16, 64, 16, 3).sum(axis=(1, 3), dtype=np.int64).astype(np.float64) @ \
+        np.array([colour.CB_WEIGHTS, colour.CR_WEIGHTS]).T / (256 * 255)
+    threads = torch.get_num_threads()
+    try:
+        readings = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            readings.append(blockcode._macroblock_chroma(torch.from_numpy(rgb).to(device)).cpu().numpy())
+    finally:
+        torch.set_num_threads(threads)
+    crop = blockcode._macroblock_chroma(torch.from_numpy(rgb[32:48, 80:96].copy()).to(device)).cpu().numpy()
+    assert np.array_equal(readings[0], readings[1]) and np.array_equal(readings[0][:, 2:3, 5:6], crop)
+    assert np.abs(readings[0] - exact.transpose(2, 0, 1)).max() < 1e-7
+    assert np.array_equal(chroma_bits(readings[0]), chroma_bits(exact.transpose(2, 0, 1).astype(np.float32)))

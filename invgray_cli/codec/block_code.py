@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from invgray_cli.colour import chroma_to_rgb, rgb_to_chroma
+from invgray_cli.colour import CB_WEIGHTS, CR_WEIGHTS, chroma_to_rgb
 from invgray_cli.codec.block_lattice import MACROBLOCK, SLOTS, dct_coefficients, embed_band, slot_values
 from invgray_cli.codec.nets import ImageT, as_tensor
 
@@ -90,14 +90,18 @@ def coded_shape(height: int, width: int) -> tuple[int, int]:
 
 
 def _macroblock_chroma(rgb: Tensor) -> Tensor:
-    """uint8 HxWx3 tensor -> (2, h, w) float32 mean BT.601 Cb, Cr of each whole macroblock, on its device."""
+    """uint8 HxWx3 tensor -> (2, h, w) float32 mean BT.601 Cb, Cr of each whole macroblock, on its device.
+
+    Each macroblock's channel sums are exact integers and the weights are applied to them in
+    float64, so the levels chosen are the same on every device, thread count and image size
+    (0.7's per-pixel float32 convolution depended on the algorithm torch picked, fused or not)."""
     rows, cols = coded_shape(*rgb.shape[:2])
-    image = rgb[: rows * MACROBLOCK, : cols * MACROBLOCK].contiguous()
-    # colour.rgb_to_chroma's 1x1 convolution, as before 0.8: its bits depend on the algorithm torch
-    # picks (fused multiply-adds through oneDNN with several threads on a large image, plain ones
-    # otherwise), and a mean on a level's boundary can go either way
-    chroma = rgb_to_chroma(image.permute(2, 0, 1)[None].float() / 255.0)
-    return F.avg_pool2d(chroma, MACROBLOCK)[0]
+    blocks = rgb[: rows * MACROBLOCK, : cols * MACROBLOCK].reshape(rows, MACROBLOCK, cols, MACROBLOCK, 3)
+    sums = blocks.sum(dim=(1, 3), dtype=torch.int64).to(torch.float64)  # (h, w, 3)
+    scale = float(MACROBLOCK * MACROBLOCK * 255)
+    planes = [sum(weight * sums[..., c] for c, weight in enumerate(weights)) / scale
+              for weights in (CB_WEIGHTS, CR_WEIGHTS)]
+    return torch.stack(planes).to(torch.float32)
 
 
 def macroblock_chroma(rgb: np.ndarray) -> np.ndarray:
