@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from invgray_cli.codec.nets import Codec
 
-SPEED_TARGET = 20.0  # README's bar: ours >= 20x faster than the paper's architecture at 1024^2, each direction
+SPEED_TARGET = 25.0  # the bar: ours >= 25x faster than the paper's architecture at 1024^2, each direction
 TARGET_SIZE = (1024, 1024)
 # Xia et al. 2018, Table 3: seconds (encode, decode). CPU: the authors' machine; GPU: GTX 980 Ti.
 PAPER_TABLE3 = {
@@ -69,9 +69,11 @@ def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int
     torch.manual_seed(0)
     encoder = paper.PaperEncoder().to(device).eval()
     decoder = paper.PaperDecoder().to(device).eval()
-    rgb = torch.rand(1, 3, height, width, device=device)
+    # in the layouts invgray's nets run in: the encoder's input channels-last (the rebuild's encoder
+    # gains as much from it as ours: 11.7 s instead of 15.3 at 1024² on a 2-core CPU), the decoder's not
+    rgb = torch.rand(1, 3, height, width, device=device).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        gray = encoder(rgb)
+        gray = encoder(rgb).contiguous()
 
         def encode() -> None:
             encoder(rgb)

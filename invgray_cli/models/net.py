@@ -107,6 +107,14 @@ def _carrier_weights(scale: int, gain: float, sequencies: tuple[tuple[int, int],
     return encoder.reshape(n, 3 * n, 1, 1), decoder.reshape(3 * n, n, 1, 1)
 
 
+def _channels_last(blocks: Tensor) -> Tensor:
+    """The encoder trunk's input stored channels-last, so its convs run in that layout: measured
+    at 1024² on a 2-core CPU (fp32, 2 threads) the codec's encode takes 0.53-0.54 s instead of
+    0.61-0.64; the sums' order changes (about 1 gray pixel in a million moves by one level). The
+    decoder gained 1-2 % that way and keeps its layout (its colours stay as they were)."""
+    return blocks.contiguous(memory_format=torch.channels_last)
+
+
 def _trunk_convs(blocks: int) -> int:
     return 2 + 2 * blocks
 
@@ -157,7 +165,7 @@ class InvertibleGray(nn.Module):
     def encode(self, rgb: Tensor) -> Tensor:
         """(B,3,H,W) colour in [0,1] -> (B,1,H,W) gray in [0,1], before 8-bit quantisation."""
         s = self.config.scale
-        blocks = F.pixel_unshuffle(rgb - 0.5, s)
+        blocks = _channels_last(F.pixel_unshuffle(rgb - 0.5, s))
         bound = self.config.max_residual
         residual = torch.tanh((self.encoder(blocks) + self.encoder_linear(blocks)) / bound) * bound
         return (rgb_to_luma(rgb) + F.pixel_shuffle(residual, s)).clamp(0.0, 1.0)
