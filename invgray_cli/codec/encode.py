@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from invgray_cli.codec.block_code import coded_shape, embed_block_code, photo_code_bits
+from invgray_cli.codec.block_code import embed_block_code, photo_code_bits
 from invgray_cli.codec.guard import guarded_gray, kept_moments, luma_windows, structure_at
 from invgray_cli.codec.nets import Codec, as_tensor, check_array, same_size_groups
 from invgray_cli.codec.sync_pattern import add_sync_pattern
@@ -52,7 +52,7 @@ def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_cod
     floor = codec.info.gray_floor
     pixels = as_tensor(rgb).to(net_gray.device)
     # the photo's block code is the same for every gray tried: its colours are measured once
-    code_bits = photo_code_bits(pixels) if block_code and min(coded_shape(*rgb.shape[:2])) > 0 else None
+    code_bits = photo_code_bits(pixels) if block_code else None
     if floor is None:
         return EncodedGray(_written(codec, rgb, net_gray, code_bits).cpu().numpy(), 1.0, block_code)
     luma = luma_windows(pixels)  # the photo's luma is the same for every gray measured against it
