@@ -26,6 +26,7 @@ from PIL import Image
 from invgray_cli import __version__
 from invgray_cli.bench.measure import device_name, parse_sizes, synthetic_photo
 from invgray_cli.bench.stages import stage_shares, stage_times
+from invgray_cli.cli.app import keep_freed_memory
 from invgray_cli.codec.nets import Codec
 from invgray_cli.io.images import read_color
 
@@ -60,6 +61,7 @@ def main() -> None:
                              "steady when other work shares the cores)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # as the CLI runs
     if args.threads:
         torch.set_num_threads(args.threads)
     codec = Codec.load(model=args.model, device=args.device)

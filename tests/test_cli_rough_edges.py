@@ -154,3 +154,25 @@ def test_models_reads_at_80_columns(monkeypatch, registered: Path) -> None:  # n
     lines = [line for line in result.stdout.splitlines() if "shipped weights in" not in line]  # a path: any length
     assert lines and max(len(line) for line in lines) <= 80, result.stdout
     assert "(default)" in result.stdout
+
+
+def test_the_cli_keeps_freed_memory_for_the_next_net_call(tmp_path: Path) -> None:
+    """A process-wide allocator choice, so it is checked in a process of its own."""
+    import platform
+
+    script = tmp_path / "keep.py"
+    script.write_text(
+        "from invgray_cli.cli import app\n"
+        "calls = []\n"
+        "app.keep_freed_memory = lambda: calls.append(1) or True\n"
+        "app.cli.main = lambda **kwargs: None\n"
+        "app.main()\n"
+        "print(len(calls))\n"
+        "import importlib; importlib.reload(app)\n"
+        "print(app.keep_freed_memory())\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    called, took_effect = out.stdout.split()
+    assert called == "1"
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert took_effect == str(glibc)
