@@ -239,7 +239,8 @@ def test_ctrl_c_during_a_folder_run_leaves_only_whole_files(tmp_path: Path, weig
         photo(tmp_path / "photos" / f"p{index:02d}.png", 40, 24, seed=index)
     script = tmp_path / "slow_writes.py"
     script.write_text(
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job ignores it\n"
         "from PIL import Image\n"
         "real_save = Image.Image.save\n"
         "def slow_save(self, *args, **kwargs):\n"

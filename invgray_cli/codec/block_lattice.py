@@ -26,7 +26,7 @@ MACROBLOCK = 16  # pixels per coded colour, on each axis
 SLOT_COEFFICIENTS = ((0, 1), (1, 0), (0, 2))  # (row, column) frequencies used in every 8x8 block
 LATTICE_QUALITY = 75
 LATTICE_MARGIN = 2.0  # lattice step over quality 75's quantisation step
-EMBED_PASSES = 4  # re-embedding after 8-bit rounding and clipping moved some coefficients
+EMBED_PASSES = 4  # at most; re-embedding after 8-bit rounding and clipping moved some coefficients
 
 
 def _dct_matrix() -> np.ndarray:
@@ -147,7 +147,8 @@ def embed_band(pixels: Tensor, wanted: Tensor) -> Tensor:
     """The float64 pixels (whole macroblocks, 0..255) of one band with the bits ``wanted`` (slot, h,
     w; float64) in the parities of their slots' lattice indices. Each pass moves each slot's
     coefficient to the nearest lattice point of the wanted parity, then rounds and clips the pixels,
-    which moves some coefficients again."""
+    which moves some coefficients again. A pass is a function of its pixels alone, so once one leaves
+    them unchanged (the wanted bits are fixed) every later pass would too, and the passes stop there."""
     index, steps = _slots_on(pixels.device)
     for _ in range(EMBED_PASSES):
         coefficients = dct_coefficients(pixels)
@@ -158,7 +159,10 @@ def embed_band(pixels: Tensor, wanted: Tensor) -> Tensor:
         near = moved.sub_(rounded).abs_() > 0.5 - TIE_MARGIN
         if bool(near.any()):
             _resum_near_ties(rounded, near, pixels, coefficients)
-        pixels = rounded.clamp_(0, 255)
+        rounded.clamp_(0, 255)
+        if torch.equal(rounded, pixels):
+            break
+        pixels = rounded
     return pixels
 
 
