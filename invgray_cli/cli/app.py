@@ -149,7 +149,9 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl has no mallopt
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
+    kept_unmapped = mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)  # older glibc refuses over 32 MB
+    kept_untrimmed = mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
+    return bool(kept_unmapped) and bool(kept_untrimmed)
 
 
 def main() -> None:
