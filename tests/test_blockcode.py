@@ -429,3 +429,29 @@ def test_a_macroblocks_colour_is_the_same_whatever_the_image_size_threads_or_dev
     assert np.array_equal(readings[0], readings[1]) and np.array_equal(readings[0][:, 2:3, 5:6], crop)
     assert np.abs(readings[0] - exact.transpose(2, 0, 1)).max() < 1e-7
     assert np.array_equal(chroma_bits(readings[0]), chroma_bits(exact.transpose(2, 0, 1).astype(np.float32)))
+
+
+def test_later_embedding_passes_take_only_the_macroblocks_the_last_one_changed(device, monkeypatch):
+    """embed_band gives what EMBED_PASSES passes over the whole band give, and its later passes
+    run on strips of the few macroblocks the pass before changed."""
+    stored = dict(np.load(REFERENCE))
+    rng = np.random.default_rng(5)
+    grays = {"hard": stored["hard_gray"][:48, :96], "noise": rng.integers(0, 256, (64, 128), dtype=np.uint8),
+             "smooth": stored["smooth_gray"][:64, :80]}
+    passes_on: list[tuple[int, int]] = []
+    strips = 0
+    one_pass = block_lattice._embed_pass
+    monkeypatch.setattr(block_lattice, "_embed_pass",
+                        lambda pixels, wanted: passes_on.append(tuple(pixels.shape)) or one_pass(pixels, wanted))
+    for name, gray in grays.items():
+        pixels = torch.from_numpy(gray).to(device=device, dtype=torch.float64)
+        wanted = torch.from_numpy(rng.integers(0, 2, (len(block_lattice.SLOTS), gray.shape[0] // 16, gray.shape[1] // 16)))
+        wanted = wanted.to(device=device, dtype=torch.float64)
+        whole = pixels
+        for _ in range(block_lattice.EMBED_PASSES):
+            whole = one_pass(whole, wanted)
+        passes_on.clear()
+        assert torch.equal(block_lattice.embed_band(pixels, wanted), whole), name
+        assert passes_on[0] == gray.shape
+        strips += sum(shape[0] == 16 and shape[0] * shape[1] < gray.size for shape in passes_on[1:])
+    assert strips

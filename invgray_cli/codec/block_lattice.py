@@ -143,27 +143,46 @@ def slot_values(pixels: Tensor, coefficients: Tensor, ties_at: float) -> Tensor:
     return values
 
 
-def embed_band(pixels: Tensor, wanted: Tensor) -> Tensor:
+def embed_band(pixels: Tensor, wanted: Tensor, passes: int = EMBED_PASSES) -> Tensor:
     """The float64 pixels (whole macroblocks, 0..255) of one band with the bits ``wanted`` (slot, h,
     w; float64) in the parities of their slots' lattice indices. Each pass moves each slot's
     coefficient to the nearest lattice point of the wanted parity, then rounds and clips the pixels,
-    which moves some coefficients again. A pass is a function of its pixels alone, so once one leaves
-    them unchanged (the wanted bits are fixed) every later pass would too, and the passes stop there."""
+    which moves some coefficients again. A macroblock's pass depends on its pixels and bits alone
+    (the few sums near a rounding boundary are redone in one fixed order), so one that a pass left
+    unchanged stays so: later passes take only the macroblocks the last one changed."""
+    moved = _embed_pass(pixels, wanted)
+    if passes == 1:
+        return moved
+    height, width = moved.shape
+    changed = (moved != pixels).view(height // MACROBLOCK, MACROBLOCK, width // MACROBLOCK, MACROBLOCK).any(3).any(1)
+    count = int(changed.sum())
+    if count > changed.numel() // 2:  # gathering most of them costs more than the pass it saves
+        return embed_band(moved, wanted, passes - 1)
+    if count:
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        strip = embed_band(_macroblock_strip(moved, rows, cols), wanted[:, rows, cols][:, None, :], passes - 1)
+        _macroblocks(moved)[rows, :, :, cols, :, :] = _macroblocks(strip)[0].permute(2, 0, 1, 3, 4)
+    return moved
+
+
+def _macroblock_strip(image: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """The macroblocks (rows[n], cols[n]) of ``image`` side by side: (16, 16 * n)."""
+    picked = _macroblocks(image)[rows, :, :, cols, :, :]  # (n, 2, 8, 2, 8)
+    return picked.permute(1, 2, 0, 3, 4).reshape(MACROBLOCK, MACROBLOCK * len(rows))
+
+
+def _embed_pass(pixels: Tensor, wanted: Tensor) -> Tensor:
+    """One pass of ``embed_band``: new pixels, rounded and clipped."""
     index, steps = _slots_on(pixels.device)
-    for _ in range(EMBED_PASSES):
-        coefficients = dct_coefficients(pixels)
-        lattice = slot_values(pixels, coefficients, ties_at=0.0)  # (lattice - wanted) / 2 is rounded
-        _macroblocks(coefficients)[index] = (2.0 * torch.round((lattice - wanted) / 2.0) + wanted) * steps
-        moved = inverse_dct(coefficients)
-        rounded = moved.round()
-        near = moved.sub_(rounded).abs_() > 0.5 - TIE_MARGIN
-        if bool(near.any()):
-            _resum_near_ties(rounded, near, pixels, coefficients)
-        rounded.clamp_(0, 255)
-        if torch.equal(rounded, pixels):
-            break
-        pixels = rounded
-    return pixels
+    coefficients = dct_coefficients(pixels)
+    lattice = slot_values(pixels, coefficients, ties_at=0.0)  # (lattice - wanted) / 2 is rounded
+    _macroblocks(coefficients)[index] = (2.0 * torch.round((lattice - wanted) / 2.0) + wanted) * steps
+    moved = inverse_dct(coefficients)
+    rounded = moved.round()
+    near = moved.sub_(rounded).abs_() > 0.5 - TIE_MARGIN
+    if bool(near.any()):
+        _resum_near_ties(rounded, near, pixels, coefficients)
+    return rounded.clamp_(0, 255)
 
 
 def _resum_near_ties(rounded: Tensor, near: Tensor, pixels: Tensor, coefficients: Tensor) -> None:
