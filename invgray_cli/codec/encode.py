@@ -59,7 +59,7 @@ def finish_gray(codec: Codec, rgb: np.ndarray, net_gray: torch.Tensor, block_cod
     moments = kept_moments(pixels, net_gray, luma)  # the net's gray is the same at every aim
     aim, strength = floor, 1.0
     for _ in range(FLOOR_TRIES):  # the aim only rises, so no strength above the last one can meet it
-        held, strength = guarded_gray(pixels, net_gray.clone(), aim, moments, at_most=strength)
+        held, strength = guarded_gray(pixels, net_gray.clone(), aim, moments, at_most=strength, luma=luma)
         gray = _written(codec, rgb, held, code_bits)
         shortfall = floor - structure_at(pixels, gray.float().div_(255.0), [1.0], luma=luma)[0]
         if shortfall <= 0 or strength == 0.0:

@@ -79,9 +79,15 @@ def _structure_sums(moments: tuple[Tensor, Tensor, Tensor], strengths: list[floa
     c3 = (SSIM_K2 * 255.0) ** 2 / 2
     sd_l = var_l.clamp_min(0)
     sums = []
+    # (var_l + a cov_lr + c3) / (sqrt(var_g sd_l) + c3) with var_g = var_l + 2a cov_lr + a^2 var_r + rounding,
+    # in place in two scratch tensors: the same operations in the same order as a new tensor per term
+    var_g, term = torch.empty_like(var_l), torch.empty_like(var_l)
     for a in strengths:
-        var_g = (var_l + 2 * a * cov_lr + a * a * var_r).clamp_min(0) + ROUNDING_VARIANCE
-        sums.append(float(((var_l + a * cov_lr + c3) / (torch.sqrt(var_g * sd_l) + c3)).sum()))
+        torch.mul(cov_lr, 2 * a, out=var_g).add_(var_l)
+        var_g.add_(torch.mul(var_r, a * a, out=term)).clamp_min_(0).add_(ROUNDING_VARIANCE)
+        denominator = var_g.mul_(sd_l).sqrt_().add_(c3)
+        torch.mul(cov_lr, a, out=term).add_(var_l).add_(c3)
+        sums.append(float(term.div_(denominator).sum()))
     return sums, var_l.numel()
 
 
@@ -142,19 +148,19 @@ def pattern_strength(rgb: Tensor, gray: Tensor, floor: float, moments: Moments |
 
 
 @torch.inference_mode()  # the tiler's output is an inference tensor, updated in place here
-def guarded_gray(rgb: np.ndarray | Tensor, gray: Tensor, floor: float,
-                 moments: Moments | None = None, at_most: float = 1.0) -> tuple[Tensor, float]:
+def guarded_gray(rgb: np.ndarray | Tensor, gray: Tensor, floor: float, moments: Moments | None = None,
+                 at_most: float = 1.0, luma: LumaWindows | None = None) -> tuple[Tensor, float]:
     """The encoder's float gray (HxW, [0,1]) of ``rgb`` (uint8 HxWx3) as uint8, its residual from
     the luma scaled down where needed so its mean structure term against the luma is at least
     ``floor``, and the strength applied (1: the network's gray). Works in place on ``gray``, on its
     device (the photo is moved there). ``moments``: ``kept_moments`` of this photo and gray, when
-    already measured; ``at_most``: see ``pattern_strength``."""
+    already measured; ``at_most``: see ``pattern_strength``; ``luma``: the photo's ``luma_windows``."""
     pixels = as_tensor(rgb).to(gray.device)
     strength = pattern_strength(pixels, gray, floor, moments, at_most)
     gray.mul_(255.0)
     if strength < 1.0:
         rows = max(BAND_PIXELS // gray.shape[1], 1)
         for top in range(0, gray.shape[0], rows):
-            luma = luma_plane(pixels[top : top + rows])
-            gray[top : top + rows].sub_(luma).mul_(strength).add_(luma)
+            plane = luma_plane(pixels[top : top + rows]) if luma is None else luma.luma[top : top + rows]
+            gray[top : top + rows].sub_(plane).mul_(strength).add_(plane)
     return gray.round_().clamp_(0, 255).to(torch.uint8), strength
