@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -236,3 +238,18 @@ def test_encode_with_a_hostile_weights_file_says_so_in_one_line(tmp_path):
     assert_one_line_error(run("encode", tmp_path / "a.png", "--weights", path), 1, "hostile.safetensors",
                           "encoder_blocks")
     assert not (tmp_path / "a.gray.png").exists()
+
+
+def test_loading_every_shipped_net_imports_no_compiler():
+    """Building a net on the meta device to load it into must not run ops that pull in
+    torch._dynamo (and sympy): that took 0.9 s of every command's start. A process of its own,
+    since another test may have imported it already."""
+    script = (
+        "import sys\n"
+        "from invgray_cli.models.zoo import entries, load_entry\n"
+        "for entry in entries():\n"
+        "    load_entry(entry)\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

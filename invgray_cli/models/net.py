@@ -135,7 +135,10 @@ class InvertibleGray(nn.Module):
             self.encoder_linear.bias.zero_()
             self.decoder_linear.bias.zero_()
             if s in WALSH:
-                encoder_init, decoder_init = _carrier_weights(s, config.carrier_gain, config.carriers)
+                # small constants, made on the CPU even where the net is built on the meta device (as
+                # loading does): there torch.outer imports torch._dynamo, 0.9 s at every start
+                with torch.device("cpu"):
+                    encoder_init, decoder_init = _carrier_weights(s, config.carrier_gain, config.carriers)
                 self.encoder_linear.weight.copy_(encoder_init)
                 self.decoder_linear.weight.copy_(decoder_init)
 
