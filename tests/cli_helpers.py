@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,14 @@ def assert_one_line_error(result: Result, code: int, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def python_alone(code: str, timeout: float = 120) -> str:
+    """The standard output of ``code`` run by a Python process of its own (for what a process
+    decides once: its imports, its allocator), which must exit 0."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def files_in(folder: Path) -> set[str]:

@@ -14,6 +14,7 @@ from cli_helpers import (
     TINY_NAME,
     assert_one_line_error,
     files_in,
+    python_alone,
     open_png,
     photo,
     run,
@@ -333,9 +334,8 @@ def test_version_does_not_import_torch() -> None:
             "try:\n    c.cli.main(['--version'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
             "c.cli.main(['--help'], standalone_mode=False)\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "invgray 0." in done.stdout and "encode" in done.stdout
+    out = python_alone(code)
+    assert "invgray 0." in out and "encode" in out
     done = subprocess.run([sys.executable, "-m", "invgray_cli", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("invgray ")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import assert_one_line_error, files_in, photo, run
+from cli_helpers import assert_one_line_error, files_in, photo, python_alone, run
 
 
 def test_several_inputs_with_a_file_name_for_o_is_refused(tmp_path: Path, weights: Path) -> None:
@@ -156,12 +156,11 @@ def test_models_reads_at_80_columns(monkeypatch, registered: Path) -> None:  # n
     assert "(default)" in result.stdout
 
 
-def test_the_cli_keeps_freed_memory_for_the_next_net_call(tmp_path: Path) -> None:
+def test_the_cli_keeps_freed_memory_for_the_next_net_call() -> None:
     """A process-wide allocator choice, so it is checked in a process of its own."""
     import platform
 
-    script = tmp_path / "keep.py"
-    script.write_text(
+    out = python_alone(
         "from invgray_cli.cli import app\n"
         "calls = []\n"
         "app.keep_freed_memory = lambda: calls.append(1) or True\n"
@@ -170,9 +169,7 @@ def test_the_cli_keeps_freed_memory_for_the_next_net_call(tmp_path: Path) -> Non
         "print(len(calls))\n"
         "import importlib; importlib.reload(app)\n"
         "print(app.keep_freed_memory())\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    called, took_effect = out.stdout.split()
+    called, took_effect = out.split()
     assert called == "1"
     libc, version = platform.libc_ver()
     glibc_taking_it = libc == "glibc" and tuple(map(int, version.split("."))) >= (2, 36)  # checked on 2.36

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cli_helpers import assert_one_line_error, photo, run
+from cli_helpers import assert_one_line_error, photo, python_alone, run
 from invgray_cli.errors import InvgrayError
 from invgray_cli.models import net as net_module
 from invgray_cli.models.colorizer import Colorizer, ColorizerConfig
@@ -250,6 +248,4 @@ def test_loading_every_shipped_net_imports_no_compiler():
         "for entry in entries():\n"
         "    load_entry(entry)\n"
         "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert python_alone(script).strip() == "[]"
