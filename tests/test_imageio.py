@@ -328,3 +328,19 @@ def test_damaged_files_give_invgray_errors_only(fmt):
                 reader(bytes(damaged))
             except InvgrayError as exc:
                 assert "\n" not in str(exc)
+
+
+def test_pngs_are_written_at_the_stated_zlib_level():
+    """Colour and gray PNGs alike use PNG_COMPRESS_LEVEL (Pillow's default 6 took 2-3x as long)."""
+    from invgray_cli.io import writing
+
+    rng = np.random.default_rng(0)
+    rgb = (np.linspace(0, 255, 64 * 48 * 3).reshape(48, 64, 3) + rng.normal(0, 3, (48, 64, 3))).clip(0, 255).astype(np.uint8)
+    written, gray_written = io.BytesIO(), io.BytesIO()
+    writing.write_color(rgb, None, written)
+    writing.write_gray_png(rgb[..., 0], None, {}, gray_written)
+    for image, data in ((Image.fromarray(rgb), written), (Image.fromarray(rgb[..., 0]), gray_written)):
+        at_level, at_default = io.BytesIO(), io.BytesIO()
+        image.save(at_level, "PNG", compress_level=writing.PNG_COMPRESS_LEVEL)
+        image.save(at_default, "PNG")
+        assert data.getvalue() == at_level.getvalue() != at_default.getvalue()
