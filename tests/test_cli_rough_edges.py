@@ -177,5 +177,23 @@ def test_the_cli_keeps_freed_memory_for_the_next_net_call() -> None:
         assert took_effect == "True"
     elif not sys.platform.startswith("linux"):
         assert took_effect == "False"
-    else:  # an older glibc caps the mmap threshold at 32 MB; musl has no mallopt
+    else:  # an older glibc caps the mmap threshold at 32 MB (then nothing is set); musl has no mallopt
         assert took_effect in ("True", "False")
+
+
+def test_where_glibc_refuses_the_mmap_threshold_the_trim_threshold_is_left_alone(monkeypatch) -> None:
+    """Setting the trim threshold alone would stop glibc raising its mmap threshold past 128 KB."""
+    from invgray_cli.cli import app
+
+    calls: list[tuple[int, int]] = []
+
+    class OlderGlibc:
+        @staticmethod
+        def mallopt(parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 0 if value > 32 << 20 else 1
+
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    monkeypatch.setattr(app.ctypes, "CDLL", lambda name: OlderGlibc())
+    assert app.keep_freed_memory() is False
+    assert calls == [(app._M_MMAP_THRESHOLD, app._KEEP_BYTES)]

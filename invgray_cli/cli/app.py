@@ -149,9 +149,11 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # musl has no mallopt
         return False
-    kept_unmapped = mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)  # older glibc refuses over 32 MB
-    kept_untrimmed = mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
-    return bool(kept_unmapped) and bool(kept_untrimmed)
+    if not mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES):
+        # an older glibc refuses over 32 MB; setting the trim threshold alone would pin the mmap
+        # threshold at its 128 KB start instead of letting glibc raise it, so leave both alone
+        return False
+    return bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
 
 
 def main() -> None:

@@ -151,7 +151,7 @@ def embed_band(pixels: Tensor, wanted: Tensor, passes: int = EMBED_PASSES) -> Te
     (the few sums near a rounding boundary are redone in one fixed order), so one that a pass left
     unchanged stays so: later passes take only the macroblocks the last one changed."""
     moved = _embed_pass(pixels, wanted)
-    if passes == 1:
+    if passes <= 1:
         return moved
     height, width = moved.shape
     changed = (moved != pixels).view(height // MACROBLOCK, MACROBLOCK, width // MACROBLOCK, MACROBLOCK).any(3).any(1)
