@@ -106,14 +106,11 @@ class PaperDecoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.head = _conv(1, 64)
-        self.body = _residual_stack(64, 8)
-        self.widen = _conv(64, 256)
-        self.tail = _conv(256, 3, kernel=1)
+        self.convs = nn.Sequential(_conv(1, 64), _residual_stack(64, 8), _conv(64, 256), _conv(256, 3, kernel=1))
 
-    def forward(self, gray: Tensor) -> Tensor:
-        x = self.body(self.head(gray * 2 - 1))
-        return torch.tanh(self.tail(self.widen(x))) * 0.5 + 0.5
+    def forward(self, gray: Tensor, convs: nn.Module | None = None) -> Tensor:
+        """``convs``: its convolutions to run instead (their ``prepacked`` copy)."""
+        return torch.tanh((self.convs if convs is None else convs)(gray * 2 - 1)) * 0.5 + 0.5
 
 
 def paper_flops(h: int, w: int) -> dict[str, int]:
