@@ -1,8 +1,6 @@
 """Base: device choice and the dtype that follows it (one place, as timm's resolve_precision)."""
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
 from invgray_cli.errors import InvgrayError
@@ -49,14 +47,6 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16" or (precision == "auto" and device.type == "cuda"):
         return torch.float16
     return None
-
-
-def runs_prepacked(device: torch.device, autocast: torch.dtype | None) -> bool:
-    """Whether inference runs a decoder's convolutions prepacked (``models.net.prepacked``): fp32 on
-    a CPU whose torch has oneDNN."""
-    if device.type != "cpu" or autocast is not None or not torch.backends.mkldnn.is_available():
-        return False
-    return importlib.util.find_spec("torch.utils.mkldnn") is not None
 
 
 def exact_fp32(device: torch.device) -> None:

@@ -29,6 +29,24 @@ def test_paper_arch_shapes_and_range():
     assert 0 <= gray.min() and gray.max() <= 1 and 0 <= restored.min() and restored.max() <= 1
 
 
+def test_the_rebuilds_prepacked_decoder_runs_its_convolutions_on_onednn(monkeypatch):
+    """bench --paper times the rebuild's decoder with its convolutions prepacked (its fastest layout
+    on a CPU): oneDNN convolution modules, the same colours up to float rounding."""
+    device = torch.device("cpu")
+    if not paper.can_prepack(device):
+        pytest.skip("this torch has no oneDNN")
+    torch.manual_seed(0)
+    decoder = paper.PaperDecoder().eval()
+    convs = paper.prepacked(decoder.convs)
+    kinds = {type(module).__name__ for module in convs.modules()}
+    assert "MkldnnConv2d" in kinds and "Conv2d" not in kinds
+    gray = torch.rand(2, 1, 32, 48)
+    with torch.inference_mode():
+        assert torch.allclose(decoder(gray, convs), decoder(gray), atol=1e-5)
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    assert not paper.can_prepack(device)
+
+
 def test_paper_flops_refuses_sizes_it_cannot_run():
     with pytest.raises(ValueError):
         paper.paper_flops(255, 256)

@@ -404,39 +404,3 @@ def test_the_package_exports_its_error():
     from invgray_cli.errors import InvgrayError
 
     assert invgray_cli.InvgrayError is InvgrayError and "InvgrayError" in invgray_cli.__all__
-
-
-def test_prepacked_decoder_gives_the_same_colours_bit_for_bit(tiny_model):
-    """On the CPU in fp32 the decoder trunk runs prepacked (oneDNN's blocked layout, weights reordered
-    once): the same convolutions, so the same colours as the module's own path, for a tiny random
-    net and the shipped one; a prepacked copy is made once per net and again when its weights move."""
-    from invgray_cli.devices import runs_prepacked
-    from invgray_cli.models import net as net_module
-
-    if not runs_prepacked(torch.device("cpu"), None):
-        pytest.skip("this torch has no oneDNN")
-    grays = torch.from_numpy(np.random.default_rng(3).random((2, 1, 40, 56), dtype=np.float32))
-    for net in (tiny_model.eval(), Codec.load(device="cpu").model):
-        with torch.inference_mode():
-            trunk = net_module.prepacked_decoder(net)
-            assert torch.equal(net.decode(grays, trunk), net.decode(grays))
-            assert net_module.prepacked_decoder(net) is trunk
-    with torch.no_grad():
-        tiny_model.decoder[0].weight.mul_(0.5)
-    with torch.inference_mode():
-        moved = net_module.prepacked_decoder(tiny_model)
-        assert torch.equal(tiny_model.decode(grays, moved), tiny_model.decode(grays))
-
-
-def test_the_codec_decodes_through_the_prepacked_trunk_on_the_cpu(tiny_model, monkeypatch):
-    from invgray_cli.devices import runs_prepacked
-
-    if not runs_prepacked(torch.device("cpu"), None):
-        pytest.skip("this torch has no oneDNN")
-    made = []
-    real = nets_module.prepacked_decoder
-    monkeypatch.setattr(nets_module, "prepacked_decoder", lambda net: made.append(net) or real(net))
-    codec = Codec.from_model(tiny_model, ModelInfo("tiny", "", tiny_model.divisibility, tiny_model.receptive_field),
-                             device="cpu")
-    decode_array(codec, np.full((24, 32), 128, np.uint8))
-    assert made and all(net is codec.model for net in made)

@@ -63,8 +63,6 @@ def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int
     """The paper rebuild, whole image in one pass (as its Table 3); None where its size rule forbids."""
     import torch
 
-    from invgray_cli.devices import runs_prepacked
-    from invgray_cli.models.net import prepacked
 
     width, height = size
     if width % paper.DIVISIBILITY or height % paper.DIVISIBILITY:
@@ -72,11 +70,11 @@ def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int
     torch.manual_seed(0)
     encoder = paper.PaperEncoder().to(device).eval()
     decoder = paper.PaperDecoder().to(device).eval()
-    # in the layouts invgray's nets run in: the encoder's input channels-last (the rebuild's encoder
-    # gains as much from it as ours: 11.7 s instead of 15.3 at 1024² on a 2-core CPU), the decoder's
-    # convolutions prepacked on the CPU (the rebuild's decoder: 8.0 s instead of 11.2; ours 5 %)
+    # each in its fastest layout measured on a 2-core CPU: the encoder's input channels-last, as
+    # invgray's (11.7 s instead of 15.3 at 1024²), the decoder's convolutions prepacked (8.1 s
+    # instead of 11.9; invgray's decoder runs as the codec runs it, 5 % slower than prepacked)
     rgb = torch.rand(1, 3, height, width, device=device).contiguous(memory_format=torch.channels_last)
-    decoder_convs = prepacked(decoder.convs) if runs_prepacked(device, None) else None
+    decoder_convs = paper.prepacked(decoder.convs) if paper.can_prepack(device) else None
     with torch.inference_mode():
         gray = encoder(rgb).contiguous()
 

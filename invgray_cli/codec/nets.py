@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from invgray_cli.codec.tiling import MIN_TILE, ProgressFn, auto_tile_size, run_tiled
-from invgray_cli.devices import compute_dtype, dtype_for, exact_fp32, resolve_device, runs_prepacked
+from invgray_cli.devices import compute_dtype, dtype_for, exact_fp32, resolve_device
 from invgray_cli.errors import InvgrayError, is_out_of_memory
 from invgray_cli.io.chunk import make_chunk
 from invgray_cli.models.detector import CodeDetector
 from invgray_cli.models.frame_judge import FrameJudge
 from invgray_cli.models.jpeg_decoder import JpegDecoder
-from invgray_cli.models.net import EdgeDecoder, InvertibleGray, prepacked_decoder
+from invgray_cli.models.net import EdgeDecoder, InvertibleGray
 from invgray_cli.models.zoo import (ModelInfo, resolve_model, shipped_detector, shipped_edge_decoder,
                                     shipped_frame_judge, shipped_jpeg_decoder)
 
@@ -151,8 +151,7 @@ class Codec:
                     net: InvertibleGray | None = None) -> list[np.ndarray]:
         """uint8 (B,1,H,W) grays -> uint8 HxWx3 colours by the model's decoder (or ``net``'s)."""
         model = net or self.model
-        trunk = prepacked_decoder(model) if runs_prepacked(self.device, self.autocast) else None
-        out = self._run(lambda t: model.decode(t / 255.0, trunk).float().clamp_(0.0, 1.0), grays,
+        out = self._run(lambda t: model.decode(t / 255.0).float().clamp_(0.0, 1.0), grays,
                         model.decoder_receptive_field, 3, True, on_tile)
         return [image.permute(1, 2, 0).numpy() for image in out]  # channels-last storage: contiguous views
 

@@ -8,9 +8,6 @@ looks like an ordinary grayscale from the first training step on.
 """
 from __future__ import annotations
 
-import copy
-import warnings
-import weakref
 from dataclasses import asdict, dataclass
 
 import torch
@@ -118,40 +115,6 @@ def _channels_last(blocks: Tensor) -> Tensor:
     return blocks.contiguous(memory_format=torch.channels_last)
 
 
-def prepacked(convs: nn.Module) -> nn.Module:
-    """A copy of ``convs`` (convolutions, ReLUs, residual sums) for CPU fp32 inference: its
-    activations stay in oneDNN's blocked layout and its weights are reordered once, where the
-    default path reorders both at every convolution. The same oneDNN convolutions, so the same
-    outputs bit for bit: at 1024² on a 2-core CPU the codec's decode takes 0.48 s instead of 0.51."""
-    with warnings.catch_warnings():  # its modules are TorchScript's, which torch now calls deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torch.utils import mkldnn
-
-        return _Prepacked(mkldnn.to_mkldnn(copy.deepcopy(convs)))
-
-
-_PREPACKED_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> (weights' versions, trunk)
-
-
-def prepacked_decoder(net: "InvertibleGray") -> nn.Module:
-    """``net``'s decoder trunk ``prepacked``, made once per net and again when its weights change
-    in place (their version counters, which autograd keeps, move)."""
-    versions = tuple(parameter._version for parameter in net.decoder.parameters())
-    kept = _PREPACKED_DECODERS.get(net)
-    if kept is None or kept[0] != versions:
-        kept = _PREPACKED_DECODERS[net] = (versions, prepacked(net.decoder))
-    return kept[1]
-
-
-class _Prepacked(nn.Module):
-    def __init__(self, convs: nn.Module) -> None:
-        super().__init__()
-        self.convs = convs
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.convs(x.to_mkldnn()).to_dense()
-
-
 def _trunk_convs(blocks: int) -> int:
     return 2 + 2 * blocks
 
@@ -210,12 +173,11 @@ class InvertibleGray(nn.Module):
         residual = torch.tanh((self.encoder(blocks) + self.encoder_linear(blocks)) / bound) * bound
         return (rgb_to_luma(rgb) + F.pixel_shuffle(residual, s)).clamp(0.0, 1.0)
 
-    def decode(self, gray: Tensor, trunk: nn.Module | None = None) -> Tensor:
-        """(B,1,H,W) gray in [0,1] -> (B,3,H,W) colour, unclamped (clamp for output); ``trunk``: the
-        decoder trunk to run instead of its own (its ``prepacked`` copy)."""
+    def decode(self, gray: Tensor) -> Tensor:
+        """(B,1,H,W) gray in [0,1] -> (B,3,H,W) colour, unclamped (clamp for output)."""
         s = self.config.scale
         blocks = F.pixel_unshuffle(gray - 0.5, s)
-        delta = (self.decoder if trunk is None else trunk)(blocks) + self.decoder_linear(blocks)
+        delta = self.decoder(blocks) + self.decoder_linear(blocks)
         return gray + F.pixel_shuffle(delta, s)
 
     def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor]:

@@ -101,6 +101,39 @@ class PaperEncoder(nn.Module):
         return torch.tanh(self.tail(self.post(x))) * 0.5 + 0.5
 
 
+def can_prepack(device: torch.device) -> bool:
+    """Whether ``prepacked`` can run on ``device``: a CPU whose torch has oneDNN, turned on."""
+    import importlib.util
+
+    mkldnn = torch.backends.mkldnn
+    return (device.type == "cpu" and mkldnn.is_available() and mkldnn.enabled
+            and importlib.util.find_spec("torch.utils.mkldnn") is not None)
+
+
+def prepacked(convs: nn.Module) -> nn.Module:
+    """A copy of ``convs`` (convolutions, ReLUs, residual sums) for CPU fp32 inference, its
+    activations kept in oneDNN's blocked layout and its weights reordered once rather than at every
+    convolution: the rebuild's decoder at its fastest (8.1 s instead of 11.9 at 1024² on a 2-core
+    CPU; invgray's own decoder gained 5 % from it, too little for the code it would take)."""
+    import copy
+    import warnings
+
+    with warnings.catch_warnings():  # its modules are TorchScript's, which torch now calls deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.utils import mkldnn
+
+        return _Prepacked(mkldnn.to_mkldnn(copy.deepcopy(convs)))
+
+
+class _Prepacked(nn.Module):
+    def __init__(self, convs: nn.Module) -> None:
+        super().__init__()
+        self.convs = convs
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.convs(x.to_mkldnn()).to_dense()
+
+
 class PaperDecoder(nn.Module):
     """(B,1,H,W) in [0,1] -> (B,3,H,W) in [0,1]; fully convolutional at full resolution."""
 
