@@ -63,7 +63,6 @@ def bench_paper(paper: ModuleType, device: torch.device, size: Size, warmup: int
     """The paper rebuild, whole image in one pass (as its Table 3); None where its size rule forbids."""
     import torch
 
-
     width, height = size
     if width % paper.DIVISIBILITY or height % paper.DIVISIBILITY:
         return None
